@@ -1,0 +1,1 @@
+//! sealbox (CLI library).

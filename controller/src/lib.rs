@@ -1,0 +1,1 @@
+//! sealbox-controller: the in-cluster controller.

@@ -1,0 +1,1 @@
+//! sealbox-tests: in-process Kubernetes API double.
