@@ -1,0 +1,2 @@
+//! Wall time of the built `sealbox` binary sealing a 5-key Secret (written below).
+fn main() {}

@@ -1,0 +1,196 @@
+//! Where the sealing certificate comes from, and loading it.
+//!
+//! [`CertSource`] is the one place a new origin is added: fetching from the cluster through the
+//! API server's service proxy will be one more variant.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sealbox_crypto::{Certificate, PublicKey};
+
+use crate::document::read_file;
+use crate::error::{Error, Result};
+
+/// Certificates are small; anything bigger is not one.
+const MAX_CERT_BYTES: u64 = 1 << 20;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where to get the controller's certificate (or bare public key) from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertSource {
+    /// A PEM file on disk (also written `file:///path`).
+    File(PathBuf),
+    /// An `http://` or `https://` URL, e.g. the controller's `/v1/cert.pem` behind an ingress.
+    Url(String),
+}
+
+impl FromStr for CertSource {
+    type Err = Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Infallible> {
+        let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+        Ok(
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                CertSource::Url(s.to_owned())
+            } else if let Some(path) = s.strip_prefix("file://") {
+                CertSource::File(PathBuf::from(path))
+            } else {
+                CertSource::File(PathBuf::from(s))
+            },
+        )
+    }
+}
+
+impl fmt::Display for CertSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertSource::File(path) => write!(f, "{}", path.display()),
+            CertSource::Url(url) => f.write_str(url),
+        }
+    }
+}
+
+/// Whether an expired certificate is refused (sealing) or accepted (verifying old files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Refuse a certificate past its NotAfter.
+    Refuse,
+    /// Accept it; the caller may warn.
+    Accept,
+}
+
+/// The public key to seal with, and what is known about its certificate.
+#[derive(Clone, Debug)]
+pub struct SealingKey {
+    /// The RSA public key.
+    pub public_key: PublicKey,
+    /// The certificate's NotAfter, when a certificate (not a bare key) was given.
+    pub not_after: Option<SystemTime>,
+    /// Where it came from, for messages.
+    pub source: String,
+}
+
+impl CertSource {
+    /// The raw bytes of the certificate.
+    pub fn fetch(&self) -> Result<Vec<u8>> {
+        match self {
+            CertSource::File(path) => {
+                read_file(path)
+                    .map(|bytes| bytes.to_vec())
+                    .map_err(|source| Error::ReadCertificate {
+                        cert: path.display().to_string(),
+                        source,
+                    })
+            }
+            CertSource::Url(url) => fetch_url(url),
+        }
+    }
+
+    /// Fetches and parses the certificate (or public key), refusing an expired certificate
+    /// when `expiry` says so.
+    pub fn load(&self, now: SystemTime, expiry: Expiry) -> Result<SealingKey> {
+        let pem = self.fetch()?;
+        parse_sealing_key(&pem, &self.to_string(), now, expiry)
+    }
+}
+
+/// Parses a PEM certificate, or a PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY`).
+pub fn parse_sealing_key(
+    pem: &[u8],
+    source: &str,
+    now: SystemTime,
+    expiry: Expiry,
+) -> Result<SealingKey> {
+    let parse_error = |source_err| Error::ParseCertificate {
+        cert: source.to_owned(),
+        source: source_err,
+    };
+    let is_certificate = pem
+        .windows(b"BEGIN CERTIFICATE".len())
+        .any(|w| w == b"BEGIN CERTIFICATE");
+    if is_certificate {
+        let certificate = Certificate::from_pem_with_origin(pem, source).map_err(parse_error)?;
+        if expiry == Expiry::Refuse {
+            certificate
+                .check_valid_at(now)
+                .map_err(|e| Error::CertificateExpired {
+                    cert: source.to_owned(),
+                    source: e,
+                })?;
+        }
+        Ok(SealingKey {
+            public_key: certificate.public_key().clone(),
+            not_after: Some(certificate.not_after()),
+            source: source.to_owned(),
+        })
+    } else {
+        Ok(SealingKey {
+            public_key: PublicKey::from_pem_with_origin(pem, source).map_err(parse_error)?,
+            not_after: None,
+            source: source.to_owned(),
+        })
+    }
+}
+
+fn fetch_url(url: &str) -> Result<Vec<u8>> {
+    let fail = |reason: String| Error::FetchCertificate {
+        url: url.to_owned(),
+        reason,
+    };
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .build();
+    let agent = ureq::config::Config::builder()
+        .tls_config(tls)
+        .timeout_global(Some(FETCH_TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .user_agent(format!("sealbox/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent();
+    tracing::debug!(url, "fetching the certificate");
+    let mut response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_CERT_BYTES)
+        .read_to_vec()
+        .map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_from_flags() {
+        assert_eq!(
+            "cert.pem".parse::<CertSource>().unwrap(),
+            CertSource::File("cert.pem".into())
+        );
+        assert_eq!(
+            "file:///etc/cert.pem".parse::<CertSource>().unwrap(),
+            CertSource::File("/etc/cert.pem".into())
+        );
+        assert_eq!(
+            "HTTPS://x/v1/cert.pem".parse::<CertSource>().unwrap(),
+            CertSource::Url("HTTPS://x/v1/cert.pem".into())
+        );
+    }
+
+    #[test]
+    fn unreachable_url_names_the_url() {
+        let source: CertSource = "http://127.0.0.1:1/v1/cert.pem".parse().unwrap();
+        let err = source.fetch().unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("http://127.0.0.1:1/v1/cert.pem"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! `sealbox merge --into FILE`: seal a Secret's keys into an existing sealed file, in place.
+//!
+//! The file decides name, namespace and scope (from its own top-level annotations; Bitnami's
+//! `--merge-into` forgets the scope and seals strict). Keys the input does not mention keep
+//! their ciphertext byte for byte. The file is replaced atomically, in its own format.
+
+use std::io::{Read, Write};
+
+use aws_lc_rs::rand::SystemRandom;
+use sealbox_crypto::Scope;
+use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
+
+use crate::cli::MergeArgs;
+use crate::commands::seal::{note, seal_values};
+use crate::document::{Syntax, parse, read_file, read_input};
+use crate::error::{Error, Result};
+use crate::output::{Format, Visibility, render, write_atomically};
+use crate::sealed;
+use crate::secret::SecretInput;
+
+/// Runs `sealbox merge`.
+pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result<()> {
+    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    let into = &args.into;
+    let target_error = |problem: String| Error::MergeTarget {
+        path: into.clone(),
+        problem,
+    };
+
+    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
+    let input = parse(&input_name, &bytes)?;
+    let document = match input.documents.as_slice() {
+        [] => {
+            return Err(Error::NoDocuments {
+                input: input_name,
+                expected: "a Secret",
+            });
+        }
+        [one] => one,
+        [_, second, ..] => {
+            return Err(Error::InvalidDocument {
+                origin: second.origin.clone(),
+                field: "(document)".to_owned(),
+                problem: "merge takes exactly one Secret; merge them one by one".to_owned(),
+            });
+        }
+    };
+    let secret = SecretInput::from_document(document)?;
+    if secret.data.is_empty() && !args.allow_empty_data {
+        return Err(Error::EmptyData {
+            origin: secret.origin.clone(),
+        });
+    }
+
+    if into.is_dir() {
+        return Err(target_error(
+            "it is a directory; pass the sealed file".to_owned(),
+        ));
+    }
+    let into_name = into.display().to_string();
+    let existing = read_file(into).map_err(|source| Error::ReadInput {
+        input: into_name.clone(),
+        source,
+    })?;
+    let target = parse(&into_name, &existing)?;
+    let sealed_document = match target.documents.as_slice() {
+        [one] => one,
+        other => {
+            return Err(target_error(format!(
+                "it holds {} documents; merge needs exactly one SealedSecret",
+                other.len()
+            )));
+        }
+    };
+    let mut sealed = sealed::from_document(sealed_document)?;
+    let scope = sealed.scope();
+    if scope != Scope::ClusterWide && sealed.metadata.namespace.is_none() {
+        return Err(target_error(format!(
+            "metadata.namespace is missing, but its {scope} scope binds the values to a namespace; add the namespace it was sealed for"
+        )));
+    }
+
+    let key = crate::commands::seal::load_key(cert)?;
+    let input_display = secret.display_name();
+    let target_display = sealed::display_name(&sealed);
+    if secret.name.is_some() && input_display != target_display {
+        note(
+            &mut stderr,
+            format_args!(
+                "the input Secret is {input_display}; keeping {target_display} from {into_name}"
+            ),
+        );
+    }
+
+    let sealed_values = seal_values(
+        &secret.data,
+        &key,
+        &sealed.label(),
+        &secret.origin,
+        &SystemRandom::new(),
+    )?;
+    let (mut added, mut replaced) = (Vec::new(), Vec::new());
+    for (name, value) in sealed_values {
+        if sealed
+            .spec
+            .encrypted_data
+            .insert(name.clone(), value)
+            .is_some()
+        {
+            replaced.push(name);
+        } else {
+            added.push(name);
+        }
+    }
+    let kept = sealed.spec.encrypted_data.len() - added.len() - replaced.len();
+
+    let fingerprint = key.public_key.fingerprint().to_string();
+    let annotations = sealed.metadata.annotations.get_or_insert_default();
+    let previous_hint = annotations.insert(SEALING_KEY_ANNOTATION.to_owned(), fingerprint.clone());
+    if kept > 0
+        && let Some(previous) = previous_hint.filter(|p| *p != fingerprint)
+    {
+        note(
+            &mut stderr,
+            format_args!(
+                "{kept} unchanged key(s) stay sealed with key {previous}; the hint now names {fingerprint} (the controller tries every key)"
+            ),
+        );
+    }
+    sealed.status = None;
+
+    let format = match target.syntax {
+        Syntax::Yaml => Format::Yaml,
+        Syntax::Json => Format::Json,
+    };
+    let rendered = render(&[&sealed], format)?;
+    write_atomically(into, &rendered, Visibility::Public)?;
+    let _ = writeln!(
+        stderr,
+        "merged into {into_name} ({scope} scope): added [{}], replaced [{}], {kept} unchanged",
+        added.join(", "),
+        replaced.join(", ")
+    );
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! One module per subcommand. Each takes its parsed flags, `impl Read` for stdin and
+//! `impl Write` for stdout and stderr: stdout carries only the document, stderr diagnostics.
+
+pub mod completions;
+pub mod merge;
+pub mod seal;
+pub mod unseal;
+pub mod verify;

@@ -1,0 +1,206 @@
+//! `sealbox unseal`: recover Secrets from SealedSecrets with private keys, fully offline.
+//!
+//! The Secret is built as the controller builds it: template metadata, type and immutable,
+//! name and namespace forced to the SealedSecret's. `spec.template.data` (Go templates over the
+//! decrypted values) is the controller's job; such keys are listed on stderr and left out, so
+//! the output never claims a value the cluster would not have.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::{Error as CryptoError, PrivateKey, Scope};
+use serde::Serialize;
+use zeroize::Zeroize;
+
+use crate::cli::UnsealArgs;
+use crate::commands::seal::note;
+use crate::document::{Origin, parse, read_file, read_input};
+use crate::error::{Error, Result};
+use crate::output::{Visibility, emit, render};
+use crate::sealed::{self, display_name};
+use crate::secret::decode_base64;
+
+/// Runs `sealbox unseal`.
+pub fn run(
+    args: &UnsealArgs,
+    stdin: impl Read,
+    stdout: impl Write,
+    mut stderr: impl Write,
+) -> Result<()> {
+    let keys = load_keys(&args.keys)?;
+    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
+    let input = parse(&input_name, &bytes)?;
+    if input.documents.is_empty() {
+        return Err(Error::NoDocuments {
+            input: input_name,
+            expected: "a SealedSecret",
+        });
+    }
+    let mut secrets = Vec::with_capacity(input.documents.len());
+    for document in &input.documents {
+        let sealed = sealed::from_document(document)?;
+        secrets.push(unseal_secret(
+            &sealed,
+            &document.origin,
+            &keys,
+            &mut stderr,
+        )?);
+    }
+    let rendered = render(&secrets, args.output.format)?;
+    emit(
+        &rendered,
+        args.output.write.as_deref(),
+        Visibility::Private,
+        stdout,
+    )
+}
+
+/// Reads every key from every `--key` file, in order.
+pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
+    let mut keys = Vec::new();
+    for path in paths {
+        let bytes = read_file(path).map_err(|source| Error::ReadKey {
+            path: path.clone(),
+            source,
+        })?;
+        let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
+            .map_err(|source| Error::ParseKey {
+                path: path.clone(),
+                source,
+            })?;
+        tracing::debug!(path = %path.display(), keys = found.len(), "loaded private keys");
+        keys.extend(found);
+    }
+    Ok(keys)
+}
+
+/// A Secret as `unseal` prints it. Its values are zeroized on drop.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnsealedSecret {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: UnsealedMetadata,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    type_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    immutable: Option<bool>,
+    data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UnsealedMetadata {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl Drop for UnsealedSecret {
+    fn drop(&mut self) {
+        self.data.values_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl UnsealedSecret {
+    /// The base64 value of `key`, if any.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.data.get(key).map(String::as_str)
+    }
+}
+
+/// Puts the key the hint names first; the rest keep their order.
+fn key_order<'k>(sealed: &SealedSecret, keys: &'k [PrivateKey]) -> Vec<&'k PrivateKey> {
+    let hint = sealed.sealing_key_hint();
+    let (hinted, others): (Vec<&PrivateKey>, Vec<&PrivateKey>) = keys
+        .iter()
+        .partition(|key| hint.as_ref() == Some(key.fingerprint()));
+    hinted.into_iter().chain(others).collect()
+}
+
+/// Decrypts every value of one SealedSecret; fails naming every key that did not decrypt.
+pub fn unseal_secret(
+    sealed: &SealedSecret,
+    origin: &Origin,
+    keys: &[PrivateKey],
+    stderr: &mut impl Write,
+) -> Result<UnsealedSecret> {
+    let scope = sealed.scope();
+    let name = sealed.metadata.name.clone().unwrap_or_default();
+    let namespace = sealed.metadata.namespace.clone();
+    if namespace.is_none() && scope != Scope::ClusterWide {
+        return Err(Error::InvalidDocument {
+            origin: origin.clone(),
+            field: "metadata.namespace".to_owned(),
+            problem: format!(
+                "missing; a {scope} SealedSecret is bound to the namespace it was sealed for, add it"
+            ),
+        });
+    }
+    let label = sealed.label();
+    let ordered = key_order(sealed, keys);
+
+    let mut data = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (key, encoded) in &sealed.spec.encrypted_data {
+        let Some(ciphertext) = decode_base64(encoded) else {
+            failures.push((key.clone(), "not valid base64".to_owned()));
+            continue;
+        };
+        match sealbox_crypto::unseal_with_keys(ordered.iter().copied(), &ciphertext, &label) {
+            Ok((plaintext, index)) => {
+                tracing::debug!(key, key_index = index, "unsealed");
+                data.insert(key.clone(), STANDARD.encode(&*plaintext));
+            }
+            Err(e @ (CryptoError::TooShort | CryptoError::NoKeyCouldDecrypt)) => {
+                failures.push((key.clone(), e.to_string()));
+            }
+            Err(e) => failures.push((key.clone(), format!("failed ({})", e.category()))),
+        }
+    }
+    if !failures.is_empty() {
+        data.values_mut().for_each(Zeroize::zeroize);
+        return Err(Error::Unseal {
+            origin: origin.clone(),
+            object: display_name(sealed),
+            scope,
+            failures,
+        });
+    }
+
+    let template = sealed.spec.template.clone().unwrap_or_default();
+    if let Some(templated) = template.data.as_ref().filter(|d| !d.is_empty()) {
+        let keys: Vec<&str> = templated.keys().map(String::as_str).collect();
+        for key in &keys {
+            data.remove(*key);
+        }
+        note(
+            stderr,
+            format_args!(
+                "{origin}: spec.template.data keys [{}] are rendered by the controller, not offline; they are left out",
+                keys.join(", ")
+            ),
+        );
+    }
+    let metadata = template.metadata.unwrap_or_default();
+    Ok(UnsealedSecret {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: UnsealedMetadata {
+            name,
+            namespace,
+            labels: metadata.labels.filter(|m| !m.is_empty()),
+            annotations: metadata.annotations.filter(|m| !m.is_empty()),
+        },
+        type_: template.type_,
+        immutable: template.immutable,
+        data,
+    })
+}

@@ -1,0 +1,381 @@
+//! `sealbox verify`: offline checks of SealedSecrets against a certificate.
+//!
+//! Without the private key nothing can be decrypted, but a lot can go wrong before that and is
+//! visible: the structure, base64, the RSA length prefix against the certificate's modulus (a
+//! value sealed for another key size, or truncated), scope annotations that do not say what the
+//! author meant, and a sealing-key hint naming another key. Every problem is collected, then
+//! listed, naming the document and field.
+
+use std::io::{Read, Write};
+use std::time::SystemTime;
+
+use sealbox_crypto::scope::{
+    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
+};
+use sealbox_crypto::{Fingerprint, PublicKey, Scope};
+
+use crate::Outcome;
+use crate::cert::Expiry;
+use crate::cli::VerifyArgs;
+use crate::commands::seal::note;
+use crate::document::{Document, Object, expect_kind, field_path, parse, read_input};
+use crate::error::{Error, Result};
+use crate::sealed::api_version;
+use crate::secret::decode_base64;
+
+/// AES-GCM's tag, which every sealed value ends with.
+const GCM_TAG_LEN: usize = 16;
+
+/// Runs `sealbox verify`. Problems are written to `stderr`; the outcome says whether any were
+/// found.
+pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Result<Outcome> {
+    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
+    let input = parse(&input_name, &bytes)?;
+    if input.documents.is_empty() {
+        return Err(Error::NoDocuments {
+            input: input_name,
+            expected: "a SealedSecret",
+        });
+    }
+    let now = SystemTime::now();
+    let key = cert.load(now, Expiry::Accept)?;
+    if key.not_after.is_some_and(|not_after| not_after < now) {
+        note(
+            &mut stderr,
+            format_args!("{cert} has expired; checking against it anyway"),
+        );
+    }
+
+    let mut problems = Vec::new();
+    let mut values = 0;
+    for document in &input.documents {
+        values += check_document(document, &key.public_key, &mut problems);
+    }
+    let documents = input.documents.len();
+    if problems.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "ok: {documents} SealedSecret(s), {values} value(s), consistent with {cert} ({})",
+            key.public_key.fingerprint()
+        );
+        Ok(Outcome::Success)
+    } else {
+        for problem in &problems {
+            let _ = writeln!(stderr, "{problem}");
+        }
+        let _ = writeln!(
+            stderr,
+            "{} problem(s) in {documents} document(s)",
+            problems.len()
+        );
+        Ok(Outcome::ProblemsFound)
+    }
+}
+
+/// Checks one document, appending problems; returns how many values it checked.
+pub fn check_document(document: &Document, key: &PublicKey, problems: &mut Vec<Error>) -> usize {
+    let root = match document.object() {
+        Ok(root) => root,
+        Err(e) => {
+            problems.push(e);
+            return 0;
+        }
+    };
+    if let Err(e) = expect_kind(&root, "SealedSecret", &api_version(), "") {
+        problems.push(e);
+        return 0;
+    }
+    if root.get("apiVersion").is_none() {
+        problems.push(root.error("apiVersion", format!("missing; expected {}", api_version())));
+    }
+    let scope = match root.object("metadata") {
+        Ok(Some(metadata)) => check_metadata(&metadata, key, problems),
+        Ok(None) => {
+            problems.push(root.error("metadata", "missing"));
+            Scope::Strict
+        }
+        Err(e) => {
+            problems.push(e);
+            Scope::Strict
+        }
+    };
+    match root.object("spec") {
+        Ok(Some(spec)) => check_spec(&spec, scope, key, problems),
+        Ok(None) => {
+            problems.push(root.error("spec", "missing"));
+            0
+        }
+        Err(e) => {
+            problems.push(e);
+            0
+        }
+    }
+}
+
+fn check_metadata(metadata: &Object<'_>, key: &PublicKey, problems: &mut Vec<Error>) -> Scope {
+    match metadata.str("name") {
+        Ok(Some(name)) if !name.is_empty() => {}
+        Ok(_) => problems.push(metadata.error("name", "missing")),
+        Err(e) => problems.push(e),
+    }
+    let namespace = metadata.str("namespace").unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    });
+    let annotations = match metadata.string_map("annotations", "") {
+        Ok(map) => map.unwrap_or_default(),
+        Err(e) => {
+            problems.push(e);
+            Default::default()
+        }
+    };
+    let annotations_path = field_path("metadata", "annotations");
+    let annotation_error = |name: &str, problem: String| Error::InvalidDocument {
+        origin: metadata.origin().clone(),
+        field: field_path(&annotations_path, name),
+        problem,
+    };
+
+    let owned = annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+        .collect();
+    let scope = Scope::from_annotations(&owned);
+    for annotation in [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION] {
+        if annotations.get(annotation).is_some_and(|v| *v != "true") {
+            problems.push(annotation_error(
+                annotation,
+                format!(
+                    "set, but not to \"true\", so it is ignored and the scope is {scope}; set it to \"true\" or remove it"
+                ),
+            ));
+        }
+    }
+    if annotations.get(CLUSTER_WIDE_ANNOTATION) == Some(&"true")
+        && annotations.get(NAMESPACE_WIDE_ANNOTATION) == Some(&"true")
+    {
+        problems.push(annotation_error(
+            NAMESPACE_WIDE_ANNOTATION,
+            "set together with cluster-wide, which wins; remove one".to_owned(),
+        ));
+    }
+    if scope != Scope::ClusterWide && namespace.is_none_or(str::is_empty) {
+        problems.push(metadata.error(
+            "namespace",
+            format!("missing; a {scope} SealedSecret is bound to the namespace it was sealed for"),
+        ));
+    }
+    if let Some(hint) = annotations.get(SEALING_KEY_ANNOTATION) {
+        match hint.parse::<Fingerprint>() {
+            Ok(hint) if &hint == key.fingerprint() => {}
+            Ok(hint) => problems.push(annotation_error(
+                SEALING_KEY_ANNOTATION,
+                format!(
+                    "sealed to another key: the hint names {hint}, the certificate's key is {}",
+                    key.fingerprint()
+                ),
+            )),
+            Err(_) => problems.push(annotation_error(
+                SEALING_KEY_ANNOTATION,
+                "not a key fingerprint (expected SHA256:<base64>)".to_owned(),
+            )),
+        }
+    }
+    scope
+}
+
+fn check_spec(
+    spec: &Object<'_>,
+    scope: Scope,
+    key: &PublicKey,
+    problems: &mut Vec<Error>,
+) -> usize {
+    if spec.get("data").is_some() {
+        problems.push(spec.error(
+            "data",
+            "legacy single-blob format; re-seal the Secret with `sealbox seal`",
+        ));
+    }
+    if let Some(template) = spec.object("template").unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    }) {
+        check_template(&template, scope, problems);
+    }
+    let encrypted = match spec.string_map("encryptedData", "") {
+        Ok(Some(map)) => map,
+        Ok(None) => {
+            problems.push(spec.error("encryptedData", "missing"));
+            return 0;
+        }
+        Err(e) => {
+            problems.push(e);
+            return 0;
+        }
+    };
+    if encrypted.is_empty() {
+        problems.push(spec.error("encryptedData", "empty; there is nothing to unseal"));
+    }
+    let encrypted_path = field_path("spec", "encryptedData");
+    for (name, value) in &encrypted {
+        if let Err(problem) = check_value(value, key) {
+            problems.push(Error::InvalidDocument {
+                origin: spec.origin().clone(),
+                field: field_path(&encrypted_path, name),
+                problem,
+            });
+        }
+    }
+    encrypted.len()
+}
+
+/// Base64, then `u16 len(R) || R || AES-GCM(plaintext) || tag` with `len(R)` the modulus size.
+fn check_value(encoded: &str, key: &PublicKey) -> std::result::Result<(), String> {
+    let Some(bytes) = decode_base64(encoded) else {
+        return Err("not valid base64".to_owned());
+    };
+    let Some((prefix, rest)) = bytes.split_first_chunk::<2>() else {
+        return Err(format!(
+            "truncated: {} byte(s), shorter than the 2-byte length prefix",
+            bytes.len()
+        ));
+    };
+    let rsa_len = usize::from(u16::from_be_bytes(*prefix));
+    let modulus_len = key.modulus_len();
+    if rsa_len != modulus_len {
+        return Err(format!(
+            "the length prefix says {rsa_len} bytes of RSA ciphertext, but the certificate's {}-bit key makes {modulus_len}: sealed for another key{}",
+            key.modulus_bits(),
+            if rest.len() < rsa_len {
+                " or truncated"
+            } else {
+                ""
+            }
+        ));
+    }
+    if rest.len() < rsa_len + GCM_TAG_LEN {
+        return Err(format!(
+            "truncated: {} bytes, a value sealed for this key has at least {}",
+            bytes.len(),
+            2 + rsa_len + GCM_TAG_LEN
+        ));
+    }
+    Ok(())
+}
+
+fn check_template(template: &Object<'_>, scope: Scope, problems: &mut Vec<Error>) {
+    if let Err(e) = template.str("type") {
+        problems.push(e);
+    }
+    if let Err(e) = template.bool("immutable") {
+        problems.push(e);
+    }
+    if let Err(e) = template.string_map("data", "") {
+        problems.push(e);
+    }
+    let metadata = match template.object("metadata") {
+        Ok(Some(metadata)) => metadata,
+        Ok(None) => return,
+        Err(e) => {
+            problems.push(e);
+            return;
+        }
+    };
+    if let Err(e) = metadata.string_map("labels", "") {
+        problems.push(e);
+    }
+    match metadata.string_map("annotations", "") {
+        Ok(Some(annotations)) => {
+            let owned = annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), (*v).to_owned()))
+                .collect();
+            let template_scope = Scope::from_annotations(&owned);
+            if template_scope != scope {
+                problems.push(metadata.error(
+                    "annotations",
+                    format!(
+                        "the template asks for {template_scope} scope, but only the SealedSecret's own annotations count: its values are {scope}; move the annotation to metadata.annotations and re-seal"
+                    ),
+                ));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => problems.push(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::parse;
+
+    fn problems_of(yaml: &str, key: &PublicKey) -> Vec<String> {
+        let input = parse("ss.yaml", yaml.as_bytes()).unwrap();
+        let mut problems = Vec::new();
+        for document in &input.documents {
+            check_document(document, key, &mut problems);
+        }
+        problems.iter().map(ToString::to_string).collect()
+    }
+
+    fn fixture_key() -> PublicKey {
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../crypto/tests/fixtures/cert.pem"
+        ))
+        .unwrap();
+        PublicKey::from_pem(&pem).unwrap()
+    }
+
+    #[test]
+    fn independent_fixtures_verify_clean() {
+        let key = fixture_key();
+        for scope in ["strict", "namespace-wide", "cluster-wide"] {
+            let yaml = std::fs::read_to_string(format!(
+                "{}/../crypto/tests/fixtures/sealedsecret-{scope}.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            assert_eq!(problems_of(&yaml, &key), Vec::<String>::new(), "{scope}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let key = fixture_key();
+        let yaml = r#"
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: db
+  annotations:
+    sealedsecrets.bitnami.com/namespace-wide: "True"
+    sealbox.dev/sealing-key: SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
+spec:
+  encryptedData:
+    short: AgA=
+    nobase64: "***"
+  template:
+    metadata:
+      annotations:
+        sealedsecrets.bitnami.com/cluster-wide: "true"
+"#;
+        let problems = problems_of(yaml, &key);
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 6, "{all}");
+        assert!(
+            all.contains("namespace-wide\"]: set, but not to \"true\""),
+            "{all}"
+        );
+        assert!(all.contains("metadata.namespace: missing"), "{all}");
+        assert!(all.contains("sealed to another key"), "{all}");
+        assert!(all.contains("spec.encryptedData.short: truncated"), "{all}");
+        assert!(
+            all.contains("spec.encryptedData.nobase64: not valid base64"),
+            "{all}"
+        );
+        assert!(all.contains("template asks for cluster-wide"), "{all}");
+    }
+}

@@ -1,0 +1,515 @@
+//! Reading Kubernetes manifests: multi-document YAML or a stream of JSON objects, `v1/List`s
+//! flattened, each document remembered with where it came from so every error can name the file,
+//! the document and the field.
+//!
+//! Documents are held as [`serde_json::Value`] and checked field by field with [`Object`], so
+//! error messages name fields and never quote values (a serde type error would print the
+//! offending string, which may be a plaintext). Every string in a [`Document`] is zeroized when
+//! it is dropped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize as _;
+use serde_json::{Map, Value};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+
+/// The name used for standard input in messages.
+pub const STDIN: &str = "<stdin>";
+
+/// Where a document came from: `secret.yaml, document 2` or `<stdin>, document 1, items[3]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The file, or `<stdin>`.
+    pub input: String,
+    /// 1-based index of the document in the input.
+    pub document: usize,
+    /// 0-based index in a `List`'s `items`, when the document came from one.
+    pub item: Option<usize>,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, document {}", self.input, self.document)?;
+        if let Some(item) = self.item {
+            write!(f, ", items[{item}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The syntax an input was written in; output of `merge` keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// One or more YAML documents separated by `---`.
+    Yaml,
+    /// One or more JSON values, whitespace-separated.
+    Json,
+}
+
+/// One Kubernetes object from the input. Its strings are zeroized on drop.
+#[derive(Debug)]
+pub struct Document {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The object as parsed.
+    pub value: Value,
+}
+
+impl Drop for Document {
+    fn drop(&mut self) {
+        scrub(&mut self.value);
+    }
+}
+
+impl Document {
+    /// The document as a top-level object, or an error naming what it is instead.
+    pub fn object(&self) -> Result<Object<'_>> {
+        match &self.value {
+            Value::Object(map) => Ok(Object {
+                origin: &self.origin,
+                path: String::new(),
+                map,
+            }),
+            other => Err(Error::InvalidDocument {
+                origin: self.origin.clone(),
+                field: "(document)".to_owned(),
+                problem: format!(
+                    "expected a Kubernetes object (a mapping), found {}",
+                    kind_of(other)
+                ),
+            }),
+        }
+    }
+
+    /// The `kind` field, when it is a string.
+    pub fn kind(&self) -> Option<&str> {
+        self.value.get("kind").and_then(Value::as_str)
+    }
+}
+
+/// Zeroizes every string in a JSON value, in place.
+pub fn scrub(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => map.values_mut().for_each(scrub),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// A parsed input: its name, its syntax and its documents, in order.
+#[derive(Debug)]
+pub struct Input {
+    /// The file, or `<stdin>`.
+    pub name: String,
+    /// YAML or JSON.
+    pub syntax: Syntax,
+    /// The documents, `List`s flattened, empty YAML documents skipped.
+    pub documents: Vec<Document>,
+}
+
+/// Reads all of `file` (or `reader` when `file` is `None` or `-`) into a zeroized buffer.
+/// Returns the input's display name with the bytes.
+pub fn read_input(file: Option<&Path>, reader: impl Read) -> Result<(String, Zeroizing<Vec<u8>>)> {
+    match file {
+        Some(path) if path != Path::new("-") => {
+            let name = path.display().to_string();
+            let bytes = read_file(path).map_err(|source| read_error(&name, path, source))?;
+            Ok((name, bytes))
+        }
+        _ => {
+            let bytes = read_all(reader).map_err(|source| Error::ReadInput {
+                input: STDIN.to_owned(),
+                source,
+            })?;
+            Ok((STDIN.to_owned(), bytes))
+        }
+    }
+}
+
+/// Reads a whole file into a zeroized buffer.
+pub fn read_file(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    read_all(std::fs::File::open(path)?)
+}
+
+fn read_all(mut reader: impl Read) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    // Grow by hand so no reallocation leaves an unzeroized copy behind.
+    let mut buffer = Zeroizing::new(Vec::with_capacity(8192));
+    loop {
+        if buffer.len() == buffer.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(buffer.capacity() * 2));
+            bigger.extend_from_slice(&buffer);
+            buffer = bigger;
+        }
+        let len = buffer.len();
+        let spare = buffer.capacity() - len;
+        buffer.resize(len + spare, 0);
+        match reader.read(&mut buffer[len..]) {
+            Ok(0) => {
+                buffer.truncate(len);
+                return Ok(buffer);
+            }
+            Ok(n) => buffer.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buffer.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_error(name: &str, path: &Path, source: std::io::Error) -> Error {
+    if path.is_dir() {
+        Error::InputIsDirectory {
+            input: name.to_owned(),
+        }
+    } else {
+        Error::ReadInput {
+            input: name.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Parses YAML (several `---`-separated documents) or JSON (several objects in a row); JSON is
+/// recognised by a leading `{` or `[`. `kind: List` documents are replaced by their items.
+pub fn parse(name: &str, bytes: &[u8]) -> Result<Input> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
+        input: name.to_owned(),
+        offset: e.valid_up_to(),
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let is_json = text.trim_start().starts_with(|c| matches!(c, '{' | '['));
+    let (syntax, values) = if is_json {
+        (Syntax::Json, parse_json(name, text)?)
+    } else {
+        (Syntax::Yaml, parse_yaml(name, text)?)
+    };
+
+    let mut documents = Vec::with_capacity(values.len());
+    for (index, value) in values {
+        let origin = Origin {
+            input: name.to_owned(),
+            document: index,
+            item: None,
+        };
+        let document = Document { origin, value };
+        if is_list(&document.value) {
+            flatten_list(document, &mut documents)?;
+        } else {
+            documents.push(document);
+        }
+    }
+    Ok(Input {
+        name: name.to_owned(),
+        syntax,
+        documents,
+    })
+}
+
+fn parse_json(name: &str, text: &str) -> Result<Vec<(usize, Value)>> {
+    let mut values = Vec::new();
+    for (i, value) in serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .enumerate()
+    {
+        let value = value.map_err(|e| Error::ParseJson {
+            input: name.to_owned(),
+            document: i + 1,
+            reason: if i == 0 {
+                e.to_string()
+            } else {
+                format!("{e} (trailing data after document {i}?)")
+            },
+        })?;
+        values.push((i + 1, value));
+    }
+    Ok(values)
+}
+
+fn parse_yaml(name: &str, text: &str) -> Result<Vec<(usize, Value)>> {
+    let mut values = Vec::new();
+    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value = Value::deserialize(document).map_err(|e| Error::ParseYaml {
+            input: name.to_owned(),
+            document: i + 1,
+            reason: e.to_string(),
+        })?;
+        // An empty document (a leading or trailing `---`) is not an object to process.
+        if !value.is_null() {
+            values.push((i + 1, value));
+        }
+    }
+    Ok(values)
+}
+
+fn is_list(value: &Value) -> bool {
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind == "List")
+        && value.get("items").is_some()
+}
+
+fn flatten_list(mut list: Document, out: &mut Vec<Document>) -> Result<()> {
+    let origin = list.origin.clone();
+    let Some(Value::Array(items)) = list.value.get_mut("items").map(Value::take) else {
+        return Err(Error::InvalidDocument {
+            origin,
+            field: "items".to_owned(),
+            problem: "a List's items must be a list".to_owned(),
+        });
+    };
+    for (i, value) in items.into_iter().enumerate() {
+        out.push(Document {
+            origin: Origin {
+                item: Some(i),
+                ..origin.clone()
+            },
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// "a string", "a number", …: what a value is, for messages that must not show the value.
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// `data.password`, or `data["tls.crt"]` when the key is not a plain word.
+pub fn field_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_owned(),
+        (true, false) => format!("[{key:?}]"),
+        (false, true) => format!("{parent}.{key}"),
+        (false, false) => format!("{parent}[{key:?}]"),
+    }
+}
+
+/// A JSON object inside a [`Document`], with typed getters whose errors name the field path
+/// and the document, never the value.
+#[derive(Clone, Debug)]
+pub struct Object<'a> {
+    origin: &'a Origin,
+    path: String,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Object<'a> {
+    /// The document this object belongs to.
+    pub fn origin(&self) -> &'a Origin {
+        self.origin
+    }
+
+    /// The path of `key` inside this object.
+    pub fn path_of(&self, key: &str) -> String {
+        field_path(&self.path, key)
+    }
+
+    /// An [`Error::InvalidDocument`] about `key`.
+    pub fn error(&self, key: &str, problem: impl Into<String>) -> Error {
+        Error::InvalidDocument {
+            origin: self.origin.clone(),
+            field: self.path_of(key),
+            problem: problem.into(),
+        }
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, found: &Value) -> Error {
+        self.error(
+            key,
+            format!("expected {expected}, found {}", kind_of(found)),
+        )
+    }
+
+    /// The raw value of `key`; `null` counts as absent.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    /// Keys of this object, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &'a String> + use<'a> {
+        self.map.keys()
+    }
+
+    /// The underlying map.
+    pub fn map(&self) -> &'a Map<String, Value> {
+        self.map
+    }
+
+    /// A string field.
+    pub fn str(&self, key: &str) -> Result<Option<&'a str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong_type(key, "a string", other)),
+        }
+    }
+
+    /// A boolean field.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong_type(key, "true or false", other)),
+        }
+    }
+
+    /// A nested object.
+    pub fn object(&self, key: &str) -> Result<Option<Object<'a>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Object {
+                origin: self.origin,
+                path: self.path_of(key),
+                map,
+            })),
+            Some(other) => Err(self.wrong_type(key, "a mapping", other)),
+        }
+    }
+
+    /// A map of strings (labels, annotations, data); a non-string value is an error naming its
+    /// key. `hint` is appended to that error (e.g. "quote the value").
+    pub fn string_map(&self, key: &str, hint: &str) -> Result<Option<BTreeMap<String, &'a str>>> {
+        let Some(inner) = self.object(key)? else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in inner.map {
+            match v {
+                Value::String(s) => {
+                    out.insert(k.clone(), s.as_str());
+                }
+                other => {
+                    let mut problem = format!("expected a string, found {}", kind_of(other));
+                    if !hint.is_empty() {
+                        problem.push_str("; ");
+                        problem.push_str(hint);
+                    }
+                    return Err(inner.error(k, problem));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// A list of strings.
+    pub fn string_list(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.error(
+                        key,
+                        format!("items[{i}]: expected a string, found {}", kind_of(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+            Some(other) => Err(self.wrong_type(key, "a list of strings", other)),
+        }
+    }
+}
+
+/// Checks `kind` (and `apiVersion`) of a document, with errors that say what was found.
+pub fn expect_kind(object: &Object<'_>, kind: &str, api_version: &str, hint: &str) -> Result<()> {
+    match object.str("kind")? {
+        None => return Err(object.error("kind", format!("missing; expected {kind}"))),
+        Some(found) if found != kind => {
+            let mut problem = format!("expected {kind}, found {found}");
+            if !hint.is_empty() {
+                problem.push_str("; ");
+                problem.push_str(hint);
+            }
+            return Err(object.error("kind", problem));
+        }
+        Some(_) => {}
+    }
+    match object.str("apiVersion")? {
+        Some(found) if found != api_version => Err(object.error(
+            "apiVersion",
+            format!("expected {api_version}, found {found}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_are_split_and_empty_ones_skipped() {
+        let input = parse("x.yaml", b"---\na: 1\n---\n---\nb: 2\n---\n").unwrap();
+        assert_eq!(input.syntax, Syntax::Yaml);
+        let origins: Vec<String> = input
+            .documents
+            .iter()
+            .map(|d| d.origin.to_string())
+            .collect();
+        assert_eq!(origins, ["x.yaml, document 2", "x.yaml, document 4"]);
+    }
+
+    #[test]
+    fn json_stream_and_trailing_garbage() {
+        let input = parse("x.json", br#"{"a":1} {"b":2}"#).unwrap();
+        assert_eq!(input.syntax, Syntax::Json);
+        assert_eq!(input.documents.len(), 2);
+        let err = parse("x.json", br#"{"a":1} garbage"#).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("x.json"), "{message}");
+        assert!(message.contains("document 2"), "{message}");
+    }
+
+    #[test]
+    fn lists_are_flattened() {
+        let yaml = b"apiVersion: v1\nkind: List\nitems:\n- kind: Secret\n- kind: Secret\n";
+        let input = parse("l.yaml", yaml).unwrap();
+        assert_eq!(input.documents.len(), 2);
+        assert_eq!(
+            input.documents[1].origin.to_string(),
+            "l.yaml, document 1, items[1]"
+        );
+    }
+
+    #[test]
+    fn non_utf8_names_the_offset() {
+        let err = parse("bad.yaml", b"a: \xff\n").unwrap_err();
+        assert!(err.to_string().contains("offset 3"), "{err}");
+    }
+
+    #[test]
+    fn field_errors_name_the_path_not_the_value() {
+        let input = parse("s.yaml", b"stringData:\n  port: 5432\n  \"a.b\": [x]\n").unwrap();
+        let object = input.documents[0].object().unwrap();
+        let err = object.string_map("stringData", "quote it").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("stringData[\"a.b\"]"), "{message}");
+        assert!(message.contains("found a list"), "{message}");
+    }
+
+    #[test]
+    fn reading_grows_without_losing_bytes() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let read = read_all(&data[..]).unwrap();
+        assert_eq!(&read[..], &data[..]);
+    }
+}

@@ -1,0 +1,132 @@
+//! The namespace of the kubeconfig's current context, read with the least machinery possible:
+//! `--kubeconfig FILE`, else the `KUBECONFIG` list (the first file that sets `current-context`
+//! decides, contexts are looked up across all files, first wins, as kubectl merges them), else
+//! `~/.kube/config`. Missing files are skipped; a file that exists but cannot be read or parsed
+//! is an error, so a broken config never silently seals for the wrong namespace.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Kubeconfig {
+    #[serde(default)]
+    current_context: Option<String>,
+    #[serde(default)]
+    contexts: Option<Vec<NamedContext>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedContext {
+    name: String,
+    #[serde(default)]
+    context: Option<Context>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Context {
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// The files to read: `explicit`, else `kubeconfig_env` split like a `PATH`, else
+/// `$HOME/.kube/config`.
+pub fn candidate_files(
+    explicit: Option<&Path>,
+    kubeconfig_env: Option<&std::ffi::OsStr>,
+    home: Option<&Path>,
+) -> Vec<PathBuf> {
+    if let Some(path) = explicit {
+        return vec![path.to_owned()];
+    }
+    if let Some(list) = kubeconfig_env.filter(|v| !v.is_empty()) {
+        return std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
+    home.map(|h| vec![h.join(".kube").join("config")])
+        .unwrap_or_default()
+}
+
+/// The current context's namespace from the environment's kubeconfig, with the file it came
+/// from; `None` when no file sets one.
+pub fn current_namespace(explicit: Option<&Path>) -> Result<Option<(String, PathBuf)>> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let files = candidate_files(
+        explicit,
+        std::env::var_os("KUBECONFIG").as_deref(),
+        home.as_deref(),
+    );
+    let mut configs = Vec::new();
+    for path in files {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => continue,
+            Err(source) => return Err(Error::ReadKubeconfig { path, source }),
+        };
+        let config: Kubeconfig = if text.trim().is_empty() {
+            Kubeconfig::default()
+        } else {
+            serde_norway::from_str(&text).map_err(|e| Error::ParseKubeconfig {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+        };
+        configs.push((path, config));
+    }
+    Ok(namespace_of(&configs))
+}
+
+fn namespace_of(configs: &[(PathBuf, Kubeconfig)]) -> Option<(String, PathBuf)> {
+    let current = configs
+        .iter()
+        .find_map(|(_, c)| c.current_context.as_deref().filter(|s| !s.is_empty()))?;
+    configs.iter().find_map(|(path, config)| {
+        let context = config
+            .contexts
+            .as_deref()?
+            .iter()
+            .find(|c| c.name == current)?;
+        let namespace = context.context.as_ref()?.namespace.as_deref()?;
+        (!namespace.is_empty()).then(|| (namespace.to_owned(), path.clone()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Kubeconfig {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn first_current_context_wins_and_contexts_merge() {
+        let a = config("contexts:\n- name: dev\n  context: {cluster: c, namespace: team-a}\n");
+        let b = config("current-context: dev\nclusters: []\n");
+        let found = namespace_of(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        assert_eq!(found, ("team-a".to_owned(), PathBuf::from("a")));
+    }
+
+    #[test]
+    fn no_namespace_in_context_is_none() {
+        let a = config("current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n");
+        assert_eq!(namespace_of(&[("a".into(), a)]), None);
+    }
+
+    #[test]
+    fn candidates_follow_kubectl() {
+        let env = std::ffi::OsString::from("/a:/b::/c");
+        assert_eq!(
+            candidate_files(None, Some(&env), Some(Path::new("/home/u"))),
+            [PathBuf::from("/a"), "/b".into(), "/c".into()]
+        );
+        assert_eq!(
+            candidate_files(None, None, Some(Path::new("/home/u"))),
+            [PathBuf::from("/home/u/.kube/config")]
+        );
+    }
+}

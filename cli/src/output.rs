@@ -1,0 +1,178 @@
+//! Rendering documents as YAML or JSON and writing them to stdout or, atomically, to a file.
+//!
+//! A file is written to a temporary file in the same directory, synced, then renamed over the
+//! target: on any error the target is left exactly as it was.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use clap::ValueEnum;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Output format of documents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// YAML; several documents are joined with `---`.
+    #[default]
+    Yaml,
+    /// JSON; several documents are written one after another (a JSON stream `kubectl` reads).
+    Json,
+}
+
+/// Who may read a newly created output file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Sealed output, meant for Git: 0644.
+    Public,
+    /// Plaintext (unsealed) output: 0600.
+    Private,
+}
+
+/// Renders documents in `format`; the buffer is zeroized when dropped since it may hold
+/// plaintext (unsealed Secrets).
+pub fn render<T: Serialize>(documents: &[T], format: Format) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    for (i, document) in documents.iter().enumerate() {
+        match format {
+            Format::Yaml => {
+                if i > 0 {
+                    out.extend_from_slice(b"---\n");
+                }
+                let text = Zeroizing::new(serde_norway::to_string(document).map_err(|e| {
+                    Error::Render {
+                        format: "YAML",
+                        reason: e.to_string(),
+                    }
+                })?);
+                out.extend_from_slice(text.as_bytes());
+            }
+            Format::Json => {
+                let text = Zeroizing::new(serde_json::to_string_pretty(document).map_err(|e| {
+                    Error::Render {
+                        format: "JSON",
+                        reason: e.to_string(),
+                    }
+                })?);
+                out.extend_from_slice(text.as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `target` (a file, atomically) or to `stdout`.
+pub fn emit(
+    bytes: &[u8],
+    target: Option<&Path>,
+    visibility: Visibility,
+    mut stdout: impl Write,
+) -> Result<()> {
+    match target {
+        Some(path) => write_atomically(path, bytes, visibility),
+        None => stdout
+            .write_all(bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|source| Error::WriteStdout { source }),
+    }
+}
+
+/// Replaces `path` with `bytes` through a temporary file in the same directory. An existing
+/// target keeps its permissions; a new one gets those of `visibility`.
+pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Result<()> {
+    let fail = |hint: Option<&'static str>, source: io::Error| Error::WriteFile {
+        path: path.to_owned(),
+        hint,
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(fail(
+            Some("its directory does not exist; create it first"),
+            io::Error::from(io::ErrorKind::NotFound),
+        ));
+    }
+    if path.is_dir() {
+        return Err(fail(
+            Some("it is a directory; pass a file name"),
+            io::Error::from(io::ErrorKind::IsADirectory),
+        ));
+    }
+    let existing = fs::metadata(path).ok().map(|m| m.permissions());
+
+    let mut temp = tempfile::Builder::new()
+        .prefix(".sealbox-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| fail(None, e))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| fail(None, e))?;
+    if let Some(permissions) = existing.or_else(|| new_file_permissions(visibility)) {
+        temp.as_file()
+            .set_permissions(permissions)
+            .map_err(|e| fail(None, e))?;
+    }
+    temp.persist(path).map_err(|e| fail(None, e.error))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn new_file_permissions(visibility: Visibility) -> Option<fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt as _;
+    Some(fs::Permissions::from_mode(match visibility {
+        Visibility::Public => 0o644,
+        Visibility::Private => 0o600,
+    }))
+}
+
+#[cfg(not(unix))]
+fn new_file_permissions(_visibility: Visibility) -> Option<fs::Permissions> {
+    // Elsewhere the temporary file keeps its own, owner-only permissions.
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_are_joined_and_json_streamed() {
+        let docs = [serde_json::json!({"a": 1}), serde_json::json!({"b": 2})];
+        let yaml = render(&docs, Format::Yaml).unwrap();
+        assert_eq!(std::str::from_utf8(&yaml).unwrap(), "a: 1\n---\nb: 2\n");
+        let json = render(&docs, Format::Json).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&json).unwrap(),
+            "{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n"
+        );
+    }
+
+    #[test]
+    fn atomic_write_leaves_the_target_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope/out.yaml");
+        let err = write_atomically(&missing, b"x", Visibility::Public).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+
+        let target = dir.path().join("out.yaml");
+        write_atomically(&target, b"one", Visibility::Private).unwrap();
+        write_atomically(&target, b"two", Visibility::Public).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "an existing file keeps its mode");
+        }
+        let leftovers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+}
