@@ -1,1 +1,57 @@
-//! sealbox-tests: in-process Kubernetes API double.
+//! `sealbox-tests`: an in-process Kubernetes API server double, for running kube-rs's real
+//! `Controller`, `watcher` and `Api` (and real binaries, and kubectl) without a cluster.
+//!
+//! # What it is
+//! An HTTP implementation of the slice of the Kubernetes API that Sealbox and kube-rs rely
+//! on, over a JSON object store:
+//! - get, list (label and field selectors, `limit`/`continue`, list resourceVersion), watch
+//!   (replay from a resourceVersion, ADDED/MODIFIED/DELETED/BOOKMARK, `timeoutSeconds`,
+//!   `sendInitialEvents`, 410 Gone after [`ApiServer::compact`]), create (`generateName`),
+//!   replace, merge/strategic/JSON patches, server-side apply with field managers, conflicts
+//!   and `force`, delete with finalizers and ownerReference garbage collection;
+//! - one global resourceVersion; uid, creationTimestamp, `generation` bumped only by changes
+//!   outside metadata and status; writes that change nothing are not writes;
+//! - status subresources, immutable Secrets and ConfigMaps, `stringData`;
+//! - metadata-only (`PartialObjectMetadata`) and `Table` responses;
+//! - discovery, legacy and aggregated, for kube's dynamic APIs and kubectl;
+//! - CRDs (`apiextensions.k8s.io/v1`) that become `Established` and serve their custom
+//!   resources, validated and pruned against their `openAPIV3Schema`;
+//! - test controls: injected failures, latency, cut watch streams, a request log and the
+//!   RBAC verbs it implies.
+//!
+//! Use it in process with [`ApiServer::client`], or on 127.0.0.1 with [`ApiServer::serve`]
+//! and a generated kubeconfig ([`Served::write_kubeconfig`]).
+//!
+//! # What it is not
+//! Not a conformant API server: no authentication or authorization (everything is allowed;
+//! the request log tells what RBAC would need), no admission, no defaulting beyond a few
+//! fields, no version conversion (all versions of a resource share one JSON object), no
+//! protobuf, no `managedFields` in responses (ownership is tracked internally, lists are
+//! atomic), strategic merge patches are plain merge patches, and no namespace lifecycle
+//! (objects may be created in namespaces that do not exist).
+//!
+//! This crate must not depend on the other Sealbox crates' internals: it is a test fixture
+//! for all of them.
+
+mod discovery;
+mod error;
+mod faults;
+mod fields;
+pub mod kubeconfig;
+mod log;
+mod object;
+mod registry;
+mod route;
+mod router;
+mod schema;
+mod selector;
+mod server;
+mod status;
+mod store;
+mod table;
+mod watch;
+
+pub use error::Error;
+pub use faults::FaultRule;
+pub use log::RequestRecord;
+pub use server::{ApiServer, Served};

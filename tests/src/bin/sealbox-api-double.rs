@@ -1,0 +1,57 @@
+//! Serves the Kubernetes API double on 127.0.0.1 and writes a kubeconfig for it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sealbox_tests::ApiServer;
+
+/// An in-process Kubernetes API double for local experiments and demos.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0, env = "SEALBOX_DOUBLE_PORT")]
+    port: u16,
+    /// Where to write the kubeconfig.
+    #[arg(
+        long,
+        default_value = "sealbox-double.kubeconfig",
+        env = "SEALBOX_DOUBLE_KUBECONFIG"
+    )]
+    kubeconfig: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let server = ApiServer::new();
+    let served = server
+        .serve(SocketAddr::from(([127, 0, 0, 1], cli.port)))
+        .await?;
+    let kubeconfig = served.write_kubeconfig(&cli.kubeconfig)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!("serving {}", served.url());
+        println!("kubeconfig {}", kubeconfig.display());
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    Ok(())
+}
