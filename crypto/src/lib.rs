@@ -2,4 +2,44 @@
 //! certificates and key fingerprints.
 //!
 //! Pure: no kube, no tokio, no IO beyond what callers hand in. Every RSA private-key
-//! operation goes through aws-lc-rs.
+//! operation (decryption, certificate signing) goes through aws-lc-rs; the `rsa` crate's
+//! private-key code is not constant-time (RUSTSEC-2023-0071) and is not used here.
+//!
+//! ```no_run
+//! # fn main() -> sealbox_crypto::Result<()> {
+//! use std::time::SystemTime;
+//! use aws_lc_rs::rand::SystemRandom;
+//! use sealbox_crypto::{KeyPair, Scope, seal, unseal};
+//!
+//! let key_pair = KeyPair::generate("", SystemTime::now())?;
+//! let label = Scope::Strict.label("default", "db");
+//! let sealed = seal(&SystemRandom::new(), key_pair.certificate.public_key(), b"hunter2", &label)?;
+//! assert_eq!(&*unseal(&key_pair.private_key, &sealed, &label)?, b"hunter2");
+//! # Ok(()) }
+//! ```
+//!
+//! Secret hygiene: plaintexts come back as `Zeroizing<Vec<u8>>`, key PEM as
+//! `Zeroizing<String>`, every intermediate buffer holding a session key, plaintext or key is
+//! wiped, `Debug` of key types prints `<redacted>`, and no error text carries key material,
+//! plaintext or ciphertext.
+
+pub mod certificate;
+pub mod error;
+pub mod fingerprint;
+pub mod key_pair;
+pub mod key_secret;
+mod pem;
+pub mod private_key;
+pub mod public_key;
+pub mod scope;
+pub mod wire;
+
+pub use certificate::Certificate;
+pub use error::{Error, Result};
+pub use fingerprint::Fingerprint;
+pub use key_pair::KeyPair;
+pub use key_secret::{KeySecret, parse_key_secrets, parse_private_keys};
+pub use private_key::PrivateKey;
+pub use public_key::PublicKey;
+pub use scope::Scope;
+pub use wire::{seal, sealed_len, unseal, unseal_with_keys};
