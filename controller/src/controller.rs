@@ -1,0 +1,147 @@
+//! Wiring of kube-rs's `Controller`: which SealedSecrets are watched, the owned Secrets
+//! (metadata only: no Secret data is cached), re-queuing everything when the keys change, and
+//! shutdown.
+//!
+//! SealedSecrets are watched as dynamic objects and parsed per reconcile, so one object that
+//! does not fit the schema fails alone instead of breaking the list and the watch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use futures::{Stream, StreamExt as _, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt as _};
+use sealbox_crds::SealedSecret;
+use tokio::sync::watch;
+use tracing::{debug, info};
+
+use crate::keys::KeyRegistry;
+use crate::reconcile::{Context, error_chain, error_policy, reconcile_object};
+use crate::server::Readiness;
+
+/// How often memory of deleted SealedSecrets is dropped.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Which SealedSecrets to reconcile, and how many at once.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSettings {
+    /// Namespaces to watch; `None` for all.
+    pub namespaces: Option<Vec<String>>,
+    /// Label selector on SealedSecrets.
+    pub label_selector: Option<String>,
+    /// Concurrent reconciles per watched scope (0 = unbounded).
+    pub concurrency: u16,
+}
+
+/// Runs the controllers until `shutdown` turns true.
+pub async fn run(
+    client: Client,
+    ctx: Arc<Context>,
+    settings: WatchSettings,
+    readiness: Readiness,
+    shutdown: watch::Receiver<bool>,
+) {
+    let resource = ApiResource::erase::<SealedSecret>(&());
+    let scopes = match &settings.namespaces {
+        None => vec![None],
+        Some(namespaces) => namespaces.iter().cloned().map(Some).collect(),
+    };
+
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for scope in scopes {
+        let (sealed, secrets): (Api<DynamicObject>, Api<Secret>) = match &scope {
+            None => (
+                Api::all_with(client.clone(), &resource),
+                Api::all(client.clone()),
+            ),
+            Some(ns) => (
+                Api::namespaced_with(client.clone(), ns, &resource),
+                Api::namespaced(client.clone(), ns),
+            ),
+        };
+        let mut config = watcher::Config::default();
+        if let Some(selector) = &settings.label_selector {
+            config = config.labels(selector);
+        }
+        let controller = Controller::new_with(sealed, config, resource.clone())
+            // `owns` watches metadata only: the Secrets' data never enters the cache.
+            .owns(secrets, watcher::Config::default())
+            .reconcile_all_on(key_changes(ctx.keys()))
+            .with_config(controller::Config::default().concurrency(settings.concurrency))
+            .graceful_shutdown_on(stopped(shutdown.clone()));
+        stores.push(controller.store());
+        let ctx = ctx.clone();
+        controllers.push(async move {
+            controller
+                .run(reconcile_object, error_policy, ctx)
+                .for_each(|result| async move {
+                    if let Err(e) = result {
+                        debug!(error = %error_chain(&e), "reconcile did not complete");
+                    }
+                })
+                .await;
+        });
+    }
+    info!(namespaces = ?settings.namespaces, "watching SealedSecrets");
+
+    let ready = {
+        let stores = stores.clone();
+        let mut shutdown = shutdown.clone();
+        async move {
+            let all_ready = join_all(stores.iter().map(Store::wait_until_ready));
+            tokio::select! {
+                _ = all_ready => {
+                    info!("caches synced");
+                    readiness.set_caches_synced();
+                }
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
+        }
+    };
+    let prune = prune_memory(ctx.clone(), stores, resource, shutdown);
+    tokio::join!(join_all(controllers), ready, prune);
+}
+
+/// Emits once every time the set of keys changes: SealedSecrets that could not be unsealed get
+/// another chance with the new keys.
+fn key_changes(keys: &KeyRegistry) -> impl Stream<Item = ()> + Send + 'static {
+    stream::unfold(keys.subscribe(), |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        Some(((), receiver))
+    })
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Drops what the context remembers about SealedSecrets no store holds any more.
+async fn prune_memory(
+    ctx: Arc<Context>,
+    stores: Vec<Store<DynamicObject>>,
+    resource: ApiResource,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        ctx.retain_objects(|(namespace, name), uid| {
+            let reference =
+                ObjectRef::<DynamicObject>::new_with(name, resource.clone()).within(namespace);
+            stores.iter().any(|store| {
+                store
+                    .get(&reference)
+                    .is_some_and(|o| o.uid().as_deref() == Some(uid))
+            })
+        });
+    }
+}

@@ -1,0 +1,304 @@
+//! Key Secrets in the controller's namespace: watched into the [`KeyRegistry`], generated when
+//! there is none, renewed every `--key-renew-period`, forced by `--key-cutoff-time`.
+//!
+//! Active keys are Secrets labelled `sealedsecrets.bitnami.com/sealed-secrets-key: active`
+//! (any other value retires a key: it no longer unseals here, and it is never deleted), plus the
+//! legacy Secret named exactly `sealed-secrets-key`. A watch keeps the registry current, so keys
+//! added, relabelled or removed take effect without a restart.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use futures::{StreamExt as _, stream};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, ResourceExt as _};
+use sealbox_crypto::KeyPair;
+use sealbox_crypto::key_secret::{KEY_LABEL, KEY_LABEL_ACTIVE, KeySecret};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{KeyEntry, KeyRegistry, LEGACY_KEY_SECRET};
+use crate::error::{Error, Result};
+use crate::reconcile::error_chain;
+
+/// Longest wait between two looks at the renewal schedule (keeps clock jumps harmless).
+const MAX_RENEWAL_SLEEP: Duration = Duration::from_secs(600);
+/// First wait after a failed key generation; doubles up to [`MAX_RENEWAL_SLEEP`].
+const GENERATION_RETRY: Duration = Duration::from_secs(2);
+
+/// How keys are stored and renewed.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// The namespace holding the key Secrets.
+    pub namespace: String,
+    /// generateName of new key Secrets.
+    pub key_prefix: String,
+    /// RSA modulus size of new keys.
+    pub key_bits: usize,
+    /// Subject and issuer CN of new certificates.
+    pub common_name: String,
+    /// A new key this long after the newest; zero disables renewal.
+    pub renew_period: Duration,
+    /// A new key at start if the newest is older than this.
+    pub cutoff: Option<Timestamp>,
+}
+
+/// Keeps `registry` in line with the key Secrets until `shutdown` turns true.
+pub async fn watch_keys(
+    client: Client,
+    namespace: String,
+    registry: KeyRegistry,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let labelled = watcher(api.clone(), watcher::Config::default().labels(KEY_LABEL))
+        .default_backoff()
+        .map(|event| (Source::Labelled, event));
+    let legacy = watcher(
+        api,
+        watcher::Config::default().fields(&format!("metadata.name={LEGACY_KEY_SECRET}")),
+    )
+    .default_backoff()
+    .map(|event| (Source::Legacy, event));
+    let mut events = std::pin::pin!(stream::select(labelled, legacy));
+    let mut state = WatchState::default();
+
+    loop {
+        let next = tokio::select! {
+            next = events.next() => next,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Some((source, event)) = next else { return };
+        match event {
+            Ok(event) => {
+                if state.apply(source, event) {
+                    let entries = state.entries();
+                    let count = entries.len();
+                    if registry.replace(entries) {
+                        let keys = registry.snapshot();
+                        let sealing = keys.sealing_key().map(|k| k.fingerprint().to_string());
+                        info!(keys = count, sealing_key = ?sealing, "sealing keys loaded");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %error_chain(&e), "watching key Secrets failed; retrying"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Labelled,
+    Legacy,
+}
+
+/// The keys each watch has seen, by Secret name, and whether each has listed once.
+#[derive(Debug, Default)]
+struct WatchState {
+    labelled: BTreeMap<String, KeyEntry>,
+    legacy: BTreeMap<String, KeyEntry>,
+    labelled_pending: Option<BTreeMap<String, KeyEntry>>,
+    legacy_pending: Option<BTreeMap<String, KeyEntry>>,
+    labelled_synced: bool,
+    legacy_synced: bool,
+}
+
+impl WatchState {
+    /// Applies one watch event; returns whether the registry should be refreshed.
+    fn apply(&mut self, source: Source, event: watcher::Event<Secret>) -> bool {
+        let (current, pending, synced) = match source {
+            Source::Labelled => (
+                &mut self.labelled,
+                &mut self.labelled_pending,
+                &mut self.labelled_synced,
+            ),
+            Source::Legacy => (
+                &mut self.legacy,
+                &mut self.legacy_pending,
+                &mut self.legacy_synced,
+            ),
+        };
+        match event {
+            watcher::Event::Init => {
+                *pending = Some(BTreeMap::new());
+                false
+            }
+            watcher::Event::InitApply(secret) => {
+                let target = pending.get_or_insert_with(BTreeMap::new);
+                upsert(target, source, secret);
+                false
+            }
+            watcher::Event::InitDone => {
+                *current = pending.take().unwrap_or_default();
+                *synced = true;
+                self.labelled_synced && self.legacy_synced
+            }
+            watcher::Event::Apply(secret) => {
+                upsert(current, source, secret);
+                self.labelled_synced && self.legacy_synced
+            }
+            watcher::Event::Delete(secret) => {
+                current.remove(&secret.name_any());
+                self.labelled_synced && self.legacy_synced
+            }
+        }
+    }
+
+    fn entries(&self) -> Vec<KeyEntry> {
+        self.labelled
+            .values()
+            .chain(self.legacy.values())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Adds or replaces the key a Secret holds, or drops it when the Secret is no longer an active
+/// key (relabelled, or unreadable).
+fn upsert(map: &mut BTreeMap<String, KeyEntry>, source: Source, secret: Secret) {
+    let name = secret.name_any();
+    let active = secret.labels().get(KEY_LABEL).map(String::as_str) == Some(KEY_LABEL_ACTIVE);
+    if source == Source::Labelled && !active {
+        map.remove(&name);
+        return;
+    }
+    match KeyEntry::from_secret(secret) {
+        Ok(entry) => {
+            map.insert(name, entry);
+        }
+        Err(e) => {
+            warn!(secret = %name, error = %e, "ignoring unreadable key Secret");
+            map.remove(&name);
+        }
+    }
+}
+
+/// Generates the first key when there is none, a new one when the newest predates the cutoff,
+/// and then one every renewal period, until `shutdown` turns true.
+pub async fn renew_keys(
+    client: Client,
+    settings: KeySettings,
+    registry: KeyRegistry,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let api: Api<Secret> = Api::namespaced(client, &settings.namespace);
+    let mut loaded = registry.subscribe();
+    while !registry.is_loaded() {
+        tokio::select! {
+            _ = loaded.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+
+    // The newest key this task generated, in case the watch has not delivered it yet.
+    let mut generated: Option<SystemTime> = None;
+    let newest = |generated: Option<SystemTime>| {
+        let loaded = registry.snapshot().sealing_key().map(|k| k.not_before());
+        loaded.max(generated)
+    };
+
+    let first_reason = match newest(generated) {
+        None => Some("no sealing key found: generating the first one"),
+        Some(newest)
+            if settings
+                .cutoff
+                .is_some_and(|cutoff| system_time(cutoff) > newest) =>
+        {
+            Some("the newest sealing key predates --key-cutoff-time: generating a new one")
+        }
+        Some(_) => None,
+    };
+    if let Some(reason) = first_reason {
+        info!("{reason}");
+        match generate_until_done(&api, &settings, &mut shutdown).await {
+            Some(not_before) => generated = Some(not_before),
+            None => return,
+        }
+    }
+
+    if settings.renew_period.is_zero() {
+        return;
+    }
+    loop {
+        let now = SystemTime::now();
+        let due = newest(generated).map_or(now, |n| n + settings.renew_period);
+        if due <= now {
+            info!(period = ?settings.renew_period, "renewing the sealing key");
+            match generate_until_done(&api, &settings, &mut shutdown).await {
+                Some(not_before) => generated = Some(not_before),
+                None => return,
+            }
+            continue;
+        }
+        let wait = due
+            .duration_since(now)
+            .unwrap_or_default()
+            .min(MAX_RENEWAL_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Generates and stores a key, retrying with backoff; `None` if shut down first.
+async fn generate_until_done(
+    api: &Api<Secret>,
+    settings: &KeySettings,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<SystemTime> {
+    let mut retry = GENERATION_RETRY;
+    loop {
+        match create_key(api, settings).await {
+            Ok((name, pair)) => {
+                info!(
+                    secret = %name, fingerprint = %pair.fingerprint(),
+                    "new sealing key generated"
+                );
+                return Some(pair.certificate.not_before());
+            }
+            Err(e) => {
+                error!(error = %error_chain(&e), retry_in = ?retry, "generating a sealing key failed")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return None,
+        }
+        retry = (retry * 2).min(MAX_RENEWAL_SLEEP);
+    }
+}
+
+/// Generates a key (on a blocking thread: RSA-4096 takes a while) and stores it as a key Secret
+/// in Bitnami's format; returns the Secret's name and the key.
+pub async fn create_key(api: &Api<Secret>, settings: &KeySettings) -> Result<(String, KeyPair)> {
+    let bits = settings.key_bits;
+    let common_name = settings.common_name.clone();
+    let pair = tokio::task::spawn_blocking(move || {
+        KeyPair::generate_with_bits(bits, &common_name, SystemTime::now())
+    })
+    .await
+    .map_err(|source| Error::GenerateKeyTask { source })?
+    .map_err(|source| Error::GenerateKey { source })?;
+
+    let manifest = KeySecret::from_key_pair(&pair, &settings.namespace, &settings.key_prefix);
+    let mut secret: Secret = serde_json::from_value(manifest.to_json())
+        .map_err(|source| Error::RenderKeySecret { source })?;
+    let created = api.create(&PostParams::default(), &secret).await;
+    super::wipe_secret_data(&mut secret);
+    let mut created = created.map_err(|source| Error::CreateKey {
+        namespace: settings.namespace.clone(),
+        source,
+    })?;
+    let name = created.name_any();
+    super::wipe_secret_data(&mut created);
+    Ok((name, pair))
+}
+
+fn system_time(timestamp: Timestamp) -> SystemTime {
+    SystemTime::from(timestamp)
+}

@@ -1,0 +1,562 @@
+//! Whether the controller may write the Secret a SealedSecret names, and what to write.
+//!
+//! A pure decision over the existing Secret (if any) and the desired one:
+//! - ours (a controller ownerReference with this SealedSecret's UID) or `managed: "true"`:
+//!   replace data, labels and annotations, set the ownerReference;
+//! - `patch: "true"`: merge data keys, labels and annotations into what is there, taking
+//!   ownership only when also `managed`;
+//! - anything else is someone else's Secret: refuse, whatever the controller's permissions
+//!   (Stackable's secret-operator documents the overwrite attack this prevents).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use sealbox_crds::{MANAGED_ANNOTATION, PATCH_ANNOTATION};
+
+/// How the controller relates to an existing Secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Controlled by this SealedSecret.
+    Owned,
+    /// Handed over with `managed: "true"`: taken over and replaced.
+    Managed,
+    /// Handed over with `patch: "true"`: merged into; owned too when also managed.
+    Patch {
+        /// `managed: "true"` as well: set the ownerReference.
+        take_ownership: bool,
+    },
+    /// Someone else's.
+    Foreign,
+}
+
+/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`.
+pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
+    let annotated = |key: &str| {
+        existing
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .is_some_and(|v| v == "true")
+    };
+    let managed = annotated(MANAGED_ANNOTATION);
+    if annotated(PATCH_ANNOTATION) {
+        return Ownership::Patch {
+            take_ownership: managed,
+        };
+    }
+    let controlled = owner_uid.is_some_and(|uid| {
+        existing
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && r.uid == uid)
+    });
+    match (controlled, managed) {
+        (true, _) => Ownership::Owned,
+        (false, true) => Ownership::Managed,
+        (false, false) => Ownership::Foreign,
+    }
+}
+
+/// Why the controller will not write the Secret. Permanent until someone changes the Secret or
+/// the SealedSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The Secret belongs to someone else.
+    NotManaged {
+        /// The Secret's name.
+        name: String,
+    },
+    /// The Secret is immutable and its data would change.
+    Immutable {
+        /// The Secret's name.
+        name: String,
+    },
+    /// A Secret's type cannot change.
+    TypeChange {
+        /// The Secret's name.
+        name: String,
+        /// Its type.
+        existing: String,
+        /// The SealedSecret's template type.
+        desired: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Bitnami's exact text: users and alerts match on it.
+            Refusal::NotManaged { name } => write!(
+                f,
+                "Resource {name:?} already exists and is not managed by SealedSecret"
+            ),
+            Refusal::Immutable { name } => write!(
+                f,
+                "Secret {name:?} is immutable and its data differs from the SealedSecret; \
+                 delete the Secret to have it recreated"
+            ),
+            Refusal::TypeChange {
+                name,
+                existing,
+                desired,
+            } => write!(
+                f,
+                "Secret {name:?} has type {existing:?} but the SealedSecret asks for {desired:?}; \
+                 a Secret's type cannot change: delete the Secret to have it recreated"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The Secret already says what the SealedSecret says.
+    InSync,
+    /// Apply the desired Secret (creating it if missing).
+    Write(Write),
+}
+
+/// One server-side apply of the desired Secret, then the removal of what should not remain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Write {
+    /// Whether the Secret does not exist yet.
+    pub create: bool,
+    /// Whether the applied Secret carries the ownerReference.
+    pub set_owner: bool,
+    /// Keys other field managers hold that a replace must remove.
+    pub leftovers: Leftovers,
+}
+
+/// Keys to remove after the apply (replace semantics over a Secret someone else wrote).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Leftovers {
+    /// Data keys.
+    pub data: Vec<String>,
+    /// Label keys.
+    pub labels: Vec<String>,
+    /// Annotation keys.
+    pub annotations: Vec<String>,
+}
+
+impl Leftovers {
+    /// Whether nothing needs removing.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.labels.is_empty() && self.annotations.is_empty()
+    }
+
+    /// What `current` holds beyond `desired`, for a replace.
+    pub fn between(current: &Secret, desired: &Secret) -> Leftovers {
+        Leftovers {
+            data: extra_keys(current.data.as_ref(), desired.data.as_ref()),
+            labels: extra_keys(
+                current.metadata.labels.as_ref(),
+                desired.metadata.labels.as_ref(),
+            ),
+            annotations: extra_keys(
+                current.metadata.annotations.as_ref(),
+                desired.metadata.annotations.as_ref(),
+            ),
+        }
+    }
+
+    /// A JSON merge patch deleting these keys.
+    pub fn merge_patch(&self) -> serde_json::Value {
+        let nulls = |keys: &[String]| {
+            keys.iter()
+                .map(|k| (k.clone(), serde_json::Value::Null))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        let mut patch = serde_json::json!({});
+        if !self.data.is_empty() {
+            patch["data"] = nulls(&self.data).into();
+        }
+        if !self.labels.is_empty() {
+            patch["metadata"]["labels"] = nulls(&self.labels).into();
+        }
+        if !self.annotations.is_empty() {
+            patch["metadata"]["annotations"] = nulls(&self.annotations).into();
+        }
+        patch
+    }
+}
+
+impl Write {
+    /// Shapes the desired Secret into the body to apply.
+    pub fn prepare(&self, desired: &mut Secret) {
+        if !self.set_owner {
+            desired.metadata.owner_references = None;
+        }
+    }
+}
+
+/// Decides what to do given the existing Secret (if any) and the desired one.
+pub fn plan(
+    existing: Option<&Secret>,
+    desired: &Secret,
+    owner_uid: Option<&str>,
+) -> Result<Plan, Refusal> {
+    let name = || desired.metadata.name.clone().unwrap_or_default();
+    let wants_owner = desired.metadata.owner_references.is_some();
+    let Some(existing) = existing else {
+        return Ok(Plan::Write(Write {
+            create: true,
+            set_owner: wants_owner,
+            leftovers: Leftovers::default(),
+        }));
+    };
+
+    let mode = ownership(&existing.metadata, owner_uid);
+    let (replace, set_owner) = match mode {
+        Ownership::Foreign => return Err(Refusal::NotManaged { name: name() }),
+        Ownership::Owned | Ownership::Managed => (true, wants_owner),
+        Ownership::Patch { take_ownership } => (false, take_ownership && wants_owner),
+    };
+
+    let (existing_type, desired_type) = (secret_type(existing), secret_type(desired));
+    if existing_type != desired_type {
+        return Err(Refusal::TypeChange {
+            name: name(),
+            existing: existing_type.to_owned(),
+            desired: desired_type.to_owned(),
+        });
+    }
+
+    let data_in_sync = if replace {
+        same_map(existing.data.as_ref(), desired.data.as_ref())
+    } else {
+        contains_all(existing.data.as_ref(), desired.data.as_ref())
+    };
+    if existing.immutable == Some(true) && !data_in_sync {
+        return Err(Refusal::Immutable { name: name() });
+    }
+
+    let (labels_in_sync, annotations_in_sync) = if replace {
+        (
+            same_map(
+                existing.metadata.labels.as_ref(),
+                desired.metadata.labels.as_ref(),
+            ),
+            same_map(
+                existing.metadata.annotations.as_ref(),
+                desired.metadata.annotations.as_ref(),
+            ),
+        )
+    } else {
+        (
+            contains_all(
+                existing.metadata.labels.as_ref(),
+                desired.metadata.labels.as_ref(),
+            ),
+            contains_all(
+                existing.metadata.annotations.as_ref(),
+                desired.metadata.annotations.as_ref(),
+            ),
+        )
+    };
+    let owner_in_sync = !set_owner
+        || desired
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .all(|wanted| has_owner(existing, wanted));
+    let immutable_in_sync = !replace
+        || existing.immutable == Some(true)
+        || existing.immutable.unwrap_or(false) == desired.immutable.unwrap_or(false);
+    let finalizers_in_sync = desired.metadata.finalizers.iter().flatten().all(|f| {
+        existing
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|e| e == f)
+    });
+
+    if data_in_sync
+        && labels_in_sync
+        && annotations_in_sync
+        && owner_in_sync
+        && immutable_in_sync
+        && finalizers_in_sync
+    {
+        return Ok(Plan::InSync);
+    }
+    Ok(Plan::Write(Write {
+        create: false,
+        set_owner,
+        leftovers: if replace {
+            Leftovers::between(existing, desired)
+        } else {
+            Leftovers::default()
+        },
+    }))
+}
+
+/// A Secret's type, `Opaque` when unset.
+pub fn secret_type(secret: &Secret) -> &str {
+    secret
+        .type_
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .unwrap_or("Opaque")
+}
+
+fn has_owner(existing: &Secret, wanted: &OwnerReference) -> bool {
+    existing
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| {
+            r.uid == wanted.uid
+                && r.controller == wanted.controller
+                && r.kind == wanted.kind
+                && r.api_version == wanted.api_version
+                && r.name == wanted.name
+        })
+}
+
+/// Map equality where absent and empty are the same.
+fn same_map<V: PartialEq>(
+    a: Option<&BTreeMap<String, V>>,
+    b: Option<&BTreeMap<String, V>>,
+) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        (Some(m), None) | (None, Some(m)) => m.is_empty(),
+        (None, None) => true,
+    }
+}
+
+fn contains_all<V: PartialEq>(
+    existing: Option<&BTreeMap<String, V>>,
+    wanted: Option<&BTreeMap<String, V>>,
+) -> bool {
+    wanted
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| existing.and_then(|e| e.get(k)) == Some(v))
+}
+
+fn extra_keys<V>(
+    current: Option<&BTreeMap<String, V>>,
+    desired: Option<&BTreeMap<String, V>>,
+) -> Vec<String> {
+    current
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| !desired.is_some_and(|d| d.contains_key(*k)))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    const UID: &str = "uid-1";
+
+    fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn data(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, ByteString>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        )
+    }
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "bitnami.com/v1alpha1".into(),
+            kind: "SealedSecret".into(),
+            name: "db".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }
+    }
+
+    fn desired() -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                namespace: Some("prod".into()),
+                labels: map(&[("app", "web")]),
+                annotations: map(&[("note", "sealed")]),
+                owner_references: Some(vec![owner(UID)]),
+                ..ObjectMeta::default()
+            },
+            data: data(&[("password", "p1")]),
+            ..Secret::default()
+        }
+    }
+
+    fn existing(annotations: &[(&str, &str)], owner_uid: Option<&str>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                namespace: Some("prod".into()),
+                labels: map(&[("old", "label")]),
+                annotations: map(annotations),
+                owner_references: owner_uid.map(|u| vec![owner(u)]),
+                ..ObjectMeta::default()
+            },
+            data: data(&[("password", "old"), ("extra", "x")]),
+            ..Secret::default()
+        }
+    }
+
+    fn write(plan: Plan) -> Write {
+        match plan {
+            Plan::Write(w) => w,
+            Plan::InSync => panic!("expected a write"),
+        }
+    }
+
+    #[test]
+    fn missing_secret_is_created_with_owner() {
+        let w = write(plan(None, &desired(), Some(UID)).expect("plan"));
+        assert!(w.create && w.set_owner && w.leftovers.is_empty());
+    }
+
+    #[test]
+    fn foreign_secret_is_refused_with_bitnamis_text() {
+        let refusal = plan(Some(&existing(&[], None)), &desired(), Some(UID)).expect_err("refused");
+        assert_eq!(
+            refusal.to_string(),
+            "Resource \"db\" already exists and is not managed by SealedSecret"
+        );
+        // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
+        let other = existing(&[], Some("uid-other"));
+        assert!(plan(Some(&other), &desired(), Some(UID)).is_err());
+        // Annotation values other than "true" do not count.
+        let almost = existing(&[(MANAGED_ANNOTATION, "yes")], None);
+        assert!(plan(Some(&almost), &desired(), Some(UID)).is_err());
+    }
+
+    #[test]
+    fn owned_secret_in_sync_needs_no_write() {
+        let mut current = desired();
+        current.metadata.resource_version = Some("7".into());
+        assert_eq!(
+            plan(Some(&current), &desired(), Some(UID)),
+            Ok(Plan::InSync)
+        );
+        current.type_ = Some("Opaque".into());
+        assert_eq!(
+            plan(Some(&current), &desired(), Some(UID)),
+            Ok(Plan::InSync)
+        );
+    }
+
+    #[test]
+    fn owned_secret_with_edited_data_is_restored_and_extra_keys_removed() {
+        let current = existing(&[], Some(UID));
+        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert!(!w.create && w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        assert_eq!(w.leftovers.labels, vec!["old".to_string()]);
+        assert_eq!(
+            w.leftovers.merge_patch(),
+            serde_json::json!({"data": {"extra": null}, "metadata": {"labels": {"old": null}}})
+        );
+    }
+
+    #[test]
+    fn managed_secret_is_taken_over_and_replaced() {
+        let current = existing(&[(MANAGED_ANNOTATION, "true")], None);
+        assert_eq!(ownership(&current.metadata, Some(UID)), Ownership::Managed);
+        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert!(w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        assert_eq!(
+            w.leftovers.annotations,
+            vec![MANAGED_ANNOTATION.to_string()]
+        );
+    }
+
+    #[test]
+    fn patch_merges_without_owner_unless_managed() {
+        let current = existing(&[(PATCH_ANNOTATION, "true")], None);
+        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert!(!w.set_owner);
+        assert!(w.leftovers.is_empty());
+        let mut body = desired();
+        w.prepare(&mut body);
+        assert_eq!(body.metadata.owner_references, None);
+
+        let both = existing(
+            &[(PATCH_ANNOTATION, "true"), (MANAGED_ANNOTATION, "true")],
+            None,
+        );
+        let w = write(plan(Some(&both), &desired(), Some(UID)).expect("plan"));
+        assert!(w.set_owner && w.leftovers.is_empty());
+    }
+
+    #[test]
+    fn patched_secret_in_sync_when_it_contains_everything() {
+        let mut current = existing(&[(PATCH_ANNOTATION, "true"), ("note", "sealed")], None);
+        current.data = data(&[("password", "p1"), ("extra", "x")]);
+        current.metadata.labels = map(&[("app", "web"), ("old", "label")]);
+        assert_eq!(
+            plan(Some(&current), &desired(), Some(UID)),
+            Ok(Plan::InSync)
+        );
+    }
+
+    #[test]
+    fn empty_existing_secret_with_patch() {
+        let current = Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                annotations: map(&[(PATCH_ANNOTATION, "true")]),
+                ..ObjectMeta::default()
+            },
+            ..Secret::default()
+        };
+        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert!(!w.create && !w.set_owner);
+    }
+
+    #[test]
+    fn immutable_secret_with_other_data_is_refused() {
+        let mut current = desired();
+        current.immutable = Some(true);
+        current.data = data(&[("password", "old")]);
+        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        assert!(matches!(refusal, Refusal::Immutable { .. }));
+        assert!(refusal.to_string().contains("immutable"));
+        // Same data, other labels: metadata of an immutable Secret can still change.
+        current.data = desired().data;
+        current.metadata.labels = None;
+        assert!(matches!(
+            plan(Some(&current), &desired(), Some(UID)),
+            Ok(Plan::Write(_))
+        ));
+    }
+
+    #[test]
+    fn type_change_is_refused() {
+        let mut current = desired();
+        current.type_ = Some("kubernetes.io/tls".into());
+        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        assert!(matches!(refusal, Refusal::TypeChange { .. }));
+    }
+}

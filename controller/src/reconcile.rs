@@ -1,0 +1,685 @@
+//! The reconcile loop body: SealedSecret → Secret, status and events.
+//!
+//! Shape of kube-rs's controller-rs: [`reconcile`] + [`error_policy`] over a shared [`Context`].
+//! Decisions are made by the pure modules ([`desired`](crate::desired),
+//! [`ownership`](crate::ownership), [`status`](crate::status)); this module only reads and
+//! writes. Permanent failures become a `Synced=False` condition and a Warning event and wait for
+//! a change; transient ones (API errors) are retried with backoff.
+//!
+//! Watch events arrive for our own writes (the Secret we applied, the status we patched). To keep
+//! those from costing a second unseal, each object's last successful result is remembered with a
+//! digest of everything the Secret depends on and the Secret's resourceVersion after our write:
+//! while both match, a reconcile is one metadata-only GET.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use sealbox_crds::{SealedSecret, SealedSecretSpec, SealedSecretStatus};
+use sealbox_crypto::Fingerprint;
+use tokio::sync::Semaphore;
+use tracing::{Span, debug, info, instrument, warn};
+
+use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
+use crate::error::{Error, Result};
+use crate::keys::KeyRegistry;
+use crate::ownership::{self, Leftovers, Plan};
+use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
+use crate::unseal::UnsealError;
+
+/// The one field manager every write of the controller uses.
+pub const FIELD_MANAGER: &str = "sealbox-controller";
+
+/// Transient failures in a row after which the status reports them.
+const FAILURES_BEFORE_REPORTING: u32 = 3;
+/// Longest wait between retries of a transient failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest event note the API accepts.
+const MAX_NOTE: usize = 1024;
+
+/// Behaviour chosen by flags.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileSettings {
+    /// Write the status subresource.
+    pub update_status: bool,
+    /// Accept the deprecated `spec.data`.
+    pub accept_deprecated_v1_data: bool,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    keys: KeyRegistry,
+    recorder: Recorder,
+    settings: ReconcileSettings,
+    unseal_permits: Arc<Semaphore>,
+    memory: Mutex<HashMap<ObjectKey, Memory>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `(namespace, name)` of a SealedSecret.
+pub type ObjectKey = (String, String);
+
+/// What the controller remembers about one SealedSecret between reconciles.
+#[derive(Debug, Clone, Default)]
+struct Memory {
+    uid: String,
+    /// Digest of the inputs the last outcome was computed from.
+    digest: u64,
+    /// The key that last unsealed the object.
+    key: Option<Fingerprint>,
+    /// The last outcome reported (event and status).
+    reported: Option<Reported>,
+    /// Transient failures in a row.
+    failures: u32,
+    /// The key-set epoch at which unsealing the inputs of `digest` failed (and was reported):
+    /// until the object or the keys change, trying again cannot succeed.
+    unseal_failed_at: Option<u64>,
+    /// The status last written, with the object's resourceVersion just before the write: while
+    /// the cache still shows that version, it has not seen our write yet.
+    written_status: Option<(Option<String>, SealedSecretStatus)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reported {
+    /// The Secret matched; its resourceVersion then.
+    Synced { secret_version: Option<String> },
+    /// This failure was reported.
+    Failed { message: String },
+}
+
+impl Context {
+    /// A context unsealing with `keys`, at most `unseal_parallelism` objects at once.
+    pub fn new(
+        client: Client,
+        keys: KeyRegistry,
+        recorder: Recorder,
+        settings: ReconcileSettings,
+        unseal_parallelism: usize,
+    ) -> Self {
+        Context {
+            client,
+            keys,
+            recorder,
+            settings,
+            unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key registry.
+    pub fn keys(&self) -> &KeyRegistry {
+        &self.keys
+    }
+
+    /// Forgets objects that no longer exist.
+    pub fn retain_objects(&self, live: impl Fn(&ObjectKey, &str) -> bool) {
+        self.lock().retain(|key, memory| live(key, &memory.uid));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Memory>> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The memory of `key` for the object with `uid` (a recreated object starts afresh).
+    fn recall(&self, key: &ObjectKey, uid: &str) -> Memory {
+        match self.lock().get(key) {
+            Some(memory) if memory.uid == uid => memory.clone(),
+            _ => Memory {
+                uid: uid.to_owned(),
+                ..Memory::default()
+            },
+        }
+    }
+
+    fn update(&self, key: &ObjectKey, uid: &str, f: impl FnOnce(&mut Memory)) {
+        let mut map = self.lock();
+        let memory = map.entry(key.clone()).or_default();
+        if memory.uid != uid {
+            *memory = Memory {
+                uid: uid.to_owned(),
+                ..Memory::default()
+            };
+        }
+        f(memory);
+    }
+}
+
+/// Entry point for the controller: parses the object leniently so a malformed SealedSecret
+/// fails alone, then reconciles it.
+pub async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    match parse_sealed_secret(&object) {
+        Ok(sealed) => reconcile(Arc::new(sealed), ctx).await,
+        Err(problem) => {
+            let sealed = SealedSecret {
+                metadata: object.metadata.clone(),
+                spec: SealedSecretSpec::default(),
+                status: object
+                    .data
+                    .get("status")
+                    .and_then(|s| serde_json::from_value(s.clone()).ok()),
+            };
+            let key = object_key(&sealed);
+            let uid = sealed.metadata.uid.clone().unwrap_or_default();
+            warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
+            let outcome = Outcome::Failed {
+                reason: REASON_UNSEAL_FAILED,
+                message: problem.to_string(),
+            };
+            report(&ctx, &sealed, &key, &uid, &outcome).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Reconciles one SealedSecret.
+#[instrument(skip_all, fields(namespace, name))]
+pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action> {
+    let key = object_key(&sealed);
+    Span::current().record("namespace", key.0.as_str());
+    Span::current().record("name", key.1.as_str());
+    let uid = sealed.metadata.uid.clone().unwrap_or_default();
+    if sealed.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+
+    match sync(&sealed, &ctx, &key, &uid).await {
+        Ok(action) => {
+            ctx.update(&key, &uid, |m| m.failures = 0);
+            Ok(action)
+        }
+        Err(error) => {
+            let mut failures = 0;
+            ctx.update(&key, &uid, |m| {
+                m.failures = m.failures.saturating_add(1);
+                failures = m.failures;
+            });
+            if failures >= FAILURES_BEFORE_REPORTING && !matches!(error, Error::NoKeys) {
+                let outcome = Outcome::Failed {
+                    reason: REASON_UPDATE_FAILED,
+                    message: error_chain(&error),
+                };
+                if let Err(e) = report(&ctx, &sealed, &key, &uid, &outcome).await {
+                    debug!(error = %error_chain(&e), "reporting a transient failure failed");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Retries transient failures with exponential backoff per object.
+pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = (object.namespace().unwrap_or_default(), object.name_any());
+    let failures = ctx.lock().get(&key).map_or(1, |m| m.failures.max(1));
+    let delay = backoff(failures);
+    warn!(
+        namespace = %key.0, name = %key.1, error = %error_chain(error),
+        retry_in = ?delay, "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// 1s, 2s, 4s, ... capped at five minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
+}
+
+async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) -> Result<Action> {
+    let keys = ctx.keys.snapshot();
+    if keys.is_empty() {
+        return Err(Error::NoKeys);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
+    let digest = digest(sealed, ctx.settings);
+    let memory = ctx.recall(key, uid);
+
+    // Fast path: nothing this Secret depends on changed since we last made it match.
+    if memory.digest == digest
+        && let Some(Reported::Synced { secret_version }) = &memory.reported
+    {
+        let current =
+            secrets
+                .get_metadata_opt(&key.1)
+                .await
+                .map_err(|source| Error::GetSecret {
+                    secret: format!("{}/{}", key.0, key.1),
+                    source,
+                })?;
+        if current.is_some_and(|m| m.metadata.resource_version == *secret_version) {
+            report(ctx, sealed, key, uid, &Outcome::Synced).await?;
+            return Ok(Action::await_change());
+        }
+    }
+
+    let epoch = ctx.keys.epoch();
+    if memory.digest == digest && memory.unseal_failed_at == Some(epoch) {
+        return Ok(Action::await_change());
+    }
+
+    let unsealed = unseal(ctx, sealed, memory.key.clone()).await?;
+    let desired = match unsealed {
+        Ok(desired) => desired,
+        Err(error) => {
+            ctx.update(key, uid, |m| {
+                m.digest = digest;
+                m.unseal_failed_at = None;
+            });
+            fail(
+                ctx,
+                sealed,
+                key,
+                uid,
+                REASON_UNSEAL_FAILED,
+                error.to_string(),
+            )
+            .await?;
+            ctx.update(key, uid, |m| m.unseal_failed_at = Some(epoch));
+            return Ok(Action::await_change());
+        }
+    };
+    ctx.update(key, uid, |m| {
+        m.digest = digest;
+        m.unseal_failed_at = None;
+        if desired.decrypted_with.is_some() {
+            m.key = desired.decrypted_with.clone();
+        }
+    });
+
+    match write_secret(&secrets, desired.secret, uid).await? {
+        Written::Refused(message) => {
+            fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await?;
+        }
+        Written::Unchanged(version) => {
+            ctx.update(key, uid, |m| {
+                m.reported = Some(Reported::Synced {
+                    secret_version: version,
+                })
+            });
+            report(ctx, sealed, key, uid, &Outcome::Synced).await?;
+        }
+        Written::Changed(version) => {
+            info!("Secret written");
+            ctx.update(key, uid, |m| {
+                m.reported = Some(Reported::Synced {
+                    secret_version: version,
+                })
+            });
+            publish(
+                ctx,
+                sealed,
+                EventType::Normal,
+                REASON_UNSEALED,
+                "SealedSecret unsealed successfully",
+            )
+            .await;
+            report(ctx, sealed, key, uid, &Outcome::Synced).await?;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// Unseals on a blocking thread, at most one object per core at a time.
+async fn unseal(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    remembered: Option<Fingerprint>,
+) -> Result<std::result::Result<crate::desired::DesiredSecret, UnsealError>> {
+    // The semaphore is never closed; without a permit the unseal just runs unbounded.
+    let permit = ctx.unseal_permits.clone().acquire_owned().await.ok();
+    let keys = ctx.keys.snapshot();
+    let accept_deprecated_v1_data = ctx.settings.accept_deprecated_v1_data;
+    let object = sealed.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        desired_secret(
+            &object,
+            &keys,
+            &UnsealOptions {
+                accept_deprecated_v1_data,
+                remembered_key: remembered.as_ref(),
+            },
+        )
+    })
+    .await
+    .map_err(|source| Error::UnsealTask {
+        sealed_secret: format!(
+            "{}/{}",
+            sealed.namespace().unwrap_or_default(),
+            sealed.name_any()
+        ),
+        source,
+    })
+}
+
+enum Written {
+    /// Written; the Secret's resourceVersion afterwards.
+    Changed(Option<String>),
+    /// Already right; its resourceVersion.
+    Unchanged(Option<String>),
+    /// Not ours to write, or the API refused it for good.
+    Refused(String),
+}
+
+/// Brings the Secret in line with `desired`, if it is ours to write.
+async fn write_secret(
+    secrets: &Api<Secret>,
+    mut desired: SecretWithData,
+    uid: &str,
+) -> Result<Written> {
+    let name = desired.get().metadata.name.clone().unwrap_or_default();
+    let namespace = desired.get().metadata.namespace.clone().unwrap_or_default();
+    let id = format!("{namespace}/{name}");
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetSecret {
+            secret: id.clone(),
+            source,
+        })?
+        .map(SecretWithData::new);
+
+    let plan = ownership::plan(
+        existing.as_ref().map(SecretWithData::get),
+        desired.get(),
+        Some(uid),
+    );
+    let write = match plan {
+        Err(refusal) => return Ok(Written::Refused(refusal.to_string())),
+        Ok(Plan::InSync) => {
+            let version = existing.and_then(|e| e.get().metadata.resource_version.clone());
+            return Ok(Written::Unchanged(version));
+        }
+        Ok(Plan::Write(write)) => write,
+    };
+    drop(existing);
+
+    write.prepare(desired.get_mut());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = match secrets
+        .patch(&name, &params, &Patch::Apply(desired.get()))
+        .await
+    {
+        Ok(applied) => SecretWithData::new(applied),
+        Err(kube::Error::Api(status)) if status.is_invalid() => {
+            return Ok(Written::Refused(format!(
+                "the API server rejected Secret {name:?}: {}",
+                status.message
+            )));
+        }
+        Err(source) => return Err(Error::ApplySecret { secret: id, source }),
+    };
+
+    let mut version = applied.get().metadata.resource_version.clone();
+    if !write.leftovers.is_empty() {
+        // Keys our apply did not own (another writer's) survive it; a replace removes them.
+        let remaining = Leftovers::between(applied.get(), desired.get());
+        if !remaining.is_empty() {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            let pruned = secrets
+                .patch(&name, &params, &Patch::Merge(remaining.merge_patch()))
+                .await
+                .map_err(|source| Error::PruneSecret { secret: id, source })?;
+            version = SecretWithData::new(pruned)
+                .get()
+                .metadata
+                .resource_version
+                .clone();
+        }
+    }
+    Ok(Written::Changed(version))
+}
+
+/// Reports a permanent failure: event (once per distinct failure) and status.
+async fn fail(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    key: &ObjectKey,
+    uid: &str,
+    reason: &'static str,
+    message: String,
+) -> Result<()> {
+    warn!(reason, error = %message, "cannot sync SealedSecret");
+    let outcome = Outcome::Failed { reason, message };
+    report(ctx, sealed, key, uid, &outcome).await
+}
+
+/// Records `outcome`: a Warning event when it is a failure not reported yet, and the status
+/// when it changed.
+async fn report(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    key: &ObjectKey,
+    uid: &str,
+    outcome: &Outcome,
+) -> Result<()> {
+    let memory = ctx.recall(key, uid);
+    if let Outcome::Failed { reason, message } = outcome {
+        let already = memory.reported
+            == Some(Reported::Failed {
+                message: message.clone(),
+            });
+        if !already {
+            publish(ctx, sealed, EventType::Warning, reason, message).await;
+            ctx.update(key, uid, |m| {
+                m.reported = Some(Reported::Failed {
+                    message: message.clone(),
+                })
+            });
+        }
+    }
+    if !ctx.settings.update_status {
+        return Ok(());
+    }
+
+    // Until the watch delivers our last status write, the cached object predates it.
+    let cached = sealed.status.as_ref();
+    let current = match &memory.written_status {
+        Some((version, written)) if *version == sealed.metadata.resource_version => Some(written),
+        _ => cached,
+    };
+    let Some(next) = status::next_status(
+        current,
+        sealed.metadata.generation,
+        outcome,
+        Timestamp::now(),
+    ) else {
+        return Ok(());
+    };
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &key.0);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = serde_json::json!({ "status": next });
+    match api
+        .patch_status(&key.1, &params, &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(()),
+        Err(source) => {
+            return Err(Error::PatchStatus {
+                sealed_secret: format!("{}/{}", key.0, key.1),
+                source,
+            });
+        }
+    }
+    let version = sealed.metadata.resource_version.clone();
+    ctx.update(key, uid, |m| m.written_status = Some((version, next)));
+    Ok(())
+}
+
+/// Publishes an event about `sealed`; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, sealed: &SealedSecret, type_: EventType, reason: &str, note: &str) {
+    let mut note = note.to_owned();
+    if note.len() > MAX_NOTE {
+        let mut end = MAX_NOTE - 3;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push_str("...");
+    }
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Unseal".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &sealed.object_ref(&())).await {
+        debug!(%error, reason, "publishing an event failed");
+    }
+}
+
+fn object_key(sealed: &SealedSecret) -> ObjectKey {
+    (sealed.namespace().unwrap_or_default(), sealed.name_any())
+}
+
+/// Everything the Secret depends on besides the keys: a change means unsealing again.
+fn digest(sealed: &SealedSecret, settings: ReconcileSettings) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    sealed.metadata.uid.hash(&mut hasher);
+    sealed.metadata.generation.hash(&mut hasher);
+    sealed.metadata.annotations.hash(&mut hasher);
+    serde_json::to_string(&sealed.spec)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    settings.accept_deprecated_v1_data.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Reads a SealedSecret out of a dynamic object, naming the offending field (never its value)
+/// when the object does not fit the schema.
+pub fn parse_sealed_secret(
+    object: &DynamicObject,
+) -> std::result::Result<SealedSecret, UnsealError> {
+    let spec = match object.data.get("spec") {
+        Some(spec) => {
+            serde_path_to_error::deserialize::<_, SealedSecretSpec>(spec).map_err(|e| {
+                let path = e.path().to_string();
+                UnsealError::Malformed {
+                    path: if path == "." {
+                        "spec".to_owned()
+                    } else {
+                        format!("spec.{path}")
+                    },
+                    problem: describe_type_error(&e.into_inner().to_string()),
+                }
+            })?
+        }
+        None => {
+            return Err(UnsealError::Malformed {
+                path: "spec".to_owned(),
+                problem: "missing".to_owned(),
+            });
+        }
+    };
+    // A status we cannot read is rewritten from scratch.
+    let status = object
+        .data
+        .get("status")
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    Ok(SealedSecret {
+        metadata: object.metadata.clone(),
+        spec,
+        status,
+    })
+}
+
+/// serde's "invalid type: string \"…\", expected …" quotes the value; keep only what was expected.
+fn describe_type_error(message: &str) -> String {
+    if let Some((_, expected)) = message.split_once(", expected ") {
+        format!("wrong type, expected {expected}")
+    } else if message.starts_with("missing field") {
+        message.to_owned()
+    } else {
+        "invalid value".to_owned()
+    }
+}
+
+/// An error with its sources, "outer: inner: innermost".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "db", "namespace": "prod", "uid": "u1"},
+            "spec": spec,
+        }))
+        .expect("dynamic object")
+    }
+
+    #[test]
+    fn parses_a_well_formed_object() {
+        let sealed = parse_sealed_secret(&object(serde_json::json!({
+            "encryptedData": {"password": "AgB..."},
+            "template": {"type": "Opaque", "metadata": {"labels": {"app": "web"}}}
+        })))
+        .expect("parses");
+        assert_eq!(sealed.spec.encrypted_data.len(), 1);
+        assert_eq!(sealed.metadata.uid.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn malformed_objects_name_the_field_not_the_value() {
+        let error = parse_sealed_secret(&object(serde_json::json!({
+            "encryptedData": {"password": 12345678}
+        })))
+        .expect_err("malformed");
+        let text = error.to_string();
+        assert!(text.contains("spec.encryptedData.password"), "{text}");
+        assert!(!text.contains("12345678"), "{text}");
+
+        let error = parse_sealed_secret(&object(serde_json::json!({
+            "encryptedData": {}, "template": {"immutable": "very-secret-string"}
+        })))
+        .expect_err("malformed");
+        let text = error.to_string();
+        assert!(text.contains("spec.template.immutable"), "{text}");
+        assert!(!text.contains("very-secret-string"), "{text}");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}

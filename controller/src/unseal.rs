@@ -1,0 +1,216 @@
+//! Decrypting sealed values: which keys to try, in which order, and how failures are reported.
+//!
+//! Order: the key the CLI named in the `sealbox.dev/sealing-key` hint, then the key that last
+//! worked for this object, then every other key newest first. Within one object, the key that
+//! decrypted a value is tried first for the next, so the common case costs one private-key
+//! operation per value whatever the number of keys.
+
+use std::fmt;
+
+use sealbox_crypto::{Error as CryptoError, Fingerprint};
+use zeroize::Zeroizing;
+
+use crate::keys::Keys;
+
+/// The order in which one object's values try the keys.
+#[derive(Debug, Clone)]
+pub struct KeyOrder {
+    order: Vec<usize>,
+    last_used: Option<usize>,
+}
+
+impl KeyOrder {
+    /// Hint first, then the remembered key, then the rest newest first.
+    pub fn new(keys: &Keys, hint: Option<&Fingerprint>, remembered: Option<&Fingerprint>) -> Self {
+        let mut order = Vec::with_capacity(keys.len());
+        for preferred in [hint, remembered].into_iter().flatten() {
+            if let Some(position) = keys.position(preferred)
+                && !order.contains(&position)
+            {
+                order.push(position);
+            }
+        }
+        for position in 0..keys.len() {
+            if !order.contains(&position) {
+                order.push(position);
+            }
+        }
+        KeyOrder {
+            order,
+            last_used: None,
+        }
+    }
+
+    /// The key positions (newest = 0) in trial order.
+    pub fn positions(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Decrypts one value, counting each key tried as one private-key operation. The key that
+    /// works moves to the front for the next value.
+    pub fn unseal(
+        &mut self,
+        keys: &Keys,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        for (rank, &position) in self.order.iter().enumerate() {
+            let entry = &keys.entries()[position];
+            match sealbox_crypto::unseal(entry.private_key(), ciphertext, label) {
+                Ok(plaintext) => {
+                    keys.ops().record();
+                    self.order[..=rank].rotate_right(1);
+                    self.last_used = Some(position);
+                    return Ok(plaintext);
+                }
+                // Malformed before any key is used: no other key can do better.
+                Err(CryptoError::TooShort) => return Err(CryptoError::TooShort),
+                Err(_) => keys.ops().record(),
+            }
+        }
+        Err(CryptoError::NoKeyCouldDecrypt)
+    }
+
+    /// The key that decrypted the last value that decrypted.
+    pub fn last_used<'k>(&self, keys: &'k Keys) -> Option<&'k Fingerprint> {
+        self.last_used
+            .map(|position| keys.entries()[position].fingerprint())
+    }
+}
+
+/// Where in the SealedSecret a failing value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `spec.encryptedData`.
+    EncryptedData,
+    /// `spec.template.data`.
+    TemplateData,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Field::EncryptedData => "encryptedData",
+            Field::TemplateData => "template.data",
+        })
+    }
+}
+
+/// Why one value failed. Never holds the value, its plaintext or a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Not standard padded base64.
+    InvalidBase64,
+    /// Shorter than its own header says.
+    TooShort,
+    /// No loaded key decrypts it for this name, namespace and scope.
+    NoKeyCouldDecrypt,
+    /// The template did not parse or render; the text names the problem, not the data.
+    Template(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::InvalidBase64 => f.write_str("invalid base64"),
+            Reason::TooShort => f.write_str("sealed data is too short"),
+            Reason::NoKeyCouldDecrypt => f.write_str("no key could decrypt"),
+            Reason::Template(message) => f.write_str(message),
+        }
+    }
+}
+
+/// One failing key of a SealedSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFailure {
+    /// The Secret data key.
+    pub key: String,
+    /// Where it is in the SealedSecret.
+    pub field: Field,
+    /// What went wrong.
+    pub reason: Reason,
+}
+
+impl fmt::Display for KeyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{:?}]: {}", self.field, self.key, self.reason)
+    }
+}
+
+/// Why a SealedSecret cannot become a Secret. A permanent failure: retrying with the same
+/// object and the same keys gives the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsealError {
+    /// Some values failed; every failing key is listed.
+    #[error("{}", describe_failures(.0))]
+    Values(Vec<KeyFailure>),
+
+    /// The object does not match the SealedSecret schema.
+    #[error("malformed SealedSecret: {path}: {problem}")]
+    Malformed {
+        /// The JSON path of the offending field.
+        path: String,
+        /// What is wrong with it (never its value).
+        problem: String,
+    },
+
+    /// The deprecated single-blob `spec.data` without the flag that accepts it.
+    #[error(
+        "spec.data (the deprecated single-blob format) is not accepted: re-seal with `sealbox seal` \
+         (which writes spec.encryptedData) or start the controller with --accept-deprecated-v1-data"
+    )]
+    LegacyDataRefused,
+
+    /// `spec.data` and `spec.encryptedData` together.
+    #[error("cannot use spec.encryptedData and the deprecated spec.data at the same time")]
+    LegacyDataWithEncryptedData,
+
+    /// The deprecated `spec.data` blob could not be used.
+    #[error("spec.data: {0}")]
+    LegacyData(Reason),
+}
+
+impl UnsealError {
+    /// A short, stable name for metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            UnsealError::Values(failures)
+                if failures
+                    .iter()
+                    .all(|f| matches!(f.reason, Reason::Template(_))) =>
+            {
+                "template"
+            }
+            UnsealError::Values(_) => "decrypt",
+            UnsealError::Malformed { .. } => "malformed",
+            UnsealError::LegacyDataRefused
+            | UnsealError::LegacyDataWithEncryptedData
+            | UnsealError::LegacyData(_) => "legacy_data",
+        }
+    }
+}
+
+fn describe_failures(failures: &[KeyFailure]) -> String {
+    let list = failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let hint = if failures
+        .iter()
+        .any(|f| f.reason == Reason::NoKeyCouldDecrypt)
+    {
+        " (sealed for another name, namespace or scope, or with a key this controller does not hold)"
+    } else {
+        ""
+    };
+    format!("failed to unseal: {list}{hint}")
+}
+
+/// Maps the crypto layer's decrypt errors onto the reasons reported to users.
+pub(crate) fn decrypt_reason(error: &CryptoError) -> Reason {
+    match error {
+        CryptoError::TooShort => Reason::TooShort,
+        _ => Reason::NoKeyCouldDecrypt,
+    }
+}
