@@ -465,7 +465,7 @@ mod tests {
             .iter()
             .map(|d| d.origin.to_string())
             .collect();
-        assert_eq!(origins, ["x.yaml, document 2", "x.yaml, document 4"]);
+        assert_eq!(origins, ["x.yaml, document 1", "x.yaml, document 3"]);
     }
 
     #[test]

@@ -206,8 +206,13 @@ pub enum Error {
 
     /// Some values of a SealedSecret could not be decrypted.
     #[error(
-        "{origin}: cannot unseal SealedSecret {object}: {}; check the --key files, and that the object was not renamed or moved (its scope is {scope})",
-        failures.iter().map(|(key, why)| format!("encryptedData.{key}: {why}")).collect::<Vec<_>>().join(", ")
+        "{origin}: cannot unseal SealedSecret {object}: {}; {}",
+        failures.iter().map(|(key, why)| format!("{}: {why}", crate::document::field_path("encryptedData", key))).collect::<Vec<_>>().join(", "),
+        if failures.iter().all(|(_, why)| why.contains("too short") || why.contains("base64")) {
+            "the values are damaged (truncated or edited); seal them again".to_owned()
+        } else {
+            format!("check the --key files, and that the object was not renamed or moved (its scope is {scope})")
+        }
     )]
     Unseal {
         /// Which document.
@@ -258,15 +263,22 @@ pub enum Error {
     },
 
     /// An output file could not be written (the target is left as it was).
-    #[error("cannot write {path}{}", hint.map(|h| format!(": {h}")).unwrap_or_default())]
+    #[error("cannot write {path}")]
     WriteFile {
         /// The target file.
         path: PathBuf,
-        /// A more precise explanation, when there is one.
-        hint: Option<&'static str>,
         /// The I/O error.
         #[source]
         source: io::Error,
+    },
+
+    /// The output path cannot be a file: its directory is missing, or it is a directory.
+    #[error("cannot write {path}: {problem}")]
+    OutputPath {
+        /// The target path.
+        path: PathBuf,
+        /// What is wrong with it and what to do.
+        problem: &'static str,
     },
 
     /// Writing to stdout failed.
@@ -303,7 +315,9 @@ impl Error {
             Error::ReadKubeconfig { .. } | Error::ParseKubeconfig { .. } => "kubeconfig",
             Error::MergeTarget { .. } => "merge_target",
             Error::Render { .. } => "render",
-            Error::WriteFile { .. } | Error::WriteStdout { .. } => "write_output",
+            Error::WriteFile { .. } | Error::OutputPath { .. } | Error::WriteStdout { .. } => {
+                "write_output"
+            }
         }
     }
 

@@ -84,9 +84,8 @@ pub fn emit(
 /// Replaces `path` with `bytes` through a temporary file in the same directory. An existing
 /// target keeps its permissions; a new one gets those of `visibility`.
 pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Result<()> {
-    let fail = |hint: Option<&'static str>, source: io::Error| Error::WriteFile {
+    let fail = |source: io::Error| Error::WriteFile {
         path: path.to_owned(),
-        hint,
         source,
     };
     let dir = match path.parent() {
@@ -94,16 +93,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Re
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        return Err(fail(
-            Some("its directory does not exist; create it first"),
-            io::Error::from(io::ErrorKind::NotFound),
-        ));
+        return Err(Error::OutputPath {
+            path: path.to_owned(),
+            problem: "its directory does not exist; create it first",
+        });
     }
     if path.is_dir() {
-        return Err(fail(
-            Some("it is a directory; pass a file name"),
-            io::Error::from(io::ErrorKind::IsADirectory),
-        ));
+        return Err(Error::OutputPath {
+            path: path.to_owned(),
+            problem: "it is a directory; pass a file name",
+        });
     }
     let existing = fs::metadata(path).ok().map(|m| m.permissions());
 
@@ -111,16 +110,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Re
         .prefix(".sealbox-")
         .suffix(".tmp")
         .tempfile_in(dir)
-        .map_err(|e| fail(None, e))?;
+        .map_err(fail)?;
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| fail(None, e))?;
+        .map_err(fail)?;
     if let Some(permissions) = existing.or_else(|| new_file_permissions(visibility)) {
-        temp.as_file()
-            .set_permissions(permissions)
-            .map_err(|e| fail(None, e))?;
+        temp.as_file().set_permissions(permissions).map_err(fail)?;
     }
-    temp.persist(path).map_err(|e| fail(None, e.error))?;
+    temp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }
 

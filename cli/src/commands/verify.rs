@@ -292,7 +292,10 @@ fn check_template(template: &Object<'_>, scope: Scope, problems: &mut Vec<Error>
                 .map(|(k, v)| (k.clone(), (*v).to_owned()))
                 .collect();
             let template_scope = Scope::from_annotations(&owned);
-            if template_scope != scope {
+            let mentions_scope = [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION]
+                .iter()
+                .any(|a| annotations.contains_key(*a));
+            if mentions_scope && template_scope != scope {
                 problems.push(metadata.error(
                     "annotations",
                     format!(
