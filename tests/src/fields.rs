@@ -85,17 +85,21 @@ impl Managers {
         scope: Scope,
     ) -> Result<Value, Vec<Conflict>> {
         let applied = owned_paths(config, scope);
-        let differs = |p: &FieldPath| value_at(config, p) != value_at(current, p);
+        let clashes = |q: &FieldPath| {
+            applied.iter().any(|p| {
+                touches(config, current, p, q) && value_at(config, p) != value_at(current, p)
+            })
+        };
 
         let mut conflicts = Vec::new();
         for ((other, _), paths) in &self.0 {
-            if other == manager {
-                continue;
-            }
-            for q in paths {
-                if applied.iter().any(|p| related(p, q) && differs(p)) {
-                    conflicts.push((other.clone(), display(q)));
-                }
+            if other != manager {
+                conflicts.extend(
+                    paths
+                        .iter()
+                        .filter(|q| clashes(q))
+                        .map(|q| (other.clone(), display(q))),
+                );
             }
         }
         if !conflicts.is_empty() {
@@ -104,7 +108,7 @@ impl Managers {
             }
             for ((other, _), paths) in &mut self.0 {
                 if other != manager {
-                    paths.retain(|q| !applied.iter().any(|p| related(p, q) && differs(p)));
+                    paths.retain(|q| !clashes(q));
                 }
             }
         }
@@ -113,7 +117,7 @@ impl Managers {
         let previous = self.0.get(&key).cloned().unwrap_or_default();
         let mut merged = current.clone();
         for dropped in previous.difference(&applied) {
-            let still_wanted = applied.iter().any(|p| related(p, dropped));
+            let still_wanted = applied.iter().any(|p| touches(config, current, p, dropped));
             let owned_elsewhere = self
                 .0
                 .iter()
@@ -149,6 +153,19 @@ impl Managers {
 /// Whether one path is a prefix of the other (they name overlapping fields).
 fn related(a: &[String], b: &[String]) -> bool {
     a.starts_with(b) || b.starts_with(a)
+}
+
+/// Whether applying `config`'s field `p` sets the field `q`. An (empty) map in the config
+/// claims the map, not the keys others put in it; a key set inside a map another manager
+/// claimed is not a change of that map.
+fn touches(config: &Value, current: &Value, p: &[String], q: &[String]) -> bool {
+    if p.len() < q.len() && q.starts_with(p) {
+        !value_at(config, p).is_some_and(Value::is_object)
+    } else if q.len() < p.len() && p.starts_with(q) {
+        !value_at(current, q).is_some_and(Value::is_object)
+    } else {
+        p == q
+    }
 }
 
 /// `.data.password`, the way Kubernetes prints field paths in conflicts.
@@ -346,13 +363,13 @@ mod tests {
             true,
             Scope::All,
         );
-        assert_eq!(
-            forced.ok().map(|o| o["data"].clone()),
-            Some(json!({ "k": "Mg==" }))
-        );
+        let Ok(forced) = forced else {
+            panic!("forced apply: {forced:?}")
+        };
+        assert_eq!(forced["data"], json!({ "k": "Mg==" }));
         // alice lost the field: her next apply of the old value conflicts with bob.
         let back = managers.apply(
-            &object,
+            &forced,
             &secret(json!({ "k": "MQ==" })),
             "alice",
             false,

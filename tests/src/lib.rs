@@ -40,6 +40,7 @@ mod fields;
 pub mod kubeconfig;
 mod log;
 mod object;
+mod openapi;
 mod registry;
 mod route;
 mod router;

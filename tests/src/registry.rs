@@ -233,6 +233,16 @@ impl Registry {
         groups
     }
 
+    /// Changes whenever the set of served types does, for cache-busting URLs.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for t in &self.types {
+            (&t.group, &t.versions, &t.plural, t.namespaced).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
     /// Registers (or re-registers) the custom resource a CRD describes.
     pub(crate) fn register_crd(&mut self, crd: &Value) -> Result<(), ApiError> {
         let resource = Arc::new(crd_resource_type(crd)?);

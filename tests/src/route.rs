@@ -16,7 +16,11 @@ pub(crate) enum Route {
     Group(String),
     /// `/apis/<group>/<version>`
     GroupResources(String, String),
-    /// `/openapi/...`
+    /// `/openapi/v3`
+    OpenApiIndex,
+    /// `/openapi/v3/api/<version>` or `/openapi/v3/apis/<group>/<version>`
+    OpenApiGroupVersion(String, String),
+    /// Other `/openapi/...` paths (v2 is not served).
     OpenApi,
     /// `/healthz`, `/livez`, `/readyz`
     Health,
@@ -54,6 +58,13 @@ impl Route {
         match segments.as_slice() {
             ["version"] => Self::Version,
             ["healthz" | "livez" | "readyz", ..] => Self::Health,
+            ["openapi", "v3"] => Self::OpenApiIndex,
+            ["openapi", "v3", "api", version] => {
+                Self::OpenApiGroupVersion(String::new(), (*version).to_owned())
+            }
+            ["openapi", "v3", "apis", group, version] => {
+                Self::OpenApiGroupVersion((*group).to_owned(), (*version).to_owned())
+            }
             ["openapi", ..] => Self::OpenApi,
             ["api"] => Self::CoreVersions,
             ["api", version] => Self::CoreResources((*version).to_owned()),

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::Value;
 
-use crate::discovery;
 use crate::log::RequestRecord;
 use crate::object::{self, View};
 use crate::route::{self, ResourcePath, Route};
@@ -22,6 +21,7 @@ use crate::status::{self, ApiError};
 use crate::store::{DeleteOptions, ListQuery, PatchBody, Propagation, Target, WriteOptions};
 use crate::table;
 use crate::watch::{self, WatchRequest};
+use crate::{discovery, openapi};
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -138,6 +138,12 @@ fn dispatch(
             .ok_or_else(not_found)?,
         Route::GroupResources(group, version) => shared
             .read(|s| discovery::resources(&s.registry, &group, &version))
+            .ok_or_else(not_found)?,
+        Route::OpenApiIndex => {
+            shared.read(|s| openapi::index(&s.registry, s.registry.fingerprint()))
+        }
+        Route::OpenApiGroupVersion(group, version) => shared
+            .read(|s| openapi::group_version(&s.registry, &group, &version))
             .ok_or_else(not_found)?,
         Route::OpenApi | Route::Unknown => return Err(not_found()),
     };
