@@ -43,3 +43,21 @@ pub use private_key::PrivateKey;
 pub use public_key::PublicKey;
 pub use scope::Scope;
 pub use wire::{seal, sealed_len, unseal, unseal_with_keys};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The controller shares keys across tasks and threads.
+    #[test]
+    fn key_types_are_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PublicKey>();
+        assert_send_sync::<PrivateKey>();
+        assert_send_sync::<Certificate>();
+        assert_send_sync::<KeyPair>();
+        assert_send_sync::<KeySecret>();
+        assert_send_sync::<Fingerprint>();
+        assert_send_sync::<Error>();
+    }
+}

@@ -180,3 +180,29 @@ impl fmt::Debug for PrivateKey {
         write!(f, "PrivateKey(<redacted>, {})", self.fingerprint())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs1_from_pkcs8_rejects_other_structures() {
+        assert!(pkcs1_from_pkcs8(b"").is_none());
+        assert!(pkcs1_from_pkcs8(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_none());
+        // PrivateKeyInfo for an EC key (id-ecPublicKey), with a dummy key.
+        let ec = [
+            0x30, 0x13, 0x02, 0x01, 0x00, 0x30, 0x09, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+            0x02, 0x01, 0x04, 0x03, 0x01, 0x02, 0x03,
+        ];
+        assert!(pkcs1_from_pkcs8(&ec).is_none());
+        // The same shape with rsaEncryption yields the wrapped bytes.
+        let rsa = [
+            0x30, 0x16, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+            0x0d, 0x01, 0x01, 0x01, 0x05, 0x00, 0x04, 0x02, 0xab, 0xcd,
+        ];
+        assert_eq!(
+            pkcs1_from_pkcs8(&rsa).as_deref().map(Vec::as_slice),
+            Some(&[0xab, 0xcd][..])
+        );
+    }
+}
