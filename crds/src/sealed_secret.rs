@@ -33,13 +33,15 @@ pub const SYNCED_CONDITION: &str = "Synced";
         type_ = "string",
         json_path = ".status.conditions[0].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SealedSecretSpec {
     /// Sealed values, one per Secret data key: base64 of the Bitnami wire format.
-    #[serde(default)]
-    #[schemars(required)]
     pub encrypted_data: BTreeMap<String, String>,
 
     /// Template for the Secret the controller creates: metadata, type, immutability and
@@ -206,7 +208,10 @@ mod tests {
             sealed(&[(NAMESPACE_WIDE_ANNOTATION, "true")], &[]).label(),
             b"prod"
         );
-        assert_eq!(sealed(&[(CLUSTER_WIDE_ANNOTATION, "true")], &[]).label(), b"");
+        assert_eq!(
+            sealed(&[(CLUSTER_WIDE_ANNOTATION, "true")], &[]).label(),
+            b""
+        );
         let both = [
             (NAMESPACE_WIDE_ANNOTATION, "true"),
             (CLUSTER_WIDE_ANNOTATION, "true"),
@@ -250,12 +255,21 @@ spec:
 "#;
         let ss: SealedSecret = serde_norway::from_str(yaml).expect("parses");
         let template = ss.spec.template.as_ref().expect("template");
-        assert_eq!(template.type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+        assert_eq!(
+            template.type_.as_deref(),
+            Some("kubernetes.io/dockerconfigjson")
+        );
         assert_eq!(template.immutable, Some(true));
         let metadata = template.metadata.as_ref().expect("metadata");
         assert_eq!(metadata.other["generateName"], "ignored-");
         let back = serde_json::to_value(&ss).expect("serializes");
-        assert_eq!(back["spec"]["template"]["metadata"]["generateName"], "ignored-");
-        assert_eq!(back["spec"]["encryptedData"]["foo"], "AgBy3i4OJSWK+PiTySYZZA==");
+        assert_eq!(
+            back["spec"]["template"]["metadata"]["generateName"],
+            "ignored-"
+        );
+        assert_eq!(
+            back["spec"]["encryptedData"]["foo"],
+            "AgBy3i4OJSWK+PiTySYZZA=="
+        );
     }
 }

@@ -52,5 +52,8 @@ fn crd_keeps_the_bitnami_contract() {
     let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["required"], serde_json::json!(["encryptedData"]));
     let template_metadata = &spec["properties"]["template"]["properties"]["metadata"];
-    assert_eq!(template_metadata["x-kubernetes-preserve-unknown-fields"], true);
+    assert_eq!(
+        template_metadata["x-kubernetes-preserve-unknown-fields"],
+        true
+    );
 }
