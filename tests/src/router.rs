@@ -175,7 +175,14 @@ fn resource(
     let resource = shared
         .read(|s| s.registry.find(&path.group, &path.version, &path.resource))
         .ok_or_else(not_found)?;
-    if path.namespace.is_some() && !resource.namespaced {
+    let verb = route::verb(method, path, is_true(params, "watch"));
+    let namespace_fits = match (resource.namespaced, &path.namespace) {
+        (false, Some(_)) => false,
+        // Namespaced objects are only addressed, created or deleted within a namespace.
+        (true, None) => matches!(verb, "list" | "watch"),
+        _ => true,
+    };
+    if !namespace_fits {
         return Err(not_found());
     }
     let status = match path.subresource.as_deref() {
@@ -196,7 +203,6 @@ fn resource(
         status,
     };
 
-    let verb = route::verb(method, path, is_true(params, "watch"));
     match (verb, name) {
         ("get", Some(name)) => {
             let object = shared.read(|s| s.get(&target, name))?;
@@ -365,7 +371,18 @@ fn patch_body(headers: &HeaderMap, params: &Params, body: &[u8]) -> Result<Patch
 }
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    if header_str(headers, header::CONTENT_TYPE).contains("yaml") {
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // 415 makes client-go fall back to JSON.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"
+            ),
+        ));
+    }
+    if content_type.contains("yaml") {
         parse_yaml_or_json(body)
     } else {
         parse_json(body)

@@ -251,7 +251,8 @@ impl ApiServer {
         log::rbac_summary(&lock(&self.shared.log))
     }
 
-    /// The stored object, if any. `namespace` is ignored for cluster-scoped resources.
+    /// The stored object, if any. `namespace` is ignored for cluster-scoped resources and
+    /// defaults to `default` for namespaced ones.
     pub fn get_object(
         &self,
         gvr: &GroupVersionResource,

@@ -592,13 +592,27 @@ async fn custom_resources_status_generation_and_schema() -> TestResult {
     );
 
     // Discovery sees the new type; deleting the CRD removes it and its objects.
-    let discovery = kube::Discovery::new(client.clone()).run().await?;
-    assert!(discovery.has_group("bitnami.com"));
-    assert!(
-        discovery
-            .groups()
-            .any(|g| g.name() == "coordination.k8s.io")
-    );
+    for discovery in [
+        kube::Discovery::new(client.clone()).run().await?,
+        kube::Discovery::new(client.clone())
+            .run_aggregated()
+            .await?,
+    ] {
+        let gvk = GroupVersionKind::gvk("bitnami.com", "v1alpha1", "SealedSecret");
+        let (resource, capabilities) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or("SealedSecret discovered")?;
+        assert_eq!(resource.plural, "sealedsecrets");
+        assert!(
+            !capabilities.subresources.is_empty(),
+            "the status subresource is advertised"
+        );
+        assert!(
+            discovery
+                .groups()
+                .any(|g| g.name() == "coordination.k8s.io")
+        );
+    }
     server.delete_object(
         &GroupVersionResource::gvr("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
         None,
