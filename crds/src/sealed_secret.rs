@@ -12,6 +12,8 @@ pub const SYNCED_CONDITION: &str = "Synced";
 /// A Secret sealed with the controller's public key, safe to commit to Git.
 ///
 /// The controller unseals it into a Secret of the same name and namespace.
+// Clippy mistakes the repeated `type_ = "string"` of two printer columns for a duplicate.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
