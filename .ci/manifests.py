@@ -196,8 +196,13 @@ def served(served_list, path, out):
     for doc in load(path):
         if (doc["apiVersion"], doc["kind"]) in kinds:
             kept.append(doc)
+            continue
+        group = doc["apiVersion"].rpartition("/")[0]
+        if group and "." in group and not group.endswith(".k8s.io"):
+            why = f"{doc['kind']} is a custom resource whose CRD is not installed there"
         else:
-            print(f"skipped: {ident(doc)} ({doc['apiVersion']}): the API double does not serve {doc['kind']}")
+            why = f"the API double does not serve {doc['kind']} yet"
+        print(f"skipped: {ident(doc)} ({doc['apiVersion']}): {why}")
     with open(out, "w", encoding="utf-8") as file:
         yaml.safe_dump_all(kept, file, sort_keys=False)
 
