@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -506,7 +506,9 @@ async fn report(
     ) else {
         return Ok(());
     };
-    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &key.0);
+    // Dynamic, not typed: the response of a malformed object must not fail to parse.
+    let resource = ApiResource::erase::<SealedSecret>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.0, &resource);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()

@@ -1,0 +1,1291 @@
+//! The controller's scenarios, each against the in-process API double with the real
+//! `sealbox_controller::start` (kube-rs `Controller`, watchers, key lifecycle, HTTP server).
+//!
+//! One test binary; RSA test keys (2048-bit) are generated once for all of it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{GroupVersionResource, ObjectMeta};
+use kube::{Client, CustomResourceExt as _, ResourceExt as _};
+use sealbox_controller::{Config, FIELD_MANAGER, Running};
+use sealbox_crds::{
+    MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
+    SealedSecretSpec, SecretTemplateSpec, TemplateMetadata,
+};
+use sealbox_crypto::KeyPair;
+use sealbox_crypto::key_secret::{KEY_LABEL, KeySecret};
+use sealbox_crypto::scope::{
+    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
+};
+use sealbox_tests::{ApiServer, FaultRule};
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const WAIT: Duration = Duration::from_secs(15);
+const CONTROLLER_NS: &str = "kube-system";
+const NS: &str = "app";
+
+// ---------------------------------------------------------------------------------------------
+// Keys and sealing
+
+/// Twelve 2048-bit key pairs, newest first, an hour apart.
+fn pairs() -> &'static [KeyPair] {
+    static PAIRS: OnceLock<Vec<KeyPair>> = OnceLock::new();
+    PAIRS.get_or_init(|| {
+        let now = SystemTime::now() - Duration::from_secs(60);
+        (0..12u64)
+            .map(|i| {
+                KeyPair::generate_with_bits(2048, "test", now - Duration::from_secs(3600 * i))
+                    .expect("key generation")
+            })
+            .collect()
+    })
+}
+
+fn seal(pair: &KeyPair, plaintext: &str, label: &[u8]) -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let sealed = sealbox_crypto::seal(
+        &rng,
+        pair.certificate.public_key(),
+        plaintext.as_bytes(),
+        label,
+    )
+    .expect("seal");
+    STANDARD.encode(sealed)
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A SealedSecret `namespace/name` with `values` sealed (strict scope unless annotated) for
+/// test key `key`.
+fn sealed_secret(namespace: &str, name: &str, key: usize, values: &[(&str, &str)]) -> SealedSecret {
+    sealed_secret_with(namespace, name, key, values, &[])
+}
+
+fn sealed_secret_with(
+    namespace: &str,
+    name: &str,
+    key: usize,
+    values: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> SealedSecret {
+    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
+    sealed.metadata.namespace = Some(namespace.into());
+    if !annotations.is_empty() {
+        sealed.metadata.annotations = Some(map(annotations));
+    }
+    let label = sealed.label();
+    sealed.spec.encrypted_data = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), seal(&pairs()[key], v, &label)))
+        .collect();
+    sealed
+}
+
+fn template(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> SecretTemplateSpec {
+    SecretTemplateSpec {
+        metadata: Some(TemplateMetadata {
+            labels: (!labels.is_empty()).then(|| map(labels)),
+            annotations: (!annotations.is_empty()).then(|| map(annotations)),
+            ..TemplateMetadata::default()
+        }),
+        ..SecretTemplateSpec::default()
+    }
+}
+
+fn key_secret(index: usize) -> Secret {
+    let mut manifest =
+        KeySecret::from_key_pair(&pairs()[index], CONTROLLER_NS, "sealed-secrets-key").to_json();
+    manifest["metadata"]["name"] = json!(format!("sealed-secrets-key-test{index}"));
+    serde_json::from_value(manifest).expect("key Secret")
+}
+
+fn plain_secret(
+    name: &str,
+    annotations: &[(&str, &str)],
+    labels: &[(&str, &str)],
+    data: &[(&str, &str)],
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            annotations: (!annotations.is_empty()).then(|| map(annotations)),
+            labels: (!labels.is_empty()).then(|| map(labels)),
+            ..ObjectMeta::default()
+        },
+        data: (!data.is_empty()).then(|| {
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect()
+        }),
+        ..Secret::default()
+    }
+}
+
+fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+struct Harness {
+    server: ApiServer,
+    client: Client,
+    running: Option<Running>,
+}
+
+impl Harness {
+    /// A fresh API double with the CRD and the given test keys stored, and the controller
+    /// started with `args`.
+    async fn start(
+        keys: &[usize],
+        args: &[&str],
+    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
+        let harness = Harness::without_controller(keys).await?;
+        harness.with_controller(args).await
+    }
+
+    async fn without_controller(
+        keys: &[usize],
+    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
+        init_logs();
+        let server = ApiServer::new();
+        server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
+        let client = server.client();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), CONTROLLER_NS);
+        for &index in keys {
+            secrets
+                .create(&PostParams::default(), &key_secret(index))
+                .await?;
+        }
+        Ok(Harness {
+            server,
+            client,
+            running: None,
+        })
+    }
+
+    async fn with_controller(
+        mut self,
+        args: &[&str],
+    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
+        self.running = Some(start_controller(&self.server, args).await?);
+        Ok(self)
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("controller started")
+    }
+
+    async fn stop(&mut self) -> TestResult {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await?;
+        }
+        Ok(())
+    }
+
+    fn sealed(&self, namespace: &str) -> Api<SealedSecret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn secrets(&self, namespace: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn create(&self, sealed: &SealedSecret) -> Result<SealedSecret, kube::Error> {
+        let namespace = sealed.namespace().unwrap_or_else(|| NS.into());
+        self.sealed(&namespace)
+            .create(&PostParams::default(), sealed)
+            .await
+    }
+
+    /// Waits until the Secret exists and satisfies `check`.
+    async fn secret_where(
+        &self,
+        namespace: &str,
+        name: &str,
+        check: impl Fn(&Secret) -> bool,
+    ) -> Result<Secret, Box<dyn std::error::Error + Send + Sync>> {
+        let api = self.secrets(namespace);
+        let mut last = None;
+        let found = eventually(
+            || {
+                let api = api.clone();
+                async move { api.get_opt(name).await.ok().flatten() }
+            },
+            check,
+            &mut last,
+        )
+        .await;
+        found.ok_or_else(|| {
+            format!("Secret {namespace}/{name} never matched; last seen: {last:?}").into()
+        })
+    }
+
+    /// Waits until the SealedSecret's Synced condition has `status` (and observedGeneration
+    /// matches the object's generation).
+    async fn synced(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &str,
+    ) -> Result<SealedSecret, Box<dyn std::error::Error + Send + Sync>> {
+        let api = self.sealed(namespace);
+        let mut last = None;
+        let found = eventually(
+            || {
+                let api = api.clone();
+                async move { api.get_opt(name).await.ok().flatten() }
+            },
+            |s: &SealedSecret| {
+                s.synced_condition().is_some_and(|c| c.status == status)
+                    && s.status.as_ref().and_then(|st| st.observed_generation)
+                        == s.metadata.generation
+            },
+            &mut last,
+        )
+        .await;
+        found.ok_or_else(|| {
+            format!(
+                "SealedSecret {namespace}/{name} never reached Synced={status}; status: {:?}",
+                last.and_then(|s| s.status)
+            )
+            .into()
+        })
+    }
+
+    async fn events(&self, namespace: &str, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        api.list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    }
+
+    async fn event_reasons(&self, namespace: &str, name: &str) -> Vec<String> {
+        self.events(namespace, name)
+            .await
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    async fn wait_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> Result<Event, Box<dyn std::error::Error + Send + Sync>> {
+        let mut last = None;
+        eventually(
+            || async {
+                self.events(namespace, name)
+                    .await
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some(reason))
+            },
+            |_| true,
+            &mut last,
+        )
+        .await
+        .ok_or_else(|| format!("no {reason} event for {namespace}/{name}").into())
+    }
+
+    /// Successful writes (create, update, patch) of one Secret, from the request log.
+    fn secret_writes(&self, namespace: &str, name: &str) -> usize {
+        self.server
+            .request_log()
+            .iter()
+            .filter(|r| {
+                r.resource == "secrets"
+                    && r.namespace.as_deref() == Some(namespace)
+                    && r.name.as_deref() == Some(name)
+                    && matches!(r.verb.as_str(), "create" | "update" | "patch")
+                    && r.status < 300
+            })
+            .count()
+    }
+
+    /// Requests about Secrets in `namespace` so far.
+    fn secret_requests(&self, namespace: &str) -> usize {
+        self.server
+            .request_log()
+            .iter()
+            .filter(|r| {
+                r.resource == "secrets"
+                    && r.namespace.as_deref() == Some(namespace)
+                    && r.verb != "watch"
+            })
+            .count()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            // Best effort: the runtime may already be shutting down.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = running.shutdown().await;
+                });
+            }
+        }
+    }
+}
+
+async fn start_controller(
+    server: &ApiServer,
+    args: &[&str],
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let mut argv = vec![
+        "sealbox-controller",
+        "--listen-addr=127.0.0.1:0",
+        "--namespace",
+        CONTROLLER_NS,
+        "--key-size=2048",
+        "--key-renew-period=0",
+    ];
+    argv.extend_from_slice(args);
+    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
+    Ok(sealbox_controller::start(server.client(), &config).await?)
+}
+
+/// Polls `fetch` until `check` accepts a value or [`WAIT`] passes; `last` keeps the last value.
+async fn eventually<T, F, Fut>(
+    mut fetch: F,
+    check: impl Fn(&T) -> bool,
+    last: &mut Option<T>,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = fetch().await;
+        if let Some(v) = value {
+            if check(&v) {
+                return Some(v);
+            }
+            *last = Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until `check()` holds.
+async fn until(what: &str, mut check: impl FnMut() -> bool) -> TestResult {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}
+
+/// A plain HTTP GET; returns the status code.
+async fn http_status(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no status line")?
+        .parse()?;
+    Ok(code)
+}
+
+fn secrets_gvr() -> GroupVersionResource {
+    GroupVersionResource::gvr("", "v1", "secrets")
+}
+
+fn owner_uid(secret: &Secret) -> Option<String> {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.kind == "SealedSecret" && r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// 1. New SealedSecret → Secret with data and template labels; Synced=True with equal times;
+/// event Unsealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let mut sealed = sealed_secret(NS, "db", 0, &[("password", "hunter2"), ("user", "admin")]);
+    sealed.spec.template = Some(template(&[("app", "web")], &[("note", "sealed")]));
+    let created = h.create(&sealed).await?;
+
+    let secret = h.secret_where(NS, "db", |_| true).await?;
+    assert_eq!(
+        secret_data(&secret),
+        map(&[("password", "hunter2"), ("user", "admin")])
+    );
+    assert_eq!(secret.metadata.labels, Some(map(&[("app", "web")])));
+    assert_eq!(
+        secret.metadata.annotations,
+        Some(map(&[("note", "sealed")]))
+    );
+    assert_eq!(owner_uid(&secret), created.uid());
+    let managers = h.server.field_managers(&secrets_gvr(), Some(NS), "db");
+    assert!(managers.contains_key(FIELD_MANAGER), "{managers:?}");
+
+    let status = h.synced(NS, "db", "True").await?;
+    let condition = status.synced_condition().ok_or("condition")?;
+    assert_eq!(condition.last_transition_time, condition.last_update_time);
+    assert!(condition.last_transition_time.is_some());
+    assert_eq!(
+        status.status.as_ref().and_then(|s| s.observed_generation),
+        Some(1)
+    );
+
+    let event = h.wait_event(NS, "db", "Unsealed").await?;
+    assert_eq!(event.type_.as_deref(), Some("Normal"));
+    // Exactly one write for one content, and no event or status noise afterwards.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.secret_writes(NS, "db"), 1);
+    let unsealed = h.event_reasons(NS, "db").await;
+    assert_eq!(unsealed, vec!["Unsealed".to_string()]);
+    Ok(())
+}
+
+/// 2. Updating a value updates the Secret; observedGeneration 2; lastTransitionTime unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s02_updated_value_updates_the_secret() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    h.create(&sealed_secret(NS, "db", 0, &[("password", "one")]))
+        .await?;
+    let first = h.synced(NS, "db", "True").await?;
+    let first_transition = first
+        .synced_condition()
+        .and_then(|c| c.last_transition_time.clone());
+
+    let update = sealed_secret(NS, "db", 0, &[("password", "two")]);
+    let patch = json!({ "spec": { "encryptedData": update.spec.encrypted_data } });
+    h.sealed(NS)
+        .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+
+    h.secret_where(NS, "db", |s| secret_data(s) == map(&[("password", "two")]))
+        .await?;
+    let api = h.sealed(NS);
+    let mut last = None;
+    let second = eventually(
+        || {
+            let api = api.clone();
+            async move { api.get_opt("db").await.ok().flatten() }
+        },
+        |s: &SealedSecret| s.status.as_ref().and_then(|st| st.observed_generation) == Some(2),
+        &mut last,
+    )
+    .await
+    .ok_or("observedGeneration never reached 2")?;
+    let condition = second.synced_condition().ok_or("condition")?;
+    assert_eq!(condition.status, "True");
+    assert_eq!(condition.last_transition_time, first_transition);
+    assert_eq!(second.metadata.generation, Some(2));
+    Ok(())
+}
+
+/// 3. A renamed encrypted key and an appended key sealed separately both appear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s03_renamed_and_appended_keys() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let original = sealed_secret(NS, "db", 0, &[("old-name", "value-1")]);
+    h.create(&original).await?;
+    h.secret_where(NS, "db", |s| {
+        secret_data(s) == map(&[("old-name", "value-1")])
+    })
+    .await?;
+
+    let appended = sealed_secret(NS, "db", 0, &[("appended", "value-2")]);
+    let mut data = BTreeMap::new();
+    data.insert(
+        "new-name".to_string(),
+        original.spec.encrypted_data["old-name"].clone(),
+    );
+    data.insert(
+        "appended".to_string(),
+        appended.spec.encrypted_data["appended"].clone(),
+    );
+    let mut current = h.sealed(NS).get("db").await?;
+    current.spec.encrypted_data = data;
+    h.sealed(NS)
+        .replace("db", &PostParams::default(), &current)
+        .await?;
+
+    h.secret_where(NS, "db", |s| {
+        secret_data(s) == map(&[("new-name", "value-1"), ("appended", "value-2")])
+    })
+    .await?;
+    Ok(())
+}
+
+/// 4. An existing Secret annotated `managed` is taken over: owner set; data, labels and
+/// annotations replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s04_managed_secret_is_taken_over() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let existing = plain_secret(
+        "db",
+        &[(MANAGED_ANNOTATION, "true"), ("someone", "else")],
+        &[("old", "label")],
+        &[("password", "old"), ("stale", "x")],
+    );
+    h.secrets(NS)
+        .create(&PostParams::default(), &existing)
+        .await?;
+
+    let mut sealed = sealed_secret(NS, "db", 0, &[("password", "new")]);
+    sealed.spec.template = Some(template(&[("app", "web")], &[("note", "sealed")]));
+    let created = h.create(&sealed).await?;
+
+    let secret = h.secret_where(NS, "db", |s| owner_uid(s).is_some()).await?;
+    assert_eq!(owner_uid(&secret), created.uid());
+    let secret = h
+        .secret_where(NS, "db", |s| secret_data(s) == map(&[("password", "new")]))
+        .await?;
+    assert_eq!(secret.metadata.labels, Some(map(&[("app", "web")])));
+    assert_eq!(
+        secret.metadata.annotations,
+        Some(map(&[("note", "sealed")]))
+    );
+    h.synced(NS, "db", "True").await?;
+    Ok(())
+}
+
+/// 5. `managed` + `patch`: owner set, keys and labels merged, annotations kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s05_managed_and_patch_merges_and_takes_ownership() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let existing = plain_secret(
+        "db",
+        &[
+            (MANAGED_ANNOTATION, "true"),
+            (PATCH_ANNOTATION, "true"),
+            ("kept", "yes"),
+        ],
+        &[("existing", "label")],
+        &[("existing-key", "1")],
+    );
+    h.secrets(NS)
+        .create(&PostParams::default(), &existing)
+        .await?;
+    let mut sealed = sealed_secret(NS, "db", 0, &[("password", "new")]);
+    sealed.spec.template = Some(template(&[("app", "web")], &[]));
+    let created = h.create(&sealed).await?;
+
+    let secret = h.secret_where(NS, "db", |s| owner_uid(s).is_some()).await?;
+    assert_eq!(owner_uid(&secret), created.uid());
+    assert_eq!(
+        secret_data(&secret),
+        map(&[("existing-key", "1"), ("password", "new")])
+    );
+    assert_eq!(
+        secret.metadata.labels,
+        Some(map(&[("existing", "label"), ("app", "web")]))
+    );
+    let annotations = secret.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.get("kept").map(String::as_str), Some("yes"));
+    assert_eq!(
+        annotations.get(PATCH_ANNOTATION).map(String::as_str),
+        Some("true")
+    );
+    h.synced(NS, "db", "True").await?;
+    Ok(())
+}
+
+/// 6. `patch` alone: merged without an owner; also into an empty existing Secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s06_patch_merges_without_owner() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let existing = plain_secret(
+        "db",
+        &[(PATCH_ANNOTATION, "true")],
+        &[("existing", "label")],
+        &[("existing-key", "1")],
+    );
+    h.secrets(NS)
+        .create(&PostParams::default(), &existing)
+        .await?;
+    let empty = plain_secret("empty", &[(PATCH_ANNOTATION, "true")], &[], &[]);
+    h.secrets(NS).create(&PostParams::default(), &empty).await?;
+
+    let mut sealed = sealed_secret(NS, "db", 0, &[("password", "new")]);
+    sealed.spec.template = Some(template(&[("app", "web")], &[]));
+    h.create(&sealed).await?;
+    h.create(&sealed_secret(NS, "empty", 0, &[("only", "value")]))
+        .await?;
+
+    let secret = h
+        .secret_where(NS, "db", |s| secret_data(s).contains_key("password"))
+        .await?;
+    assert_eq!(
+        secret_data(&secret),
+        map(&[("existing-key", "1"), ("password", "new")])
+    );
+    assert_eq!(
+        secret.metadata.labels,
+        Some(map(&[("existing", "label"), ("app", "web")]))
+    );
+    assert_eq!(owner_uid(&secret), None);
+
+    let secret = h
+        .secret_where(NS, "empty", |s| !secret_data(s).is_empty())
+        .await?;
+    assert_eq!(secret_data(&secret), map(&[("only", "value")]));
+    assert_eq!(owner_uid(&secret), None);
+    h.synced(NS, "db", "True").await?;
+    h.synced(NS, "empty", "True").await?;
+    Ok(())
+}
+
+/// 7. An existing unannotated Secret is left untouched; status False "already exists and is
+/// not managed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s07_foreign_secret_is_refused() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let existing = plain_secret(
+        "db",
+        &[],
+        &[("owner", "someone")],
+        &[("password", "theirs")],
+    );
+    let before = h
+        .secrets(NS)
+        .create(&PostParams::default(), &existing)
+        .await?;
+    h.create(&sealed_secret(NS, "db", 0, &[("password", "ours")]))
+        .await?;
+
+    let status = h.synced(NS, "db", "False").await?;
+    let message = status
+        .synced_condition()
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "Resource \"db\" already exists and is not managed by SealedSecret"
+    );
+    let event = h.wait_event(NS, "db", "ErrUpdateFailed").await?;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let after = h.secrets(NS).get("db").await?;
+    assert_eq!(after.resource_version(), before.resource_version());
+    assert_eq!(secret_data(&after), map(&[("password", "theirs")]));
+    assert_eq!(
+        h.secret_writes(NS, "db"),
+        0,
+        "the controller wrote a foreign Secret"
+    );
+    Ok(())
+}
+
+/// 8. Drift: a deleted owned Secret is recreated, edited data is restored, an unowned Secret's
+/// deletion is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s08_drift_is_corrected_for_owned_secrets_only() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    h.create(&sealed_secret(NS, "db", 0, &[("password", "right")]))
+        .await?;
+    let first = h.secret_where(NS, "db", |_| true).await?;
+    h.synced(NS, "db", "True").await?;
+
+    h.secrets(NS).delete("db", &DeleteParams::default()).await?;
+    let recreated = h.secret_where(NS, "db", |s| s.uid() != first.uid()).await?;
+    assert_eq!(secret_data(&recreated), map(&[("password", "right")]));
+
+    let edit = json!({ "data": { "password": STANDARD.encode("wrong") } });
+    h.secrets(NS)
+        .patch("db", &PatchParams::default(), &Patch::Merge(&edit))
+        .await?;
+    h.secret_where(NS, "db", |s| {
+        secret_data(s) == map(&[("password", "right")])
+    })
+    .await?;
+
+    // Not owned (the template opts out of the ownerReference): its deletion is left alone.
+    let mut unowned = sealed_secret(NS, "unowned", 0, &[("a", "1")]);
+    unowned.spec.template = Some(template(
+        &[],
+        &[(SKIP_SET_OWNER_REFERENCES_ANNOTATION, "true")],
+    ));
+    h.create(&unowned).await?;
+    let secret = h.secret_where(NS, "unowned", |_| true).await?;
+    assert_eq!(owner_uid(&secret), None);
+    h.synced(NS, "unowned", "True").await?;
+    h.secrets(NS)
+        .delete("unowned", &DeleteParams::default())
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        h.secrets(NS).get_opt("unowned").await?.is_none(),
+        "an unowned Secret was recreated"
+    );
+    Ok(())
+}
+
+/// 9. Sealed with a key the controller lacks → no Secret, status False, ErrUnsealFailed; once
+/// that key is added as a key Secret (no restart) → the Secret appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    h.create(&sealed_secret(NS, "db", 5, &[("password", "later")]))
+        .await?;
+    let status = h.synced(NS, "db", "False").await?;
+    let message = status
+        .synced_condition()
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("encryptedData[\"password\"]: no key could decrypt"),
+        "{message}"
+    );
+    assert!(!message.contains("later"));
+    h.wait_event(NS, "db", "ErrUnsealFailed").await?;
+    assert!(h.secrets(NS).get_opt("db").await?.is_none());
+
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &key_secret(5))
+        .await?;
+    let secret = h.secret_where(NS, "db", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("password", "later")]));
+    h.synced(NS, "db", "True").await?;
+    assert_eq!(h.running().keys().snapshot().len(), 2);
+    Ok(())
+}
+
+/// 10. Custom type and immutable; updating an immutable target → ErrUpdateFailed naming
+/// immutability, no retry storm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s10_custom_type_and_immutable_secrets() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let config = r#"{"auths":{"registry.example":{"auth":"dXNlcjpwYXNz"}}}"#;
+    let mut sealed = sealed_secret(NS, "pull", 0, &[(".dockerconfigjson", config)]);
+    sealed.spec.template = Some(SecretTemplateSpec {
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        immutable: Some(true),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&sealed).await?;
+    let secret = h.secret_where(NS, "pull", |_| true).await?;
+    assert_eq!(
+        secret.type_.as_deref(),
+        Some("kubernetes.io/dockerconfigjson")
+    );
+    assert_eq!(secret.immutable, Some(true));
+    assert_eq!(secret_data(&secret), map(&[(".dockerconfigjson", config)]));
+    h.synced(NS, "pull", "True").await?;
+
+    let changed = sealed_secret(NS, "pull", 0, &[(".dockerconfigjson", "{}")]);
+    let patch = json!({ "spec": { "encryptedData": changed.spec.encrypted_data } });
+    h.sealed(NS)
+        .patch("pull", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let status = h.synced(NS, "pull", "False").await?;
+    let message = status
+        .synced_condition()
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(message.contains("immutable"), "{message}");
+    let event = h.wait_event(NS, "pull", "ErrUpdateFailed").await?;
+    assert!(event.note.unwrap_or_default().contains("immutable"));
+
+    // No retry storm: nothing more happens until something changes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = h.secret_requests(NS);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        h.secret_requests(NS),
+        requests,
+        "the controller kept retrying"
+    );
+    assert_eq!(
+        secret_data(&h.secrets(NS).get("pull").await?),
+        map(&[(".dockerconfigjson", config)])
+    );
+    Ok(())
+}
+
+/// 11. Scopes: strict moved → refused; namespace-wide renamed → works, moved namespace →
+/// refused; cluster-wide moved anywhere → works; a template annotation cannot widen the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let moved = |from: SealedSecret, namespace: &str, name: &str| {
+        let mut to = SealedSecret::new(name, from.spec.clone());
+        to.metadata.namespace = Some(namespace.into());
+        to.metadata.annotations = from.metadata.annotations.clone();
+        to
+    };
+
+    let strict = sealed_secret(NS, "strict", 0, &[("a", "1")]);
+    h.create(&moved(strict.clone(), "other", "strict")).await?;
+    h.create(&moved(strict, NS, "strict-renamed")).await?;
+
+    let ns_wide = sealed_secret_with(
+        NS,
+        "nsw",
+        0,
+        &[("a", "2")],
+        &[(NAMESPACE_WIDE_ANNOTATION, "true")],
+    );
+    h.create(&moved(ns_wide.clone(), NS, "nsw-renamed")).await?;
+    h.create(&moved(ns_wide, "other", "nsw")).await?;
+
+    let cluster = sealed_secret_with(
+        NS,
+        "cw",
+        0,
+        &[("a", "3")],
+        &[(CLUSTER_WIDE_ANNOTATION, "true")],
+    );
+    h.create(&moved(cluster, "elsewhere", "anything")).await?;
+
+    // Sealed strict, with a template annotation claiming cluster-wide, moved.
+    let mut widened = sealed_secret(NS, "widened", 0, &[("a", "4")]);
+    widened.spec.template = Some(template(&[], &[(CLUSTER_WIDE_ANNOTATION, "true")]));
+    h.create(&moved(widened, "other", "widened")).await?;
+
+    for (namespace, name) in [
+        ("other", "strict"),
+        (NS, "strict-renamed"),
+        ("other", "nsw"),
+        ("other", "widened"),
+    ] {
+        let status = h.synced(namespace, name, "False").await?;
+        let message = status
+            .synced_condition()
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default();
+        assert!(
+            message.contains("no key could decrypt"),
+            "{namespace}/{name}: {message}"
+        );
+        assert!(
+            h.secrets(namespace).get_opt(name).await?.is_none(),
+            "{namespace}/{name}"
+        );
+    }
+    let secret = h.secret_where(NS, "nsw-renamed", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("a", "2")]));
+    let secret = h.secret_where("elsewhere", "anything", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("a", "3")]));
+    Ok(())
+}
+
+/// 12. template.data renders with the values, including a key with a dash, and over no
+/// encryptedData at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s12_template_data() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    let mut sealed = sealed_secret(NS, "db", 0, &[("user", "admin"), ("pass-word", "pw")]);
+    sealed.spec.template = Some(SecretTemplateSpec {
+        data: Some(map(&[
+            (
+                "url",
+                "postgres://{{ .user }}:{{ index . \"pass-word\" }}@db:5432",
+            ),
+            (
+                "config.yaml",
+                "user: {{ .user | quote }}\nsecret: {{ index . \"pass-word\" | b64enc }}",
+            ),
+        ])),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&sealed).await?;
+    let secret = h.secret_where(NS, "db", |_| true).await?;
+    assert_eq!(
+        secret_data(&secret),
+        map(&[
+            ("user", "admin"),
+            ("pass-word", "pw"),
+            ("url", "postgres://admin:pw@db:5432"),
+            ("config.yaml", "user: \"admin\"\nsecret: cHc="),
+        ])
+    );
+
+    let mut static_only = SealedSecret::new("static", SealedSecretSpec::default());
+    static_only.metadata.namespace = Some(NS.into());
+    static_only.spec.template = Some(SecretTemplateSpec {
+        data: Some(map(&[("config", "mode: static")])),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&static_only).await?;
+    let secret = h.secret_where(NS, "static", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("config", "mode: static")]));
+    h.synced(NS, "static", "True").await?;
+    Ok(())
+}
+
+/// 13. Invalid base64, legacy spec.data and an object of the wrong shape each get status False
+/// naming the key or field; other SealedSecrets keep reconciling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
+    init_logs();
+    let server = ApiServer::new();
+    // A looser schema than ours, so an object of the wrong shape can be stored at all (a CRD
+    // from another release, or one edited by hand).
+    let mut crd = serde_json::to_value(SealedSecret::crd())?;
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
+        json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+    server.apply_crd(crd)?;
+    let client = server.client();
+    Api::<Secret>::namespaced(client.clone(), CONTROLLER_NS)
+        .create(&PostParams::default(), &key_secret(0))
+        .await?;
+    let h = Harness {
+        server,
+        client,
+        running: None,
+    }
+    .with_controller(&[])
+    .await?;
+
+    let mut bad_base64 = sealed_secret(NS, "bad-base64", 0, &[("good", "1")]);
+    bad_base64
+        .spec
+        .encrypted_data
+        .insert("broken".into(), "%%% not base64 %%%".into());
+    h.create(&bad_base64).await?;
+
+    let mut legacy = sealed_secret(NS, "legacy", 0, &[]);
+    legacy.spec.data = Some(seal(
+        &pairs()[0],
+        r#"{"apiVersion":"v1","kind":"Secret"}"#,
+        b"app/legacy",
+    ));
+    h.create(&legacy).await?;
+
+    let wrong_shape = json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": { "name": "wrong-shape", "namespace": NS },
+        "spec": { "encryptedData": { "password": 42 } }
+    });
+    h.server.put_object(
+        &GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets"),
+        wrong_shape,
+    )?;
+
+    h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
+        .await?;
+
+    let message = |s: SealedSecret| {
+        s.synced_condition()
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    let m = message(h.synced(NS, "bad-base64", "False").await?);
+    assert!(
+        m.contains("encryptedData[\"broken\"]: invalid base64"),
+        "{m}"
+    );
+    assert!(!m.contains("good"), "{m}");
+    let m = message(h.synced(NS, "legacy", "False").await?);
+    assert!(m.contains("spec.data"), "{m}");
+    // Not readable as a typed SealedSecret: read the stored object.
+    let gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
+    let mut last = None;
+    let stored = eventually(
+        || async { h.server.get_object(&gvr, Some(NS), "wrong-shape") },
+        |o| o["status"]["conditions"][0]["status"] == "False",
+        &mut last,
+    )
+    .await
+    .ok_or_else(|| format!("wrong-shape never got Synced=False: {last:?}"))?;
+    let m = stored["status"]["conditions"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(m.contains("spec.encryptedData.password"), "{m}");
+    assert!(!m.contains("42"), "{m}");
+    assert_eq!(
+        stored["status"]["observedGeneration"],
+        stored["metadata"]["generation"]
+    );
+
+    let secret = h.secret_where(NS, "fine", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
+    h.synced(NS, "fine", "True").await?;
+    // And later objects still reconcile: the watch is intact.
+    h.create(&sealed_secret(NS, "later", 0, &[("ok", "too")]))
+        .await?;
+    h.secret_where(NS, "later", |_| true).await?;
+    for name in ["bad-base64", "legacy", "wrong-shape"] {
+        assert!(h.secrets(NS).get_opt(name).await?.is_none(), "{name}");
+    }
+    Ok(())
+}
+
+/// 14. First start without keys: /healthz answers while the key is generated; the key Secret
+/// has Bitnami's shape; a second start reuses it; renewal adds keys and keeps the old ones;
+/// a cutoff time forces a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
+    let mut h = Harness::without_controller(&[]).await?;
+    // Slow API: the key cannot be stored for a while, and /healthz must not wait for it.
+    h.server.set_latency(Duration::from_millis(300));
+    h = h.with_controller(&[]).await?;
+    let addr = h.running().local_addr();
+    assert_eq!(http_status(addr, "/healthz").await?, 200);
+    assert_eq!(http_status(addr, "/readyz").await?, 503);
+    assert!(!h.running().keys().is_ready());
+    h.server.set_latency(Duration::ZERO);
+    until("the first key", || h.running().keys().is_ready()).await?;
+    until("readiness", || h.running().is_ready()).await?;
+    assert_eq!(http_status(addr, "/readyz").await?, 200);
+
+    let keys: Api<Secret> = h.secrets(CONTROLLER_NS);
+    let listed = keys
+        .list(&ListParams::default().labels(KEY_LABEL))
+        .await?
+        .items;
+    assert_eq!(listed.len(), 1);
+    let key = &listed[0];
+    assert_eq!(key.type_.as_deref(), Some("kubernetes.io/tls"));
+    assert_eq!(
+        key.metadata.generate_name.as_deref(),
+        Some("sealed-secrets-key")
+    );
+    assert!(key.name_any().starts_with("sealed-secrets-key"));
+    assert_eq!(
+        key.labels().get(KEY_LABEL).map(String::as_str),
+        Some("active")
+    );
+    let data = key.data.clone().unwrap_or_default();
+    let tls_key = String::from_utf8(data.get("tls.key").ok_or("tls.key")?.0.clone())?;
+    let tls_crt = String::from_utf8(data.get("tls.crt").ok_or("tls.crt")?.0.clone())?;
+    assert!(tls_key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(tls_crt.starts_with("-----BEGIN CERTIFICATE-----"));
+    let first = h.running().keys().snapshot().fingerprints();
+
+    // It unseals what is sealed for its certificate.
+    let cert = sealbox_crypto::Certificate::from_pem(tls_crt.as_bytes())?;
+    let mut sealed = SealedSecret::new("db", SealedSecretSpec::default());
+    sealed.metadata.namespace = Some(NS.into());
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let value = sealbox_crypto::seal(&rng, cert.public_key(), b"generated", &sealed.label())?;
+    sealed
+        .spec
+        .encrypted_data
+        .insert("v".into(), STANDARD.encode(value));
+    h.create(&sealed).await?;
+    h.secret_where(NS, "db", |s| secret_data(s) == map(&[("v", "generated")]))
+        .await?;
+
+    // A second start reuses the key.
+    h.stop().await?;
+    h = h.with_controller(&[]).await?;
+    until("keys loaded again", || h.running().keys().is_ready()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.running().keys().snapshot().fingerprints(), first);
+    assert_eq!(
+        keys.list(&ListParams::default().labels(KEY_LABEL))
+            .await?
+            .items
+            .len(),
+        1
+    );
+
+    // Renewal with a short period adds a key and keeps the old one.
+    h.stop().await?;
+    h = h.with_controller(&["--key-renew-period=2s"]).await?;
+    until("a renewed key", || h.running().keys().snapshot().len() >= 2).await?;
+    let renewed = h.running().keys().snapshot();
+    assert!(renewed.fingerprints().contains(&first[0]));
+    assert_ne!(
+        renewed.sealing_key().map(|k| k.fingerprint()),
+        Some(&first[0])
+    );
+    assert!(
+        keys.list(&ListParams::default().labels(KEY_LABEL))
+            .await?
+            .items
+            .len()
+            >= 2
+    );
+
+    // A cutoff after the newest key forces one at start.
+    h.stop().await?;
+    let count = keys
+        .list(&ListParams::default().labels(KEY_LABEL))
+        .await?
+        .items
+        .len();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let cutoff = jiff::fmt::rfc2822::to_string(&jiff::Zoned::now())?;
+    h = h.with_controller(&["--key-cutoff-time", &cutoff]).await?;
+    until("a key forced by the cutoff", || {
+        h.running().keys().snapshot().len() > count
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        keys.list(&ListParams::default().labels(KEY_LABEL))
+            .await?
+            .items
+            .len(),
+        count + 1
+    );
+    // Nothing was deleted.
+    assert!(
+        h.running()
+            .keys()
+            .snapshot()
+            .fingerprints()
+            .contains(&first[0])
+    );
+    h.secret_where(NS, "db", |s| secret_data(s) == map(&[("v", "generated")]))
+        .await?;
+    Ok(())
+}
+
+/// 15. Under injected API faults every SealedSecret converges and no Secret is written twice
+/// for the same content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    h.server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .method("PATCH")
+            .times(3),
+    );
+    h.server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .verb("get")
+            .times(2),
+    );
+    h.server.fail_next(
+        FaultRule::status(409)
+            .resource("sealedsecrets/status")
+            .times(3),
+    );
+    h.server
+        .fail_next(FaultRule::status(500).resource("events").times(2));
+
+    let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        h.create(&sealed_secret(NS, name, 0, &[("value", &format!("v{i}"))]))
+            .await?;
+        if i == 3 {
+            h.server.cut_watches();
+        }
+        if i == 5 {
+            h.server.compact();
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        h.secret_where(NS, name, |s| {
+            secret_data(s) == map(&[("value", &format!("v{i}"))])
+        })
+        .await?;
+        h.synced(NS, name, "True").await?;
+    }
+    // More disruption after convergence: relists must not rewrite anything.
+    h.server.cut_watches();
+    h.server.compact();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for name in &names {
+        assert_eq!(
+            h.secret_writes(NS, name),
+            1,
+            "Secret {name} written more than once"
+        );
+    }
+    Ok(())
+}
+
+/// A SealedSecret sealed for a 12-key registry with the hint costs one private-key operation
+/// per value; without the hint, keys are tried newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_operations_with_and_without_hint() -> TestResult {
+    let all: Vec<usize> = (0..12).collect();
+    let h = Harness::start(&all, &[]).await?;
+    until("twelve keys", || h.running().keys().snapshot().len() == 12).await?;
+    let ops = || h.running().keys().private_key_operations();
+
+    let hinted_key = 7;
+    let hint = pairs()[hinted_key].fingerprint().to_string();
+    let values = [("a", "1"), ("b", "2"), ("c", "3")];
+    let before = ops();
+    h.create(&sealed_secret_with(
+        NS,
+        "hinted",
+        hinted_key,
+        &values,
+        &[(SEALING_KEY_ANNOTATION, &hint)],
+    ))
+    .await?;
+    h.synced(NS, "hinted", "True").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ops() - before, 3, "one private-key operation per value");
+
+    // No hint, sealed with the oldest key: twelve tries for the first value (newest first),
+    // then the key that worked is tried first.
+    let before = ops();
+    h.create(&sealed_secret(NS, "unhinted", 11, &values))
+        .await?;
+    h.synced(NS, "unhinted", "True").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ops() - before, 12 + 1 + 1);
+    Ok(())
+}
