@@ -16,6 +16,7 @@
 //! - discovery, legacy and aggregated, for kube's dynamic APIs and kubectl;
 //! - CRDs (`apiextensions.k8s.io/v1`) that become `Established` and serve their custom
 //!   resources, validated and pruned against their `openAPIV3Schema`;
+//! - the services proxy, forwarding to a URL a test registers ([`ApiServer::proxy_service`]);
 //! - test controls: injected failures, latency, cut watch streams, a request log and the
 //!   RBAC verbs it implies.
 //!
@@ -41,6 +42,7 @@ pub mod kubeconfig;
 mod log;
 mod object;
 mod openapi;
+mod proxy;
 mod registry;
 mod route;
 mod router;

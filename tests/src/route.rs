@@ -37,6 +37,8 @@ pub(crate) struct ResourcePath {
     pub(crate) resource: String,
     pub(crate) name: Option<String>,
     pub(crate) subresource: Option<String>,
+    /// What follows the subresource, e.g. `v1/cert.pem` in `.../services/x/proxy/v1/cert.pem`.
+    pub(crate) tail: String,
 }
 
 impl ResourcePath {
@@ -99,6 +101,7 @@ fn resource(group: &str, version: &str, rest: &[&str]) -> Route {
         resource: (*resource).to_owned(),
         name: rest.first().map(|s| (*s).to_owned()),
         subresource: rest.get(1).map(|s| (*s).to_owned()),
+        tail: rest.get(2..).map(|t| t.join("/")).unwrap_or_default(),
     })
 }
 

@@ -21,7 +21,7 @@ use crate::status::{self, ApiError};
 use crate::store::{DeleteOptions, ListQuery, PatchBody, Propagation, Target, WriteOptions};
 use crate::table;
 use crate::watch::{self, WatchRequest};
-use crate::{discovery, openapi};
+use crate::{discovery, openapi, proxy};
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -50,28 +50,70 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             code,
             format!("injected fault: {code}"),
         )),
-        None => {
-            let body = axum::body::to_bytes(body, BODY_LIMIT).await;
-            match body {
-                Ok(body) => dispatch(
+        None => match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(body) => match route {
+                Route::Resource(path) if is_service_proxy(&path) => {
+                    proxy(&shared, &parts, &path, body).await
+                }
+                route => dispatch(
                     &shared,
                     &parts.method,
                     &parts.headers,
                     route,
                     &params,
                     &body,
-                )
-                .unwrap_or_else(|error| error_response(&error)),
-                Err(error) => {
-                    error_response(&ApiError::bad_request(format!("cannot read body: {error}")))
-                }
+                ),
             }
-        }
+            .unwrap_or_else(|error| error_response(&error)),
+            Err(error) => {
+                error_response(&ApiError::bad_request(format!("cannot read body: {error}")))
+            }
+        },
     };
     record.status = response.status().as_u16();
     tracing::debug!(method = %record.method, path = %record.path, status = record.status, "request");
     shared.record(record);
     response
+}
+
+fn is_service_proxy(path: &ResourcePath) -> bool {
+    path.group.is_empty()
+        && path.resource == "services"
+        && path.subresource.as_deref() == Some("proxy")
+        && path.namespace.is_some()
+}
+
+async fn proxy(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    path: &ResourcePath,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let namespace = path.namespace.as_deref().unwrap_or_default();
+    let service = proxy::service_name(path.name.as_deref().unwrap_or_default());
+    let base = shared.proxy_target(namespace, service).ok_or_else(|| {
+        ApiError::new(
+            503,
+            "ServiceUnavailable",
+            format!("no endpoints available for service \"{service}\""),
+        )
+    })?;
+    let (status, content_type, body) = proxy::forward(
+        &base,
+        parts.method.clone(),
+        &parts.headers,
+        &path.tail,
+        parts.uri.query(),
+        body,
+    )
+    .await?;
+    let mut response = (status, body).into_response();
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
 }
 
 fn record(method: &Method, uri: &http::Uri, route: &Route, params: &Params) -> RequestRecord {

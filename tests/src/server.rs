@@ -1,6 +1,6 @@
 //! The public handle: [`ApiServer`], its test controls, and [`Served`] for the TCP listener.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,6 +41,8 @@ struct Controls {
     faults: Faults,
     latency: Duration,
     bookmark_interval: Duration,
+    /// (namespace, service) → base URL for the services proxy.
+    proxies: HashMap<(String, String), String>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +88,13 @@ impl Shared {
 
     pub(crate) fn take_fault(&self, request: &RequestRecord) -> Option<u16> {
         lock(&self.controls).faults.take(request)
+    }
+
+    pub(crate) fn proxy_target(&self, namespace: &str, service: &str) -> Option<String> {
+        lock(&self.controls)
+            .proxies
+            .get(&(namespace.to_owned(), service.to_owned()))
+            .cloned()
     }
 
     pub(crate) fn record(&self, request: RequestRecord) {
@@ -140,6 +149,7 @@ impl ApiServer {
             faults: Faults::default(),
             latency: Duration::ZERO,
             bookmark_interval: Duration::from_secs(1),
+            proxies: HashMap::new(),
         };
         let shared = Shared {
             store: Mutex::new(store),
@@ -215,6 +225,17 @@ impl ApiServer {
     /// How often open watches that allow bookmarks receive one (default 1s).
     pub fn set_bookmark_interval(&self, interval: Duration) {
         lock(&self.shared.controls).bookmark_interval = interval.max(Duration::from_millis(10));
+    }
+
+    /// Routes the services proxy for `namespace/service`
+    /// (`/api/v1/namespaces/<ns>/services/[http:]<service>[:<port>]/proxy/<path>`) to
+    /// `base_url` (e.g. `http://127.0.0.1:8080`), standing in for the Service's endpoints.
+    /// Without a target the proxy answers 503, as for a Service without endpoints.
+    pub fn proxy_service(&self, namespace: &str, service: &str, base_url: &str) {
+        lock(&self.shared.controls).proxies.insert(
+            (namespace.to_owned(), service.to_owned()),
+            base_url.to_owned(),
+        );
     }
 
     /// Ends every open watch stream now, as a dropped connection would.

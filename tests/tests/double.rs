@@ -1220,3 +1220,61 @@ fn find_kubectl() -> Option<std::path::PathBuf> {
         .map(|dir| dir.join("kubectl"))
         .find(|candidate| candidate.is_file())
 }
+
+#[tokio::test]
+async fn services_proxy_forwards_to_a_registered_url() -> TestResult {
+    use axum::routing::{get, post};
+    let upstream = axum::Router::new()
+        .route(
+            "/v1/cert.pem",
+            get(|| async { "-----BEGIN CERTIFICATE-----\n" }),
+        )
+        .route(
+            "/v1/verify",
+            post(|body: String| async move { (axum::http::StatusCode::CONFLICT, body) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let upstream_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+
+    let server = ApiServer::new();
+    let client = server.client();
+    let base = "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy";
+    let request = |method: &str, path: &str, body: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"))
+            .body(body.as_bytes().to_vec())
+    };
+    let unavailable = client
+        .request_text(request("GET", "/v1/cert.pem", "")?)
+        .await;
+    assert!(
+        matches!(&unavailable, Err(kube::Error::Api(s)) if s.code == 503),
+        "{unavailable:?}"
+    );
+
+    server.proxy_service("kube-system", "sealed-secrets-controller", &upstream_url);
+    let cert = client
+        .request_text(request("GET", "/v1/cert.pem", "")?)
+        .await?;
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    let verify = client
+        .request_text(request("POST", "/v1/verify", "kind: SealedSecret")?)
+        .await;
+    assert!(
+        matches!(&verify, Err(kube::Error::Api(s)) if s.code == 409),
+        "upstream status passes through: {verify:?}"
+    );
+
+    let rbac = server.rbac_summary();
+    assert!(
+        rbac.contains(&(String::new(), "services/proxy".into(), "get".into())),
+        "{rbac:?}"
+    );
+    assert!(
+        rbac.contains(&(String::new(), "services/proxy".into(), "create".into())),
+        "{rbac:?}"
+    );
+    Ok(())
+}

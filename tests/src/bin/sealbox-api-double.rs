@@ -22,6 +22,20 @@ struct Cli {
         env = "SEALBOX_DOUBLE_KUBECONFIG"
     )]
     kubeconfig: PathBuf,
+    /// Route the services proxy of NAMESPACE/SERVICE to URL (repeatable), e.g.
+    /// `kube-system/sealed-secrets-controller=http://127.0.0.1:8080`.
+    #[arg(long = "proxy-service", value_name = "NAMESPACE/SERVICE=URL", value_parser = parse_proxy)]
+    proxy_services: Vec<(String, String, String)>,
+}
+
+fn parse_proxy(text: &str) -> Result<(String, String, String), String> {
+    let (service, url) = text
+        .split_once('=')
+        .ok_or("expected NAMESPACE/SERVICE=URL")?;
+    let (namespace, name) = service
+        .split_once('/')
+        .ok_or("expected NAMESPACE/SERVICE=URL")?;
+    Ok((namespace.to_owned(), name.to_owned(), url.to_owned()))
 }
 
 #[tokio::main]
@@ -41,6 +55,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let server = ApiServer::new();
+    for (namespace, service, url) in &cli.proxy_services {
+        server.proxy_service(namespace, service, url);
+    }
     let served = server
         .serve(SocketAddr::from(([127, 0, 0, 1], cli.port)))
         .await?;
@@ -54,4 +71,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .context("cannot wait for Ctrl-C")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }
