@@ -344,6 +344,21 @@ impl Harness {
             .count()
     }
 
+    /// Successful status writes of one SealedSecret.
+    fn status_writes(&self, namespace: &str, name: &str) -> usize {
+        self.server
+            .request_log()
+            .iter()
+            .filter(|r| {
+                r.resource == "sealedsecrets/status"
+                    && r.namespace.as_deref() == Some(namespace)
+                    && r.name.as_deref() == Some(name)
+                    && r.verb != "get"
+                    && r.status < 300
+            })
+            .count()
+    }
+
     /// Requests about Secrets in `namespace` so far.
     fn secret_requests(&self, namespace: &str) -> usize {
         self.server
@@ -502,8 +517,22 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
     // Exactly one write for one content, and no event or status noise afterwards.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(h.secret_writes(NS, "db"), 1);
+    assert_eq!(h.status_writes(NS, "db"), 1);
     let unsealed = h.event_reasons(NS, "db").await;
     assert_eq!(unsealed, vec!["Unsealed".to_string()]);
+
+    // A restart finds everything in sync: no write, no status change, no new event.
+    let mut h = h;
+    h.stop().await?;
+    h = h.with_controller(&[]).await?;
+    until("readiness after restart", || h.running().is_ready()).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.secret_writes(NS, "db"), 1);
+    assert_eq!(h.status_writes(NS, "db"), 1);
+    assert_eq!(
+        h.event_reasons(NS, "db").await,
+        vec!["Unsealed".to_string()]
+    );
     Ok(())
 }
 
@@ -809,6 +838,48 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     assert_eq!(secret_data(&secret), map(&[("password", "later")]));
     h.synced(NS, "db", "True").await?;
     assert_eq!(h.running().keys().snapshot().len(), 2);
+
+    // Relabelled away from `active`, the key is dropped (and kept in the cluster).
+    let relabel = json!({ "metadata": { "labels": { KEY_LABEL: "compromised" } } });
+    h.secrets(CONTROLLER_NS)
+        .patch(
+            "sealed-secrets-key-test5",
+            &PatchParams::default(),
+            &Patch::Merge(&relabel),
+        )
+        .await?;
+    until("the relabelled key to be dropped", || {
+        h.running().keys().snapshot().len() == 1
+    })
+    .await?;
+    assert!(
+        h.secrets(CONTROLLER_NS)
+            .get_opt("sealed-secrets-key-test5")
+            .await?
+            .is_some()
+    );
+    // Back to active, then deleted by someone: picked up and dropped again.
+    let relabel = json!({ "metadata": { "labels": { KEY_LABEL: "active" } } });
+    h.secrets(CONTROLLER_NS)
+        .patch(
+            "sealed-secrets-key-test5",
+            &PatchParams::default(),
+            &Patch::Merge(&relabel),
+        )
+        .await?;
+    until("the key to be back", || {
+        h.running().keys().snapshot().len() == 2
+    })
+    .await?;
+    h.secrets(CONTROLLER_NS)
+        .delete("sealed-secrets-key-test5", &DeleteParams::default())
+        .await?;
+    until("the deleted key to be dropped", || {
+        h.running().keys().snapshot().len() == 1
+    })
+    .await?;
+    // The Secret it produced stays.
+    assert!(h.secrets(NS).get_opt("db").await?.is_some());
     Ok(())
 }
 
@@ -1287,5 +1358,72 @@ async fn private_key_operations_with_and_without_hint() -> TestResult {
     h.synced(NS, "unhinted", "True").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ops() - before, 12 + 1 + 1);
+    Ok(())
+}
+
+/// The API requests the controller makes, as RBAC verbs: what deploy/'s ClusterRole must grant.
+/// Also the legacy `sealed-secrets-key` Secret is loaded whatever its labels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_verbs_and_legacy_key() -> TestResult {
+    let h = Harness::without_controller(&[]).await?;
+    let mut legacy = key_secret(3);
+    legacy.metadata.name = Some("sealed-secrets-key".into());
+    legacy.metadata.labels = None;
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &legacy)
+        .await?;
+    h.server.clear_request_log();
+    let h = h.with_controller(&[]).await?;
+    until("the legacy key", || h.running().keys().is_ready()).await?;
+    assert_eq!(
+        h.running()
+            .keys()
+            .snapshot()
+            .sealing_key()
+            .map(|k| k.fingerprint()),
+        Some(pairs()[3].fingerprint())
+    );
+
+    // The test's own requests go around the log: only the controller's are counted.
+    h.server.put(&sealed_secret(NS, "db", 3, &[("a", "1")]))?;
+    h.server
+        .put(&sealed_secret(NS, "broken", 0, &[("a", "1")]))?;
+    let condition = |name: &str| {
+        h.server
+            .get::<SealedSecret>(Some(NS), name)
+            .and_then(|s| s.synced_condition().map(|c| c.status.clone()))
+    };
+    until("db synced", || condition("db").as_deref() == Some("True")).await?;
+    until("broken failed", || {
+        condition("broken").as_deref() == Some("False")
+    })
+    .await?;
+    assert!(h.server.get::<Secret>(Some(NS), "db").is_some());
+
+    let used: Vec<(String, String, String)> = h.server.rbac_summary().into_iter().collect();
+    let allowed = [
+        ("", "secrets", "get"),
+        ("", "secrets", "list"),
+        ("", "secrets", "watch"),
+        ("", "secrets", "create"),
+        ("", "secrets", "patch"),
+        ("bitnami.com", "sealedsecrets", "list"),
+        ("bitnami.com", "sealedsecrets", "watch"),
+        ("bitnami.com", "sealedsecrets/status", "patch"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "patch"),
+    ];
+    for (group, resource, verb) in &used {
+        assert!(
+            allowed.contains(&(group.as_str(), resource.as_str(), verb.as_str())),
+            "unexpected request: {group}/{resource} {verb}; all: {used:?}"
+        );
+    }
+    assert!(
+        !used
+            .iter()
+            .any(|(_, _, verb)| verb == "delete" || verb == "update"),
+        "{used:?}"
+    );
     Ok(())
 }
