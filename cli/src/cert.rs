@@ -106,9 +106,9 @@ pub fn parse_sealing_key(
     now: SystemTime,
     expiry: Expiry,
 ) -> Result<SealingKey> {
-    let parse_error = |source_err| Error::ParseCertificate {
+    let parse_error = |source_err: sealbox_crypto::Error| Error::ParseCertificate {
         cert: source.to_owned(),
-        source: source_err,
+        source: Box::new(source_err),
     };
     let is_certificate = pem
         .windows(b"BEGIN CERTIFICATE".len())
@@ -120,7 +120,7 @@ pub fn parse_sealing_key(
                 .check_valid_at(now)
                 .map_err(|e| Error::CertificateExpired {
                     cert: source.to_owned(),
-                    source: e,
+                    source: Box::new(e),
                 })?;
         }
         Ok(SealingKey {

@@ -182,7 +182,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Input> {
         offset: e.valid_up_to(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let is_json = text.trim_start().starts_with(|c| matches!(c, '{' | '['));
+    let is_json = text.trim_start().starts_with(['{', '[']);
     let (syntax, values) = if is_json {
         (Syntax::Json, parse_json(name, text)?)
     } else {

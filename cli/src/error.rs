@@ -159,7 +159,7 @@ pub enum Error {
         cert: String,
         /// Why sealbox-crypto rejected it (its message names the file).
         #[source]
-        source: sealbox_crypto::Error,
+        source: Box<sealbox_crypto::Error>,
     },
 
     /// The certificate has expired.
@@ -169,7 +169,7 @@ pub enum Error {
         cert: String,
         /// sealbox-crypto's error, which carries the date.
         #[source]
-        source: sealbox_crypto::Error,
+        source: Box<sealbox_crypto::Error>,
     },
 
     /// A private-key file could not be read.
@@ -189,7 +189,7 @@ pub enum Error {
         path: PathBuf,
         /// Why sealbox-crypto rejected it.
         #[source]
-        source: sealbox_crypto::Error,
+        source: Box<sealbox_crypto::Error>,
     },
 
     /// Sealing one value failed.
@@ -201,7 +201,7 @@ pub enum Error {
         field: String,
         /// sealbox-crypto's error.
         #[source]
-        source: sealbox_crypto::Error,
+        source: Box<sealbox_crypto::Error>,
     },
 
     /// Some values of a SealedSecret could not be decrypted.

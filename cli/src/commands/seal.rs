@@ -221,7 +221,7 @@ pub fn seal_values(
                     Error::Seal {
                         origin: origin.clone(),
                         field: crate::document::field_path("data", name),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
             Ok((name.clone(), STANDARD.encode(sealed)))
@@ -322,7 +322,7 @@ fn run_raw(args: &SealArgs, stdin: impl Read, stdout: impl Write) -> Result<()> 
         .map_err(|source| Error::Seal {
             origin,
             field: "(raw value)".to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     let mut line = STANDARD.encode(sealed);
     line.push('\n');

@@ -70,7 +70,7 @@ pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
         let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
             .map_err(|source| Error::ParseKey {
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             })?;
         tracing::debug!(path = %path.display(), keys = found.len(), "loaded private keys");
         keys.extend(found);
