@@ -167,7 +167,7 @@ pub struct SealArgs {
     /// Seal one raw value (stdin or --from-file, bytes as they are) and print only its base64,
     /// for pasting into encryptedData. Strict scope needs --namespace and --name,
     /// namespace-wide needs --namespace.
-    #[arg(long, conflicts_with = "file")]
+    #[arg(long, conflicts_with_all = ["file", "format"])]
     pub raw: bool,
 
     /// With --raw: read the value from FILE instead of stdin.
@@ -277,5 +277,6 @@ mod tests {
         assert!(Cli::try_parse_from(["sealbox", "seal", "--raw", "-f", "x"]).is_err());
         assert!(Cli::try_parse_from(["sealbox", "seal", "--from-file", "x"]).is_err());
         assert!(Cli::try_parse_from(["sealbox", "seal", "--raw", "--from-file", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["sealbox", "seal", "--raw", "-o", "json"]).is_err());
     }
 }

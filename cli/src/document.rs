@@ -51,13 +51,22 @@ pub enum Syntax {
     Json,
 }
 
-/// One Kubernetes object from the input. Its strings are zeroized on drop.
-#[derive(Debug)]
+/// One Kubernetes object from the input. Its strings are zeroized on drop; `Debug` shows only
+/// where it came from and its kind.
 pub struct Document {
     /// Where it came from.
     pub origin: Origin,
     /// The object as parsed.
     pub value: Value,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("origin", &self.origin)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Document {
@@ -504,6 +513,14 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("stringData[\"a.b\"]"), "{message}");
         assert!(message.contains("found a list"), "{message}");
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let input = parse("s.yaml", b"kind: Secret\nstringData: {a: hunter2}\n").unwrap();
+        let debug = format!("{input:?}");
+        assert!(debug.contains("Secret"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 
     #[test]

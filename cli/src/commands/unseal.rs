@@ -78,8 +78,8 @@ pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
     Ok(keys)
 }
 
-/// A Secret as `unseal` prints it. Its values are zeroized on drop.
-#[derive(Debug, Serialize)]
+/// A Secret as `unseal` prints it. Its values are zeroized on drop; `Debug` shows key names only.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnsealedSecret {
     api_version: &'static str,
@@ -101,6 +101,16 @@ struct UnsealedMetadata {
     labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for UnsealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsealedSecret")
+            .field("metadata", &self.metadata)
+            .field("type_", &self.type_)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for UnsealedSecret {
