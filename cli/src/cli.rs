@@ -43,6 +43,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command will read its input from stdin (no `-f FILE`, or `-f -`).
+    pub fn reads_stdin(&self) -> bool {
+        let from_stdin = |file: &Option<PathBuf>| {
+            file.as_deref()
+                .is_none_or(|f| f == std::path::Path::new("-"))
+        };
+        match &self.command {
+            Command::Seal(args) if args.raw => from_stdin(&args.from_file),
+            Command::Seal(args) => from_stdin(&args.input.file),
+            Command::Merge(args) => from_stdin(&args.input.file),
+            Command::Unseal(args) => from_stdin(&args.input.file),
+            Command::Verify(args) => from_stdin(&args.input.file),
+            Command::Completions(_) => false,
+        }
+    }
+}
+
 /// Format of log lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

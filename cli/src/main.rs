@@ -1,6 +1,6 @@
 //! The `sealbox` binary: parse flags, set up logging, run, map the result to an exit code.
 
-use std::io::{self, Write as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -10,6 +10,12 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    if cli.reads_stdin() && io::stdin().is_terminal() {
+        let _ = writeln!(
+            io::stderr(),
+            "reading from stdin (end with Ctrl-D; -f FILE reads a file)"
+        );
+    }
     match sealbox_cli::run(&cli, io::stdin().lock(), io::stdout().lock(), io::stderr()) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         // `sealbox seal | head -1`: the reader has all it wanted.
