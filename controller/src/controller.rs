@@ -18,7 +18,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt as _};
 use sealbox_crds::SealedSecret;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::keys::KeyRegistry;
 use crate::reconcile::{Context, error_chain, error_policy, reconcile_object};
@@ -26,6 +26,8 @@ use crate::server::Readiness;
 
 /// How often memory of deleted SealedSecrets is dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// Longest wait at shutdown for running reconciles to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Which SealedSecrets to reconcile, and how many at once.
 #[derive(Debug, Clone, Default)]
@@ -81,8 +83,14 @@ pub async fn run(
             controller
                 .run(reconcile_object, error_policy, ctx)
                 .for_each(|result| async move {
-                    if let Err(e) = result {
-                        debug!(error = %error_chain(&e), "reconcile did not complete");
+                    match result {
+                        Ok(_) => {}
+                        // Watch failures: a missing CRD, missing RBAC, an unreachable API server.
+                        Err(e @ (controller::Error::QueueError(_) | controller::Error::RunnerError(_))) => {
+                            warn!(error = %error_chain(&e), "watching SealedSecrets or Secrets failed; retrying")
+                        }
+                        // Reconcile failures are logged by the error policy.
+                        Err(e) => debug!(error = %error_chain(&e), "reconcile did not complete"),
                     }
                 })
                 .await;
@@ -104,8 +112,25 @@ pub async fn run(
             }
         }
     };
-    let prune = prune_memory(ctx.clone(), stores, resource, shutdown);
-    tokio::join!(join_all(controllers), ready, prune);
+    let prune = prune_memory(ctx.clone(), stores, resource, shutdown.clone());
+    // kube's Controller drains its whole queue on shutdown, delayed retries included, and
+    // never ends while its cache is unsynced; only running reconciles are worth waiting for.
+    let controllers = async move {
+        tokio::select! {
+            _ = join_all(controllers) => {}
+            _ = drained(&ctx, shutdown) => debug!("stopped with reconciles still queued"),
+        }
+    };
+    tokio::join!(controllers, ready, prune);
+}
+
+/// Resolves once shutdown was asked for and no reconcile is running (or the grace is over).
+async fn drained(ctx: &Context, shutdown: watch::Receiver<bool>) {
+    stopped(shutdown).await;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while ctx.reconciles_in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Emits once every time the set of keys changes: SealedSecrets that could not be unsealed get

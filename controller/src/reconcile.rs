@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ pub struct Context {
     settings: ReconcileSettings,
     unseal_permits: Arc<Semaphore>,
     memory: Mutex<HashMap<ObjectKey, Memory>>,
+    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Context {
@@ -120,7 +122,13 @@ impl Context {
             settings,
             unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
             memory: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Reconciles running right now (shutdown waits for them, not for queued ones).
+    pub fn reconciles_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// The key registry.
@@ -164,6 +172,7 @@ impl Context {
 /// Entry point for the controller: parses the object leniently so a malformed SealedSecret
 /// fails alone, then reconciles it.
 pub async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let _in_flight = InFlight::enter(&ctx);
     match parse_sealed_secret(&object) {
         Ok(sealed) => reconcile(Arc::new(sealed), ctx).await,
         Err(problem) => {
@@ -185,6 +194,22 @@ pub async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> 
             report(&ctx, &sealed, &key, &uid, &outcome).await?;
             Ok(Action::await_change())
         }
+    }
+}
+
+/// Counts a running reconcile until dropped.
+struct InFlight(Arc<Context>);
+
+impl InFlight {
+    fn enter(ctx: &Arc<Context>) -> Self {
+        ctx.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(ctx.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -626,8 +651,12 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        // Many errors already print their source; say each thing once.
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = e.source();
     }
     text

@@ -1427,3 +1427,18 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
     );
     Ok(())
 }
+
+/// Without the CRD the caches never sync: /readyz says so, the watch failure is retried, and
+/// shutdown is still prompt (kube's Controller alone would wait for its cache forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_prompt_even_when_the_crd_is_missing() -> TestResult {
+    init_logs();
+    let server = ApiServer::new();
+    let running = start_controller(&server, &[]).await?;
+    until("a generated key", || running.keys().is_ready()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!running.is_ready());
+    assert_eq!(http_status(running.local_addr(), "/readyz").await?, 503);
+    tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await??;
+    Ok(())
+}
