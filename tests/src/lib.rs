@@ -23,6 +23,37 @@
 //! Use it in process with [`ApiServer::client`], or on 127.0.0.1 with [`ApiServer::serve`]
 //! and a generated kubeconfig ([`Served::write_kubeconfig`]).
 //!
+//! ```no_run
+//! # async fn demo(crd: serde_json::Value) -> Result<(), Box<dyn std::error::Error>> {
+//! use k8s_openapi::api::core::v1::Secret;
+//! use kube::Api;
+//! use sealbox_tests::{ApiServer, FaultRule};
+//!
+//! let server = ApiServer::new();
+//! server.apply_crd(crd)?; // e.g. serde_json::to_value(SealedSecret::crd())?
+//! let client = server.client(); // hand this to the controller under test
+//!
+//! // The next two PATCHes of Secrets fail with 500, the one after with 409.
+//! server.fail_next(FaultRule::status(500).method("PATCH").resource("secrets").times(2));
+//! server.fail_next(FaultRule::status(409).method("PATCH").resource("secrets"));
+//!
+//! // ... run the controller, then inspect the store directly ...
+//! let secret: Option<Secret> = server.get(Some("default"), "my-secret");
+//! let _ = (secret, Api::<Secret>::default_namespaced(client));
+//!
+//! // What the controller did, as RBAC rules would name it.
+//! for (group, resource, verb) in server.rbac_summary() {
+//!     println!("{group}/{resource}: {verb}");
+//! }
+//!
+//! // Real binaries and kubectl: serve on 127.0.0.1 and write a kubeconfig.
+//! let served = server.serve_local().await?;
+//! served.write_kubeconfig("target/double.kubeconfig")?;
+//! println!("{}", served.url());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What it is not
 //! Not a conformant API server: no authentication or authorization (everything is allowed;
 //! the request log tells what RBAC would need), no admission, no defaulting beyond a few

@@ -164,7 +164,7 @@ impl ApiServer {
         }
     }
 
-    /// The HTTP service, for [`axum::serve`] or a custom client stack.
+    /// The HTTP service, for [`axum::serve()`] or a custom client stack.
     pub fn router(&self) -> axum::Router {
         crate::router::router(self.shared.clone())
     }

@@ -323,10 +323,7 @@ impl Store {
         if self.objects.contains_key(&target.key(&name)) {
             return Err(ApiError::already_exists(target.subject(&name)));
         }
-        if target.resource.status_subresource
-            && !target.resource.is_crd()
-            && target.resource.crd.is_some()
-        {
+        if target.resource.status_subresource && target.resource.crd.is_some() {
             // Custom resources with a status subresource ignore status on create.
             if let Some(map) = body.as_object_mut() {
                 map.remove("status");
