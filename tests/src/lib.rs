@@ -83,6 +83,7 @@ mod server;
 mod status;
 mod store;
 mod table;
+mod validation;
 mod watch;
 
 pub use error::Error;

@@ -136,6 +136,25 @@ impl Default for Registry {
                 .short(&["deploy"])
                 .with_status()
                 .with_generation(),
+            b(
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+                true,
+            )
+            .short(&["pdb"])
+            .with_status()
+            .with_generation(),
+            b(
+                "networking.k8s.io",
+                "v1",
+                "networkpolicies",
+                "NetworkPolicy",
+                true,
+            )
+            .short(&["netpol"])
+            .with_generation(),
             b("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
             b("coordination.k8s.io", "v1", "leases", "Lease", true),
             b(
@@ -216,17 +235,14 @@ impl Registry {
     pub(crate) fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         for t in &self.types {
-            let entry = match groups.iter_mut().position(|(g, _)| *g == t.group) {
-                Some(i) => &mut groups[i].1,
-                None => {
-                    groups.push((t.group.clone(), Vec::new()));
-                    let last = groups.len() - 1;
-                    &mut groups[last].1
-                }
-            };
-            for v in &t.versions {
-                if !entry.contains(v) {
-                    entry.push(v.clone());
+            if !groups.iter().any(|(g, _)| *g == t.group) {
+                groups.push((t.group.clone(), Vec::new()));
+            }
+            if let Some((_, versions)) = groups.iter_mut().find(|(g, _)| *g == t.group) {
+                for v in &t.versions {
+                    if !versions.contains(v) {
+                        versions.push(v.clone());
+                    }
                 }
             }
         }

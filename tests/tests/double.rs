@@ -1211,6 +1211,29 @@ stringData:
             .get_object(&sealed_secrets_gvr(), Some("default"), "mysecret")
             .is_some()
     );
+
+    // Server-side dry runs validate without storing.
+    let dry_run_file = dir.path().join("dry-run.yaml");
+    std::fs::write(
+        &dry_run_file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n  namespace: default\n",
+    )?;
+    let dry = run([
+        args("apply --server-side --dry-run=server -f"),
+        vec![file(&dry_run_file)],
+    ]
+    .concat())
+    .await?;
+    assert!(dry.contains("server dry run"), "{dry}");
+    assert!(
+        server
+            .get_object(
+                &GroupVersionResource::gvr("", "v1", "configmaps"),
+                Some("default"),
+                "dry"
+            )
+            .is_none()
+    );
     Ok(())
 }
 
