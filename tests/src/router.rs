@@ -149,13 +149,6 @@ fn dispatch(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let accept = header_str(headers, header::ACCEPT);
-    let not_found = || {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    };
     let document = match route {
         Route::Resource(path) => return resource(shared, method, headers, &path, params, body),
         Route::Version => discovery::version(),
@@ -174,20 +167,20 @@ fn dispatch(
         Route::Groups => shared.read(|s| discovery::groups(&s.registry)),
         Route::CoreResources(version) => shared
             .read(|s| discovery::resources(&s.registry, "", &version))
-            .ok_or_else(not_found)?,
+            .ok_or_else(ApiError::no_such_path)?,
         Route::Group(group) => shared
             .read(|s| discovery::group(&s.registry, &group))
-            .ok_or_else(not_found)?,
+            .ok_or_else(ApiError::no_such_path)?,
         Route::GroupResources(group, version) => shared
             .read(|s| discovery::resources(&s.registry, &group, &version))
-            .ok_or_else(not_found)?,
+            .ok_or_else(ApiError::no_such_path)?,
         Route::OpenApiIndex => {
             shared.read(|s| openapi::index(&s.registry, s.registry.fingerprint()))
         }
         Route::OpenApiGroupVersion(group, version) => shared
             .read(|s| openapi::group_version(&s.registry, &group, &version))
-            .ok_or_else(not_found)?,
-        Route::OpenApi | Route::Unknown => return Err(not_found()),
+            .ok_or_else(ApiError::no_such_path)?,
+        Route::OpenApi | Route::Unknown => return Err(ApiError::no_such_path()),
     };
     if *method != Method::GET {
         return Err(ApiError::new(
@@ -207,16 +200,9 @@ fn resource(
     params: &Params,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    };
     let resource = shared
         .read(|s| s.registry.find(&path.group, &path.version, &path.resource))
-        .ok_or_else(not_found)?;
+        .ok_or_else(ApiError::no_such_path)?;
     let verb = route::verb(method, path, is_true(params, "watch"));
     let namespace_fits = match (resource.namespaced, &path.namespace) {
         (false, Some(_)) => false,
@@ -225,12 +211,12 @@ fn resource(
         _ => true,
     };
     if !namespace_fits {
-        return Err(not_found());
+        return Err(ApiError::no_such_path());
     }
     let status = match path.subresource.as_deref() {
         None => false,
         Some("status") if resource.status_subresource => true,
-        Some(_) => return Err(not_found()),
+        Some(_) => return Err(ApiError::no_such_path()),
     };
     let target = Target {
         resource,

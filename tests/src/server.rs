@@ -409,13 +409,7 @@ impl ApiServer {
         let resource = self
             .shared
             .read(|store| store.registry.find(&gvr.group, &gvr.version, &gvr.resource))
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "NotFound",
-                    "the server could not find the requested resource",
-                )
-            })?;
+            .ok_or_else(ApiError::no_such_path)?;
         let namespace = if resource.namespaced {
             Some(namespace.unwrap_or("default").to_owned())
         } else {

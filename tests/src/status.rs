@@ -69,6 +69,15 @@ impl ApiError {
         Self::new(400, "BadRequest", message)
     }
 
+    /// A path that names no served resource (or API document).
+    pub(crate) fn no_such_path() -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
     pub(crate) fn not_found(subject: Subject<'_>) -> Self {
         let message = format!("{} \"{}\" not found", subject.qualified(), subject.name);
         Self {
@@ -107,13 +116,13 @@ impl ApiError {
     pub(crate) fn apply_conflicts(subject: Subject<'_>, conflicts: &[(String, String)]) -> Self {
         let listed: Vec<String> = conflicts
             .iter()
-            .map(|(manager, field)| format!("- {manager}: {field}"))
+            .map(|(manager, field)| format!("conflict with \"{manager}\": {field}"))
             .collect();
         let message = format!(
-            "Apply failed with {} conflict{}: conflict with {}",
+            "Apply failed with {} conflict{}: {}",
             conflicts.len(),
             if conflicts.len() == 1 { "" } else { "s" },
-            listed.join("\n")
+            listed.join("; ")
         );
         let causes: Vec<Value> = conflicts
             .iter()
