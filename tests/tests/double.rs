@@ -374,6 +374,15 @@ async fn lists_paginate_filter_and_return_metadata_only() -> TestResult {
         8
     );
 
+    // A continue token from before a compaction has expired.
+    maps.create(&PostParams::default(), &config_map("late", &[]))
+        .await?;
+    server.compact();
+    let expired = maps
+        .list(&ListParams::default().limit(3).continue_token(&token))
+        .await;
+    assert_eq!(api_code(expired), Some(410));
+
     let metadata = maps
         .list_metadata(&ListParams::default().labels("small"))
         .await?;
