@@ -104,6 +104,7 @@ refused() {
 }
 refused "needs leaderElection.enabled=true" --set replicaCount=2 --set leaderElection.enabled=false
 refused "only applies with allNamespaces=false" --set 'additionalNamespaces={team-a}'
+refused "additional properties 'replicas' not allowed" --set replicas=3   # values.schema.json
 done_step
 
 step "kubernetes-validate --strict (Kubernetes ${kube_versions[*]})"
@@ -134,7 +135,7 @@ cargo build --quiet --locked -p sealbox-tests --bin sealbox-api-double \
     || die "cannot build the API double (cargo build -p sealbox-tests --bin sealbox-api-double)"
 double_dir="$(mktemp -d)"
 kubeconfig="$double_dir/kubeconfig"
-target/debug/sealbox-api-double --kubeconfig "$kubeconfig" >"$double_dir/double.log" 2>&1 &
+"${CARGO_TARGET_DIR:-target}/debug/sealbox-api-double" --kubeconfig "$kubeconfig" >"$double_dir/double.log" 2>&1 &
 double_pid=$!
 trap 'kill "$double_pid" 2>/dev/null || true; rm -rf "$double_dir"' EXIT
 for _ in $(seq 1 100); do
