@@ -1,7 +1,9 @@
 //! Where the sealing certificate comes from, and loading it.
 //!
-//! [`CertSource`] is the one place a new origin is added: fetching from the cluster through the
-//! API server's service proxy will be one more variant.
+//! [`CertSource`] is the one place a new origin is added. Besides files and URLs, the
+//! certificate can come from the controller itself, through the API server's service proxy
+//! (`CertSource::Cluster`), which is where `seal` turns when no `--cert` is given and a
+//! kubeconfig is found, like `kubeseal` does.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -12,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use sealbox_crypto::{Certificate, PublicKey};
 
+use crate::cluster::{self, Cluster, ClusterOptions};
 use crate::document::read_file;
 use crate::error::{Error, Result};
 
@@ -21,12 +24,15 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to get the controller's certificate (or bare public key) from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CertSource {
     /// A PEM file on disk (also written `file:///path`).
     File(PathBuf),
     /// An `http://` or `https://` URL, e.g. the controller's `/v1/cert.pem` behind an ingress.
     Url(String),
+    /// The controller's `/v1/cert.pem`, through the API server's service proxy. Never parsed
+    /// from a flag: chosen by [`resolve`].
+    Cluster(ClusterOptions),
 }
 
 impl FromStr for CertSource {
@@ -51,6 +57,7 @@ impl fmt::Display for CertSource {
         match self {
             CertSource::File(path) => write!(f, "{}", path.display()),
             CertSource::Url(url) => f.write_str(url),
+            CertSource::Cluster(options) => write!(f, "{options}"),
         }
     }
 }
@@ -88,6 +95,7 @@ impl CertSource {
                     })
             }
             CertSource::Url(url) => fetch_url(url),
+            CertSource::Cluster(options) => fetch_from_cluster(options),
         }
     }
 
@@ -135,6 +143,39 @@ pub fn parse_sealing_key(
             source: source.to_owned(),
         })
     }
+}
+
+/// The certificate to use: the flag (or `SEALBOX_CERT`) when given, else the controller in the
+/// cluster when a kubeconfig (or a pod's service account) says where one is.
+pub fn resolve(flag: Option<&CertSource>, cluster: &ClusterOptions) -> Result<CertSource> {
+    match flag {
+        Some(source) => Ok(source.clone()),
+        None if cluster.is_configured() => Ok(CertSource::Cluster(cluster.clone())),
+        None => Err(Error::NoCertificate),
+    }
+}
+
+/// GETs `/v1/cert.pem` from the controller through the service proxy.
+pub fn fetch_from_cluster(options: &ClusterOptions) -> Result<Vec<u8>> {
+    tracing::debug!(controller = %options, "fetching the certificate from the cluster");
+    let pem = cluster::block_on(async {
+        let cluster = Cluster::connect(options).await?;
+        cluster
+            .controller_request(http::Method::GET, "v1/cert.pem", Vec::new(), "text/plain")
+            .await
+    })??;
+    if pem.len() as u64 > MAX_CERT_BYTES {
+        return Err(Error::ControllerRequest {
+            controller: options.controller(),
+            request: "GET /v1/cert.pem".to_owned(),
+            code: 200,
+            reason: format!(
+                "the answer is {} bytes, too big for a certificate",
+                pem.len()
+            ),
+        });
+    }
+    Ok(pem.into_bytes())
 }
 
 fn fetch_url(url: &str) -> Result<Vec<u8>> {

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sealbox_crypto::Scope;
 
 use crate::cert::CertSource;
+use crate::cluster::ClusterOptions;
 use crate::output::Format;
 
 /// Printed at the end of `--help`.
@@ -13,18 +14,24 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  the input was read but does not check out: `verify` found problems, `unseal` could not
-     decrypt a value
-  2  usage, input, certificate, key or I/O error (nothing was written)
+     decrypt a value, `check` found a plaintext Secret or a broken sealed file, `reencrypt`
+     could not re-seal a file, `keys prune` refused to delete a key still in use
+  2  usage, input, certificate, key, cluster or I/O error (nothing was written)
 
 Environment:
-  SEALBOX_CERT        default for --cert
-  SEALBOX_LOG         log filter for diagnostics on stderr (e.g. debug), default warn
-  KUBECONFIG          kubeconfig files for the default namespace, as kubectl reads them";
+  SEALBOX_CERT                   default for --cert
+  SEALBOX_CONTEXT                default for --context
+  SEALBOX_CONTROLLER_NAMESPACE   default for --controller-namespace (kube-system)
+  SEALBOX_CONTROLLER_NAME        default for --controller-name (sealed-secrets-controller)
+  SEALBOX_BACKUP_PASSPHRASE      passphrase of `keys backup` and `keys restore`
+  SEALBOX_LOG                    log filter for diagnostics on stderr (e.g. debug), default warn
+  KUBECONFIG                     kubeconfig files, as kubectl reads them";
 
 /// Seal Kubernetes Secrets into SealedSecrets that are safe to commit to Git.
 ///
 /// Compatible with Bitnami Sealed Secrets: files sealed here are unsealed by either controller,
-/// and kubeseal's files work here. Everything in this version runs offline from a certificate.
+/// and kubeseal's files work here. Sealing works offline from a certificate; without one, the
+/// certificate is fetched from the controller through the cluster of the kubeconfig.
 #[derive(Debug, Parser)]
 #[command(name = "sealbox", version, propagate_version = true, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -56,7 +63,11 @@ impl Cli {
             Command::Merge(args) => from_stdin(&args.input.file),
             Command::Unseal(args) => from_stdin(&args.input.file),
             Command::Verify(args) => from_stdin(&args.input.file),
-            Command::Completions(_) => false,
+            Command::Cert(_)
+            | Command::Keys(_)
+            | Command::Check(_)
+            | Command::Reencrypt(_)
+            | Command::Completions(_) => false,
         }
     }
 }
@@ -109,10 +120,377 @@ pub enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Verify(VerifyArgs),
 
+    /// Work with the controller's certificate.
+    #[command(subcommand)]
+    Cert(CertCommand),
+
+    /// Manage the sealing keys in the cluster: list, rotate, back up, restore, prune.
+    ///
+    /// Keys are the Secrets the controller keeps in its namespace (--controller-namespace),
+    /// labelled sealedsecrets.bitnami.com/sealed-secrets-key. These commands read and write
+    /// them through the Kubernetes API, so they need RBAC on Secrets in that namespace.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+
+    /// Guard a repository: fail on plaintext Secrets, report stale and broken sealed files.
+    ///
+    /// Walks the given files and directories (.yaml, .yml, .json; .git and ignored paths are
+    /// skipped). Exits 1 when a Secret with data or stringData is found (in any document of a
+    /// file) or a SealedSecret fails the offline checks of `verify`. SealedSecrets whose
+    /// sealing-key hint is not the current certificate's key are reported as stale. Meant for
+    /// pre-commit and CI.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Check(CheckArgs),
+
+    /// Re-seal sealed files to the newest key, in place.
+    ///
+    /// Offline with the old private keys (--key, e.g. a decrypted backup) and the current
+    /// certificate; online (no --key) by asking the controller's /v1/rotate. Only values not
+    /// yet sealed to the current key change; everything else in a file, its other documents,
+    /// templates and scope stay byte for byte. Files are replaced atomically; files that hold
+    /// no SealedSecret are skipped and reported.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Reencrypt(ReencryptArgs),
+
     /// Print a shell completion script to stdout.
     ///
     /// For example: `sealbox completions bash > /etc/bash_completion.d/sealbox`.
     Completions(CompletionsArgs),
+}
+
+/// Subcommands of `sealbox cert`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Fetch the controller's current (newest) certificate from the cluster.
+    ///
+    /// Through the API server's service proxy, like `kubeseal --fetch-cert`. Commit it (or keep
+    /// it next to the repository) to seal offline with --cert.
+    Fetch(CertFetchArgs),
+}
+
+/// Flags of `sealbox cert fetch`.
+#[derive(Debug, Args)]
+pub struct CertFetchArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Write the certificate to FILE (atomically) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// How to reach the cluster and the controller in it.
+#[derive(Clone, Debug, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (instead of KUBECONFIG or ~/.kube/config; inside a pod the service
+    /// account is used when there is none).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, value_name = "NAME", env = "SEALBOX_CONTEXT")]
+    pub context: Option<String>,
+
+    /// Namespace of the controller, which also holds its key Secrets.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "SEALBOX_CONTROLLER_NAMESPACE",
+        default_value = crate::cluster::DEFAULT_CONTROLLER_NAMESPACE
+    )]
+    pub controller_namespace: String,
+
+    /// Name of the controller's Service.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALBOX_CONTROLLER_NAME",
+        default_value = crate::cluster::DEFAULT_CONTROLLER_NAME
+    )]
+    pub controller_name: String,
+}
+
+impl ClusterArgs {
+    /// The options these flags describe.
+    pub fn options(&self) -> ClusterOptions {
+        ClusterOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            controller_namespace: self.controller_namespace.clone(),
+            controller_name: self.controller_name.clone(),
+        }
+    }
+}
+
+/// Subcommands of `sealbox keys`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the sealing keys: fingerprint, created, active, which one seals, and how many
+    /// SealedSecrets in the cluster are sealed to each.
+    ///
+    /// The count follows each SealedSecret's sealbox.dev/sealing-key hint; SealedSecrets
+    /// without one (sealed by kubeseal) are counted by trying the keys on one value.
+    List(KeysListArgs),
+
+    /// Create a new sealing key now, in the Bitnami shape; the controller picks it up and
+    /// seals with it from then on. Old keys keep unsealing.
+    Rotate(KeysRotateArgs),
+
+    /// Write every key to an age-encrypted file (a passphrase or age recipients).
+    ///
+    /// The file, once decrypted, is a v1 List of the key Secrets: what `kubectl apply`,
+    /// `sealbox unseal --key` and `sealbox reencrypt --key` read. It is created readable only
+    /// by you and written atomically.
+    Backup(KeysBackupArgs),
+
+    /// Create the keys of a backup that the cluster does not have yet.
+    ///
+    /// Keys are matched by fingerprint: a key already present (under any name) is skipped.
+    /// Accepts files from `keys backup` and plaintext key Secrets (`kubectl get secret -l
+    /// sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`).
+    Restore(KeysRestoreArgs),
+
+    /// Delete keys older than a duration that nothing is sealed to any more.
+    ///
+    /// The newest key is never pruned. A key is kept (and listed with its users) while any
+    /// SealedSecret in the cluster, or in the given repository paths, has a value that only
+    /// it can decrypt or a hint naming it. Dry run unless --yes.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Prune(KeysPruneArgs),
+}
+
+/// Output of `keys list`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// An aligned table.
+    #[default]
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// Flags of `sealbox keys list`.
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// Flags of `sealbox keys rotate`.
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Size of the new RSA key in bits: 2048, 3072 or 4096.
+    #[arg(long, value_name = "BITS", default_value_t = 4096, value_parser = parse_key_size)]
+    pub key_size: usize,
+
+    /// Common name of the new certificate (the controller's --my-cn).
+    #[arg(long, value_name = "CN", default_value = "")]
+    pub my_cn: String,
+
+    /// generateName of the new key Secret (the controller's --key-prefix).
+    #[arg(long, value_name = "PREFIX", default_value = sealbox_crypto::key_secret::DEFAULT_KEY_PREFIX)]
+    pub key_prefix: String,
+}
+
+/// How a backup is encrypted or decrypted with a passphrase.
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the backup passphrase from the first line of FILE (else SEALBOX_BACKUP_PASSPHRASE,
+    /// else a prompt on the terminal).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Flags of `sealbox keys backup`.
+#[derive(Debug, Args)]
+pub struct KeysBackupArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// The backup file to write (created with mode 0600, replaced atomically).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Encrypt to this age recipient (age1…) instead of a passphrase. Repeat for several.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub passphrase: PassphraseArgs,
+
+    /// Write the private keys in plaintext. Anyone who can read the file can unseal every
+    /// secret sealed to these keys.
+    #[arg(long, conflicts_with_all = ["recipients", "passphrase_file"])]
+    pub unencrypted: bool,
+}
+
+/// Flags of `sealbox keys restore`.
+#[derive(Debug, Args)]
+pub struct KeysRestoreArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// The backup file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub passphrase: PassphraseArgs,
+
+    /// age identity file (AGE-SECRET-KEY-…) for a backup encrypted to recipients. Repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+
+    /// Show what would be created without creating it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags of `sealbox keys prune`.
+#[derive(Debug, Args)]
+pub struct KeysPruneArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Prune keys whose certificate is older than this (e.g. 90d, 720h, 2w).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: std::time::Duration,
+
+    /// Repository files or directories whose SealedSecrets must keep their keys too.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Delete the keys (without it, only shows what would be deleted).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// How `check` and `reencrypt` choose files.
+#[derive(Debug, Args)]
+pub struct WalkArgs {
+    /// Files and directories to look at (.yaml, .yml, .json inside directories).
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Skip paths matching this glob (relative to the current directory, e.g. 'charts/**').
+    /// Repeatable; adds to the ignore list of .sealbox.yaml.
+    #[arg(long = "ignore", value_name = "GLOB")]
+    pub ignore: Vec<String>,
+}
+
+/// Flags of `sealbox check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertArgs,
+
+    /// Fetch the current certificate from the controller when neither --cert nor
+    /// .sealbox.yaml gives one (check never contacts a cluster otherwise).
+    #[arg(long)]
+    pub fetch_cert: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Print the findings as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 1 on stale SealedSecrets too (sealed to a key other than the current one).
+    #[arg(long)]
+    pub fail_on_stale: bool,
+}
+
+/// Flags of `sealbox reencrypt`.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub walk: WalkArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertArgs,
+
+    /// Private keys to decrypt with (offline mode): PEM, key Secrets or a List of them, e.g.
+    /// a decrypted `keys backup`. Repeatable. Without --key the controller re-seals
+    /// (/v1/rotate).
+    #[arg(long = "key", value_name = "FILE")]
+    pub keys: Vec<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Report what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// 2048, 3072 or 4096.
+fn parse_key_size(text: &str) -> Result<usize, String> {
+    match text {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        "4096" => Ok(4096),
+        _ => Err(format!(
+            "{text:?} is not a supported key size: 2048, 3072 or 4096"
+        )),
+    }
+}
+
+/// Parses `90d`, `720h`, `1h30m`, `2w`, `45s`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("{text:?} is not a duration; write it like 720h, 90d, 1h30m or 2w");
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(invalid()),
+        };
+        let value: u64 = number.parse().map_err(|_| invalid())?;
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(invalid)?;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() || !any {
+        return Err(invalid());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// Where documents are read from.
@@ -127,7 +505,8 @@ pub struct InputArgs {
 #[derive(Debug, Args)]
 pub struct CertArgs {
     /// The controller's certificate: a PEM file, a file:// or an http(s):// URL (a bare PEM
-    /// public key works too).
+    /// public key works too). Without it, a rule of .sealbox.yaml decides, else the
+    /// certificate is fetched from the controller when a kubeconfig is found.
     #[arg(long, env = "SEALBOX_CERT", value_name = "FILE|URL")]
     pub cert: Option<CertSource>,
 }
@@ -174,9 +553,10 @@ pub struct SealArgs {
     #[arg(short = 'n', long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Kubeconfig to read the default namespace from (instead of KUBECONFIG or ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    /// How to reach the cluster: for the default namespace (the context's) and, without
+    /// --cert, for the certificate.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Seal a Secret without keys (or, with --raw, an empty value) instead of refusing.
     #[arg(long)]
@@ -203,6 +583,10 @@ pub struct MergeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub cert: CertArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
 
     /// The sealed file to update in place (one SealedSecret).
     #[arg(long, value_name = "FILE")]
@@ -241,6 +625,15 @@ pub struct VerifyArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub cert: CertArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Ask the controller whether it can decrypt each SealedSecret (POST /v1/verify through
+    /// the service proxy) instead of checking offline against a certificate.
+    #[arg(long, conflicts_with = "cert")]
+    pub online: bool,
 }
 
 /// Flags of `sealbox completions`.
@@ -296,5 +689,17 @@ mod tests {
         assert!(Cli::try_parse_from(["sealbox", "seal", "--from-file", "x"]).is_err());
         assert!(Cli::try_parse_from(["sealbox", "seal", "--raw", "--from-file", "x"]).is_ok());
         assert!(Cli::try_parse_from(["sealbox", "seal", "--raw", "-o", "json"]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("90d"), Ok(90 * 86_400));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("2w"), Ok(14 * 86_400));
+        assert!(secs("90").is_err());
+        assert!(secs("d").is_err());
+        assert!(secs("1y").is_err());
+        assert!(secs("").is_err());
     }
 }

@@ -281,6 +281,274 @@ pub enum Error {
         problem: &'static str,
     },
 
+    /// A Tokio runtime for a cluster command could not be started.
+    #[error("cannot start the runtime for talking to the cluster")]
+    Runtime {
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// No kubeconfig and no in-cluster configuration.
+    #[error(
+        "no cluster configured: pass --kubeconfig FILE (or set KUBECONFIG), or run inside a pod; to work offline pass --cert FILE"
+    )]
+    NoCluster,
+
+    /// A kubeconfig file could not be read or merged.
+    #[error("cannot load the kubeconfig {path}: {reason}; fix it or pass --kubeconfig FILE")]
+    ReadKubeconfigFile {
+        /// The file.
+        path: PathBuf,
+        /// kube's message.
+        reason: String,
+    },
+
+    /// The cluster configuration is unusable (unknown context, bad server URL, credentials).
+    #[error("cannot configure the cluster client: {reason}; check --kubeconfig and --context")]
+    ClusterConfig {
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The API server could not be reached.
+    #[error(
+        "cannot reach the Kubernetes API server at {server}: {reason}; check that the cluster is up and that --kubeconfig/--context (or KUBECONFIG) point at it"
+    )]
+    ClusterUnreachable {
+        /// The server URL.
+        server: String,
+        /// The connection error.
+        reason: String,
+    },
+
+    /// The API server answered a request with an error.
+    #[error("cannot {what}: the API server answered {code}: {reason}")]
+    ClusterRequest {
+        /// What was attempted, e.g. "list key Secrets in kube-system".
+        what: String,
+        /// The HTTP status.
+        code: u16,
+        /// The API server's message, with advice.
+        reason: String,
+    },
+
+    /// The controller's Service does not exist (or has no ports).
+    #[error(
+        "cannot find the controller's Service {namespace}/{name}: {reason}; pass --controller-name and --controller-namespace (or set SEALBOX_CONTROLLER_NAME and SEALBOX_CONTROLLER_NAMESPACE) to where the controller runs"
+    )]
+    ControllerNotFound {
+        /// The namespace searched.
+        namespace: String,
+        /// The Service name.
+        name: String,
+        /// What was found instead.
+        reason: String,
+    },
+
+    /// The controller answered with an error (through the service proxy).
+    #[error("the controller {controller} answered {code} to {request}: {reason}")]
+    ControllerRequest {
+        /// `namespace/name`.
+        controller: String,
+        /// `GET /v1/cert.pem`.
+        request: String,
+        /// The HTTP status.
+        code: u16,
+        /// Its message, with advice.
+        reason: String,
+    },
+
+    /// The controller's answer could not be understood.
+    #[error("the controller {controller} answered {request} with something unexpected: {reason}")]
+    ControllerAnswer {
+        /// `namespace/name`.
+        controller: String,
+        /// `POST /v1/rotate`.
+        request: String,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+
+    /// No sealing keys where they were looked for.
+    #[error(
+        "no sealing keys in namespace {namespace} (Secrets labelled sealedsecrets.bitnami.com/sealed-secrets-key, or named sealed-secrets-key); pass --controller-namespace where the controller keeps them"
+    )]
+    NoKeys {
+        /// The namespace.
+        namespace: String,
+    },
+
+    /// A new key could not be generated.
+    #[error("cannot generate a new sealing key")]
+    GenerateKey {
+        /// sealbox-crypto's error.
+        #[source]
+        source: Box<sealbox_crypto::Error>,
+    },
+
+    /// `keys backup` was given no way to encrypt.
+    #[error(
+        "keys backup needs a way to encrypt the keys: pass -r AGE_RECIPIENT, --passphrase-file FILE or set SEALBOX_BACKUP_PASSPHRASE (on a terminal you are asked); --unencrypted writes plaintext private keys"
+    )]
+    NoBackupEncryption,
+
+    /// Both a passphrase and recipients were given.
+    #[error(
+        "a backup is encrypted either to a passphrase or to recipients, not both: drop --passphrase-file/SEALBOX_BACKUP_PASSPHRASE or -r"
+    )]
+    PassphraseAndRecipients,
+
+    /// An age recipient does not parse.
+    #[error("{recipient:?} is not an age X25519 recipient (age1…); generate one with `age-keygen`")]
+    InvalidRecipient {
+        /// The recipient as given (public information).
+        recipient: String,
+    },
+
+    /// The passphrase could not be read.
+    #[error("cannot read the passphrase from {from}")]
+    ReadPassphrase {
+        /// The file, or "the terminal".
+        from: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The passphrase is empty.
+    #[error("the passphrase from {from} is empty; choose a long passphrase")]
+    EmptyPassphrase {
+        /// Where it came from.
+        from: String,
+    },
+
+    /// The two passphrases typed on the terminal differ.
+    #[error("the passphrases differ; run the command again")]
+    PassphraseMismatch,
+
+    /// age refused to encrypt.
+    #[error("cannot encrypt the backup: {reason}")]
+    EncryptBackup {
+        /// age's message.
+        reason: String,
+    },
+
+    /// A backup file could not be read.
+    #[error("cannot read the backup {path}")]
+    ReadBackup {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The passphrase does not open the backup.
+    #[error(
+        "cannot decrypt the backup {path}: wrong passphrase; check --passphrase-file or SEALBOX_BACKUP_PASSPHRASE"
+    )]
+    WrongPassphrase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The backup is encrypted to recipients and no identity opens it.
+    #[error(
+        "cannot decrypt the backup {path}: it is encrypted to age recipients and {}; pass -i IDENTITY_FILE with the matching age secret key",
+        if *identities == 0 { "no identity was given".to_owned() } else { format!("none of the {identities} identities matches") }
+    )]
+    NoMatchingIdentity {
+        /// The file.
+        path: PathBuf,
+        /// How many identities were tried.
+        identities: usize,
+    },
+
+    /// The backup is encrypted to a passphrase but none is available.
+    #[error(
+        "the backup {path} is encrypted with a passphrase: pass --passphrase-file FILE or set SEALBOX_BACKUP_PASSPHRASE"
+    )]
+    NeedsPassphrase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The backup is damaged or not a backup.
+    #[error("cannot decrypt the backup {path}: {reason}")]
+    DecryptBackup {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (age's coarse message).
+        reason: String,
+    },
+
+    /// An age identity file could not be read.
+    #[error("cannot read the age identity file {path}: {reason}")]
+    ReadIdentity {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The decrypted backup holds no usable key Secrets.
+    #[error("the backup {path} does not hold sealing keys")]
+    BackupContents {
+        /// The file.
+        path: PathBuf,
+        /// Why sealbox-crypto rejected it (names the Secret, never the key).
+        #[source]
+        source: Box<sealbox_crypto::Error>,
+    },
+
+    /// A directory could not be walked.
+    #[error("cannot read {path}")]
+    Walk {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A path given on the command line does not exist.
+    #[error("{path} does not exist")]
+    MissingPath {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// `.sealbox.yaml` could not be read.
+    #[error("cannot read the repository config {path}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `.sealbox.yaml` is invalid.
+    #[error("invalid repository config {path}: {reason}")]
+    ParseConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A glob pattern does not parse.
+    #[error("{origin}: {pattern:?} is not a valid glob pattern: {reason}")]
+    InvalidPattern {
+        /// The flag or file it came from.
+        origin: String,
+        /// The pattern.
+        pattern: String,
+        /// The parser's message.
+        reason: String,
+    },
+
     /// Writing to stdout failed.
     #[error("cannot write to stdout")]
     WriteStdout {
@@ -318,6 +586,32 @@ impl Error {
             Error::WriteFile { .. } | Error::OutputPath { .. } | Error::WriteStdout { .. } => {
                 "write_output"
             }
+            Error::Runtime { .. } => "runtime",
+            Error::NoCluster | Error::ReadKubeconfigFile { .. } | Error::ClusterConfig { .. } => {
+                "cluster_config"
+            }
+            Error::ClusterUnreachable { .. } => "cluster_unreachable",
+            Error::ClusterRequest { .. } => "cluster_request",
+            Error::ControllerNotFound { .. } => "controller_not_found",
+            Error::ControllerRequest { .. } | Error::ControllerAnswer { .. } => "controller",
+            Error::NoKeys { .. } | Error::GenerateKey { .. } => "keys",
+            Error::NoBackupEncryption
+            | Error::PassphraseAndRecipients
+            | Error::InvalidRecipient { .. }
+            | Error::ReadPassphrase { .. }
+            | Error::EmptyPassphrase { .. }
+            | Error::PassphraseMismatch
+            | Error::EncryptBackup { .. } => "backup",
+            Error::ReadBackup { .. }
+            | Error::WrongPassphrase { .. }
+            | Error::NoMatchingIdentity { .. }
+            | Error::NeedsPassphrase { .. }
+            | Error::DecryptBackup { .. }
+            | Error::ReadIdentity { .. }
+            | Error::BackupContents { .. } => "restore",
+            Error::InvalidPattern { .. } => "usage",
+            Error::Walk { .. } | Error::MissingPath { .. } => "read_input",
+            Error::ReadConfig { .. } | Error::ParseConfig { .. } => "config",
         }
     }
 

@@ -1,4 +1,5 @@
-//! The namespace of the kubeconfig's current context, read with the least machinery possible:
+//! The namespace of the kubeconfig's current context (or of `--context`), read with the least
+//! machinery possible:
 //! `--kubeconfig FILE`, else the `KUBECONFIG` list (the first file that sets `current-context`
 //! decides, contexts are looked up across all files, first wins, as kubectl merges them), else
 //! `~/.kube/config`. Missing files are skipped; a file that exists but cannot be read or parsed
@@ -53,7 +54,10 @@ pub fn candidate_files(
 
 /// The current context's namespace from the environment's kubeconfig, with the file it came
 /// from; `None` when no file sets one.
-pub fn current_namespace(explicit: Option<&Path>) -> Result<Option<(String, PathBuf)>> {
+pub fn current_namespace(
+    explicit: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Option<(String, PathBuf)>> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let files = candidate_files(
         explicit,
@@ -77,13 +81,18 @@ pub fn current_namespace(explicit: Option<&Path>) -> Result<Option<(String, Path
         };
         configs.push((path, config));
     }
-    Ok(namespace_of(&configs))
+    Ok(namespace_of(&configs, context))
 }
 
-fn namespace_of(configs: &[(PathBuf, Kubeconfig)]) -> Option<(String, PathBuf)> {
-    let current = configs
-        .iter()
-        .find_map(|(_, c)| c.current_context.as_deref().filter(|s| !s.is_empty()))?;
+fn namespace_of(
+    configs: &[(PathBuf, Kubeconfig)],
+    context: Option<&str>,
+) -> Option<(String, PathBuf)> {
+    let current = context.or_else(|| {
+        configs
+            .iter()
+            .find_map(|(_, c)| c.current_context.as_deref().filter(|s| !s.is_empty()))
+    })?;
     configs.iter().find_map(|(path, config)| {
         let context = config
             .contexts
@@ -107,14 +116,16 @@ mod tests {
     fn first_current_context_wins_and_contexts_merge() {
         let a = config("contexts:\n- name: dev\n  context: {cluster: c, namespace: team-a}\n");
         let b = config("current-context: dev\nclusters: []\n");
-        let found = namespace_of(&[("a".into(), a), ("b".into(), b)]).unwrap();
+        let configs = [("a".into(), a), ("b".into(), b)];
+        let found = namespace_of(&configs, None).unwrap();
         assert_eq!(found, ("team-a".to_owned(), PathBuf::from("a")));
+        assert_eq!(namespace_of(&configs, Some("other")), None);
     }
 
     #[test]
     fn no_namespace_in_context_is_none() {
         let a = config("current-context: x\ncontexts:\n- name: x\n  context: {cluster: c}\n");
-        assert_eq!(namespace_of(&[("a".into(), a)]), None);
+        assert_eq!(namespace_of(&[("a".into(), a)], None), None);
     }
 
     #[test]

@@ -6,22 +6,36 @@
 //! sets up logging and calls [`run`]; everything else is here, testable with in-memory
 //! readers and writers.
 //!
-//! Crypto comes from `sealbox-crypto`, the resource types from `sealbox-crds`. This crate must
-//! not talk to a cluster yet: no kube client, no async runtime. Plaintext lives in `Zeroizing`
-//! buffers and never reaches an error message or a log line.
+//! With a cluster (kubeconfig or in-cluster), it fetches the certificate (`cert fetch`, `seal`
+//! without `--cert`), asks the controller through the API server's service proxy (`verify
+//! --online`, `reencrypt`), and manages the key Secrets (`keys list|rotate|backup|restore|
+//! prune`). Over a repository it guards against plaintext Secrets (`check`) and re-seals files
+//! to the newest key (`reencrypt`), following `.sealbox.yaml` rules.
+//!
+//! Crypto comes from `sealbox-crypto`, the resource types from `sealbox-crds`; the cluster is
+//! reached with `kube`. Only commands that talk to a cluster start a (single-threaded) Tokio
+//! runtime, inside [`cluster::block_on`]; offline commands stay synchronous. Plaintext and
+//! private keys live in `Zeroizing` buffers and never reach an error message or a log line.
 //!
 //! Exit codes: 0 success; 1 the input was read but does not check out (`verify` found
-//! problems, `unseal` could not decrypt a value); 2 usage, input, certificate, key or I/O error.
+//! problems, `unseal` could not decrypt a value, `check` found a plaintext Secret or a broken
+//! file, `reencrypt` could not re-seal a file, `keys prune` refused); 2 usage, input,
+//! certificate, key, cluster or I/O error.
 
+pub mod backup;
 pub mod cert;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
+pub mod config;
 pub mod document;
 pub mod error;
+pub mod keyring;
 pub mod kubeconfig;
 pub mod output;
 pub mod sealed;
 pub mod secret;
+pub mod walk;
 
 use std::io::{Read, Write};
 
@@ -55,6 +69,10 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
         Command::Merge(args) => commands::merge::run(args, stdin, stderr),
         Command::Unseal(args) => commands::unseal::run(args, stdin, stdout, stderr),
         Command::Verify(args) => return commands::verify::run(args, stdin, stderr),
+        Command::Cert(command) => commands::cert::run(command, stdout, stderr),
+        Command::Keys(command) => return commands::keys::run(command, stdout, stderr),
+        Command::Check(args) => return commands::check::run(args, stdout, stderr),
+        Command::Reencrypt(args) => return commands::reencrypt::run(args, stdout, stderr),
         Command::Completions(args) => commands::completions::run(args, stdout),
     }
     .map(|()| Outcome::Success)

@@ -30,6 +30,8 @@ pub enum Visibility {
     Public,
     /// Plaintext (unsealed) output: 0600.
     Private,
+    /// Key backups: 0600, even when replacing a file that had other permissions.
+    OwnerOnly,
 }
 
 /// Renders documents in `format`; the buffer is zeroized when dropped since it may hold
@@ -114,7 +116,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Re
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(fail)?;
-    if let Some(permissions) = existing.or_else(|| new_file_permissions(visibility)) {
+    let permissions = if visibility == Visibility::OwnerOnly {
+        new_file_permissions(visibility)
+    } else {
+        existing.or_else(|| new_file_permissions(visibility))
+    };
+    if let Some(permissions) = permissions {
         temp.as_file().set_permissions(permissions).map_err(fail)?;
     }
     temp.persist(path).map_err(|e| fail(e.error))?;
@@ -126,7 +133,7 @@ fn new_file_permissions(visibility: Visibility) -> Option<fs::Permissions> {
     use std::os::unix::fs::PermissionsExt as _;
     Some(fs::Permissions::from_mode(match visibility {
         Visibility::Public => 0o644,
-        Visibility::Private => 0o600,
+        Visibility::Private | Visibility::OwnerOnly => 0o600,
     }))
 }
 

@@ -20,7 +20,7 @@ use crate::secret::SecretInput;
 
 /// Runs `sealbox merge`.
 pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result<()> {
-    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    let cert = crate::cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
     let into = &args.into;
     let target_error = |problem: String| Error::MergeTarget {
         path: into.clone(),
@@ -80,7 +80,7 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
         )));
     }
 
-    let key = crate::commands::seal::load_key(cert)?;
+    let key = crate::commands::seal::load_key(&cert)?;
     let input_display = secret.display_name();
     let target_display = sealed::display_name(&sealed);
     if secret.name.is_some() && input_display != target_display {

@@ -15,7 +15,7 @@ use sealbox_crypto::scope::{
 };
 use zeroize::Zeroizing;
 
-use crate::cert::{CertSource, Expiry, SealingKey};
+use crate::cert::{self, CertSource, Expiry, SealingKey};
 use crate::cli::SealArgs;
 use crate::document::{Origin, parse, read_input};
 use crate::error::{Error, Result};
@@ -55,7 +55,7 @@ pub fn run(
     if args.raw {
         return run_raw(args, stdin, stdout);
     }
-    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    let cert = cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
     let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
     let input = parse(&input_name, &bytes)?;
     if input.documents.is_empty() {
@@ -82,13 +82,16 @@ pub fn run(
         });
     }
 
-    let mut namespaces = NamespaceDefaults::new(args.kubeconfig.clone());
+    let mut namespaces = NamespaceDefaults::new(
+        args.cluster.kubeconfig.clone(),
+        args.cluster.context.clone(),
+    );
     let targets = secrets
         .iter()
         .map(|secret| target_for(secret, args, &mut namespaces, &mut stderr))
         .collect::<Result<Vec<_>>>()?;
 
-    let key = load_key(cert)?;
+    let key = load_key(&cert)?;
     let rng = SystemRandom::new();
     let sealed = secrets
         .iter()
@@ -160,13 +163,15 @@ fn target_for(
 #[derive(Debug)]
 struct NamespaceDefaults {
     kubeconfig: Option<PathBuf>,
+    context: Option<String>,
     resolved: Option<String>,
 }
 
 impl NamespaceDefaults {
-    fn new(kubeconfig: Option<PathBuf>) -> Self {
+    fn new(kubeconfig: Option<PathBuf>, context: Option<String>) -> Self {
         NamespaceDefaults {
             kubeconfig,
+            context,
             resolved: None,
         }
     }
@@ -175,7 +180,10 @@ impl NamespaceDefaults {
         if let Some(namespace) = &self.resolved {
             return Ok(namespace.clone());
         }
-        let namespace = match kubeconfig::current_namespace(self.kubeconfig.as_deref())? {
+        let namespace = match kubeconfig::current_namespace(
+            self.kubeconfig.as_deref(),
+            self.context.as_deref(),
+        )? {
             Some((namespace, path)) => {
                 note(
                     stderr,
@@ -305,13 +313,13 @@ fn run_raw(args: &SealArgs, stdin: impl Read, stdout: impl Write) -> Result<()> 
         (Some(name), _) => name.clone(),
         (None, _) => String::new(),
     };
-    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    let cert = cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
 
     let (input_name, value) = read_input(args.from_file.as_deref(), stdin)?;
     if value.is_empty() && !args.allow_empty_data {
         return Err(Error::EmptyRawValue);
     }
-    let key = load_key(cert)?;
+    let key = load_key(&cert)?;
     let label = scope.label(namespace.as_deref().unwrap_or_default(), &name);
     let origin = Origin {
         input: input_name,

@@ -5,9 +5,14 @@
 //! value sealed for another key size, or truncated), scope annotations that do not say what the
 //! author meant, and a sealing-key hint naming another key. Every problem is collected, then
 //! listed, naming the document and field.
+//!
+//! `verify --online` asks the controller instead (`POST /v1/verify` through the service proxy),
+//! which can tell whether it can actually decrypt each SealedSecret.
 
 use std::io::{Read, Write};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use http::Method;
 
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
@@ -17,19 +22,28 @@ use sealbox_crypto::{Fingerprint, PublicKey, Scope};
 use crate::Outcome;
 use crate::cert::Expiry;
 use crate::cli::VerifyArgs;
+use crate::cluster::{self, Cluster};
 use crate::commands::seal::note;
 use crate::document::{Document, Object, expect_kind, field_path, parse, read_input};
 use crate::error::{Error, Result};
-use crate::sealed::api_version;
+use crate::sealed::{self, api_version, display_name};
 use crate::secret::decode_base64;
 
 /// AES-GCM's tag, which every sealed value ends with.
 const GCM_TAG_LEN: usize = 16;
 
+/// How often a rate-limited (429) online verify is retried, and how long to wait in between.
+const RATE_LIMIT_RETRIES: u32 = 5;
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs `sealbox verify`. Problems are written to `stderr`; the outcome says whether any were
 /// found.
 pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Result<Outcome> {
-    let cert = args.cert.cert.as_ref().ok_or(Error::NoCertificate)?;
+    if args.online {
+        return run_online(args, stdin, stderr);
+    }
+    let cert = crate::cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
+    let cert = &cert;
     let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
     let input = parse(&input_name, &bytes)?;
     if input.documents.is_empty() {
@@ -73,8 +87,103 @@ pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Resul
     }
 }
 
+/// `verify --online`: every document must be a SealedSecret; each is POSTed to the controller's
+/// `/v1/verify`, which answers 200 when it can decrypt it and 409 when it cannot.
+fn run_online(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Result<Outcome> {
+    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
+    let input = parse(&input_name, &bytes)?;
+    if input.documents.is_empty() {
+        return Err(Error::NoDocuments {
+            input: input_name,
+            expected: "a SealedSecret",
+        });
+    }
+    let mut requests = Vec::with_capacity(input.documents.len());
+    for document in &input.documents {
+        let sealed = sealed::from_document(document)?;
+        let body = serde_json::to_vec(&document.value).map_err(|e| Error::Render {
+            format: "JSON",
+            reason: e.to_string(),
+        })?;
+        requests.push((document.origin.clone(), display_name(&sealed), body));
+    }
+    let options = args.cluster.options();
+    let answers = cluster::block_on(async {
+        let cluster = Cluster::connect(&options).await?;
+        let mut answers = Vec::with_capacity(requests.len());
+        for (origin, name, body) in requests {
+            let decryptable = verify_online(&cluster, body).await?;
+            answers.push((origin, name, decryptable));
+        }
+        Ok::<_, Error>(answers)
+    })??;
+    let failed = answers.iter().filter(|(_, _, ok)| !ok).count();
+    for (origin, name, decryptable) in &answers {
+        if !decryptable {
+            let _ = writeln!(
+                stderr,
+                "{origin}: SealedSecret {name}: the controller cannot decrypt it (sealed with another cluster's key, for another name or namespace, or damaged)"
+            );
+        }
+    }
+    if failed == 0 {
+        let _ = writeln!(
+            stderr,
+            "ok: the {options} can decrypt all {} SealedSecret(s)",
+            answers.len()
+        );
+        Ok(Outcome::Success)
+    } else {
+        let _ = writeln!(
+            stderr,
+            "{failed} of {} SealedSecret(s) cannot be decrypted by the {options}",
+            answers.len()
+        );
+        Ok(Outcome::ProblemsFound)
+    }
+}
+
+/// POSTs one SealedSecret to `/v1/verify`: `Ok(true)` for 200, `Ok(false)` for 409; waits
+/// and retries when rate-limited.
+async fn verify_online(cluster: &Cluster, body: Vec<u8>) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        match cluster
+            .controller_request(Method::POST, "v1/verify", body.clone(), "application/json")
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(Error::ControllerRequest { code: 409, .. }) => return Ok(false),
+            Err(Error::ControllerRequest { code: 429, .. }) if attempt < RATE_LIMIT_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(RATE_LIMIT_WAIT * attempt).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether [`check_document_with`] compares the sealing-key hint with the certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HintCheck {
+    /// A hint naming another key is a problem (`verify`).
+    Report,
+    /// Leave the hint to the caller (`check` reports it as staleness, not breakage).
+    Skip,
+}
+
 /// Checks one document, appending problems; returns how many values it checked.
 pub fn check_document(document: &Document, key: &PublicKey, problems: &mut Vec<Error>) -> usize {
+    check_document_with(document, key, HintCheck::Report, problems)
+}
+
+/// [`check_document`], choosing whether the hint is checked.
+pub fn check_document_with(
+    document: &Document,
+    key: &PublicKey,
+    hint: HintCheck,
+    problems: &mut Vec<Error>,
+) -> usize {
     let root = match document.object() {
         Ok(root) => root,
         Err(e) => {
@@ -90,7 +199,7 @@ pub fn check_document(document: &Document, key: &PublicKey, problems: &mut Vec<E
         problems.push(root.error("apiVersion", format!("missing; expected {}", api_version())));
     }
     let scope = match root.object("metadata") {
-        Ok(Some(metadata)) => check_metadata(&metadata, key, problems),
+        Ok(Some(metadata)) => check_metadata(&metadata, key, hint, problems),
         Ok(None) => {
             problems.push(root.error("metadata", "missing"));
             Scope::Strict
@@ -113,7 +222,12 @@ pub fn check_document(document: &Document, key: &PublicKey, problems: &mut Vec<E
     }
 }
 
-fn check_metadata(metadata: &Object<'_>, key: &PublicKey, problems: &mut Vec<Error>) -> Scope {
+fn check_metadata(
+    metadata: &Object<'_>,
+    key: &PublicKey,
+    hint_check: HintCheck,
+    problems: &mut Vec<Error>,
+) -> Scope {
     match metadata.str("name") {
         Ok(Some(name)) if !name.is_empty() => {}
         Ok(_) => problems.push(metadata.error("name", "missing")),
@@ -168,7 +282,7 @@ fn check_metadata(metadata: &Object<'_>, key: &PublicKey, problems: &mut Vec<Err
     }
     if let Some(hint) = annotations.get(SEALING_KEY_ANNOTATION) {
         match hint.parse::<Fingerprint>() {
-            Ok(hint) if &hint == key.fingerprint() => {}
+            Ok(hint) if &hint == key.fingerprint() || hint_check == HintCheck::Skip => {}
             Ok(hint) => problems.push(annotation_error(
                 SEALING_KEY_ANNOTATION,
                 format!(

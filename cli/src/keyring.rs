@@ -1,0 +1,107 @@
+//! Private keys held by the CLI (key backups, the cluster's key Secrets) and which of them a
+//! SealedSecret's values are sealed to.
+//!
+//! Keys are tried the way the controller tries them: the one the `sealbox.dev/sealing-key`
+//! hint names first, then the others in order (newest first when the caller sorted them), so a
+//! value costs one private-key operation in the common case.
+
+use std::collections::BTreeSet;
+
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::{Fingerprint, PrivateKey};
+use zeroize::Zeroizing;
+
+use crate::secret::decode_base64;
+
+/// Private keys, in the order to try them after the hinted one.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    keys: Vec<PrivateKey>,
+}
+
+/// Which keys the values of one SealedSecret are sealed to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// The keys that decrypt at least one value.
+    pub keys: BTreeSet<Fingerprint>,
+    /// Values no key here decrypts (sealed to a key not held, for another name, or damaged).
+    pub undecryptable: Vec<String>,
+}
+
+impl Keyring {
+    /// A keyring trying `keys` in this order (after the hinted key).
+    pub fn new(keys: Vec<PrivateKey>) -> Self {
+        let mut seen = BTreeSet::new();
+        let keys = keys
+            .into_iter()
+            .filter(|k| seen.insert(k.fingerprint().clone()))
+            .collect();
+        Keyring { keys }
+    }
+
+    /// Whether the keyring holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// How many keys it holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds the key with this fingerprint.
+    pub fn contains(&self, fingerprint: &Fingerprint) -> bool {
+        self.keys.iter().any(|k| k.fingerprint() == fingerprint)
+    }
+
+    /// The keys, the hinted one first.
+    fn ordered(&self, hint: Option<&Fingerprint>) -> Vec<&PrivateKey> {
+        let (hinted, others): (Vec<&PrivateKey>, Vec<&PrivateKey>) = self
+            .keys
+            .iter()
+            .partition(|k| Some(k.fingerprint()) == hint);
+        hinted.into_iter().chain(others).collect()
+    }
+
+    /// Decrypts one base64 value: the plaintext and the key that opened it.
+    pub fn open(
+        &self,
+        encoded: &str,
+        label: &[u8],
+        hint: Option<&Fingerprint>,
+    ) -> Option<(Zeroizing<Vec<u8>>, Fingerprint)> {
+        let ciphertext = decode_base64(encoded)?;
+        let ordered = self.ordered(hint);
+        let (plaintext, index) =
+            sealbox_crypto::unseal_with_keys(ordered.iter().copied(), &ciphertext, label).ok()?;
+        let key = ordered.get(index)?;
+        Some((plaintext, key.fingerprint().clone()))
+    }
+
+    /// Which keys decrypt the values of `sealed` (every value is tried).
+    pub fn usage(&self, sealed: &SealedSecret) -> Usage {
+        let hint = sealed.sealing_key_hint();
+        let label = sealed.label();
+        let mut usage = Usage::default();
+        for (name, value) in &sealed.spec.encrypted_data {
+            match self.open(value, &label, hint.as_ref()) {
+                Some((_, fingerprint)) => {
+                    usage.keys.insert(fingerprint);
+                }
+                None => usage.undecryptable.push(name.clone()),
+            }
+        }
+        usage
+    }
+
+    /// The key one value of `sealed` (the first that decrypts) is sealed to: a cheap guess at
+    /// the key of a SealedSecret without a hint.
+    pub fn first_key(&self, sealed: &SealedSecret) -> Option<Fingerprint> {
+        let label = sealed.label();
+        sealed
+            .spec
+            .encrypted_data
+            .values()
+            .find_map(|value| self.open(value, &label, None).map(|(_, f)| f))
+    }
+}
