@@ -540,7 +540,7 @@ pub struct SealArgs {
     pub output: OutputArgs,
 
     /// Sealing scope. Default: the scope the Secret's own sealedsecrets.bitnami.com annotations
-    /// ask for, else strict.
+    /// ask for, else the scope of the matching .sealbox.yaml rule, else strict.
     #[arg(long, value_enum, value_name = "SCOPE")]
     pub scope: Option<ScopeArg>,
 

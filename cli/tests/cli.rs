@@ -944,3 +944,316 @@ fn regenerate_example_key() {
     .unwrap();
     std::fs::write(example_cert(), pair.certificate.to_pem()).unwrap();
 }
+
+/// Seals `secret_yaml(name, ns)` with `cert`, returning the YAML.
+fn seal_with(cert: &Path, name: &str, namespace: &str) -> String {
+    let out = sealbox()
+        .arg("seal")
+        .arg("--cert")
+        .arg(cert)
+        .write_stdin(secret_yaml(name, Some(namespace)))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+fn stderr_text(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+#[test]
+fn check_catches_a_hidden_plaintext_secret_and_passes_a_clean_repo() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    std::fs::create_dir_all(repo.join("apps/.git")).unwrap();
+    std::fs::create_dir_all(repo.join("charts")).unwrap();
+    std::fs::write(
+        repo.join("apps/db.yaml"),
+        seal_with(&example_cert(), "db", "prod"),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("apps/old.yaml"),
+        seal_with(&other_key().1, "old", "prod"),
+    )
+    .unwrap();
+    // Skipped: .git, and what the ignore list names.
+    std::fs::write(
+        repo.join("apps/.git/leak.yaml"),
+        secret_yaml("git", Some("x")),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("charts/leak.yaml"),
+        secret_yaml("chart", Some("x")),
+    )
+    .unwrap();
+    std::fs::write(repo.join("notes.txt"), secret_yaml("txt", Some("x"))).unwrap();
+    let cert = example_cert().display().to_string();
+    let check = |extra: &[&str]| {
+        let mut cmd = sealbox();
+        cmd.current_dir(repo)
+            .arg("check")
+            .args(["--ignore", "charts/"])
+            .args(extra)
+            .arg(".");
+        cmd
+    };
+
+    // Clean (structure only without a certificate).
+    check(&[]).assert().success().stdout("");
+    // With the certificate: the file sealed to the other key is stale, reported, not fatal.
+    let out = check(&["--cert", &cert]).assert().success();
+    let stderr = stderr_text(&out);
+    assert!(
+        stderr.contains("warning: ./apps/old.yaml, document 1 (prod/old): sealed to SHA256:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("check passed: 2 file(s), 2 SealedSecret(s)"),
+        "{stderr}"
+    );
+    check(&["--fail-on-stale", "--cert", &cert])
+        .assert()
+        .code(1);
+
+    // A plaintext Secret hidden as the third document of a manifest bundle.
+    let bundle = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{a: b}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n---\n{}",
+        secret_yaml("hidden", Some("prod"))
+    );
+    std::fs::write(repo.join("apps/bundle.yaml"), bundle).unwrap();
+    let out = check(&[]).assert().code(1).stdout("");
+    let stderr = stderr_text(&out);
+    assert!(
+        stderr.contains("error: ./apps/bundle.yaml, document 3 (prod/hidden): plaintext Secret (keys: data.binary, data.username, stringData.password)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(CANARY) && !stderr.contains("YWRtaW4="),
+        "{stderr}"
+    );
+
+    // --json: one object on stdout.
+    let out = check(&["--json"]).assert().code(1);
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["plaintextSecrets"], 1);
+    assert_eq!(report["findings"][0]["kind"], "plaintext-secret");
+    assert_eq!(report["findings"][0]["document"], 3);
+    assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains(CANARY));
+
+    // A damaged sealed file fails too.
+    std::fs::remove_file(repo.join("apps/bundle.yaml")).unwrap();
+    let db = std::fs::read_to_string(repo.join("apps/db.yaml")).unwrap();
+    let value = documents(&db)[0]["spec"]["encryptedData"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(repo.join("apps/db.yaml"), db.replace(&value, &value[..40])).unwrap();
+    let out = check(&["--cert", &cert]).assert().code(1);
+    assert!(
+        stderr_text(&out).contains("spec.encryptedData.password: truncated"),
+        "{}",
+        stderr_text(&out)
+    );
+}
+
+#[test]
+fn reencrypt_offline_keeps_current_files_and_other_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let (_, other_cert, other_key_file) = other_key();
+    let current = seal_with(&example_cert(), "current", "prod");
+    std::fs::write(repo.join("current.yaml"), &current).unwrap();
+    // Two stale SealedSecrets between a comment and a ConfigMap: edited in place.
+    let bundle = format!(
+        "# managed by hand: keep this comment\n{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}  # and this one\ndata: {{a: b}}\n---\n{}",
+        seal_with(other_cert, "one", "prod"),
+        seal_with(other_cert, "two", "prod")
+    );
+    std::fs::write(repo.join("bundle.yaml"), &bundle).unwrap();
+    // JSON keeps JSON.
+    let json_sealed = sealbox()
+        .args(["seal", "-o", "json", "--cert"])
+        .arg(other_cert)
+        .write_stdin(secret_yaml("json", Some("prod")))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    std::fs::write(repo.join("sealed.json"), &json_sealed).unwrap();
+    std::fs::write(repo.join("plain.yaml"), secret_yaml("plain", Some("prod"))).unwrap();
+
+    let out = sealbox()
+        .current_dir(repo)
+        .args(["reencrypt", "--key"])
+        .arg(other_key_file)
+        .arg("--cert")
+        .arg(example_cert())
+        .arg(".")
+        .assert()
+        .success()
+        .stdout("");
+    let stderr = stderr_text(&out);
+    assert!(
+        stderr.contains("4 file(s): 2 re-sealed (9 value(s)), 1 already current, 1 skipped (not sealed), 0 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("skipped ./plain.yaml: no SealedSecret (holds Secret)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(CANARY));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("current.yaml")).unwrap(),
+        current
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("plain.yaml")).unwrap(),
+        secret_yaml("plain", Some("prod"))
+    );
+
+    let fingerprint =
+        documents(&current)[0]["metadata"]["annotations"]["sealbox.dev/sealing-key"].clone();
+    let edited = std::fs::read_to_string(repo.join("bundle.yaml")).unwrap();
+    assert!(
+        edited.starts_with("# managed by hand: keep this comment\n"),
+        "{edited}"
+    );
+    assert!(
+        edited.contains("metadata: {name: c}  # and this one"),
+        "{edited}"
+    );
+    let docs = documents(&edited);
+    assert_eq!(docs.len(), 3);
+    assert_eq!(docs[1]["kind"], "ConfigMap");
+    for doc in [&docs[0], &docs[2]] {
+        assert_eq!(
+            doc["metadata"]["annotations"]["sealbox.dev/sealing-key"],
+            fingerprint
+        );
+        let secret = unseal(&to_yaml(doc)).remove(0);
+        assert_eq!(string_map(&secret["data"]), expected_data());
+    }
+    // Only the ciphertext and hint lines changed.
+    let changed = bundle
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(changed, 2 * (3 + 1), "{edited}");
+
+    let json_text = std::fs::read_to_string(repo.join("sealed.json")).unwrap();
+    assert!(json_text.starts_with('{'));
+    let secret = unseal(&json_text).remove(0);
+    assert_eq!(string_map(&secret["data"]), expected_data());
+}
+
+#[test]
+fn sealbox_yaml_rules_choose_cert_and_scope_for_seal_check_and_reencrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let (_, other_cert, other_key_file) = other_key();
+    for sub in ["certs", "prod", "dev", "vendor"] {
+        std::fs::create_dir_all(repo.join(sub)).unwrap();
+    }
+    std::fs::copy(example_cert(), repo.join("certs/prod.pem")).unwrap();
+    std::fs::write(
+        repo.join(".sealbox.yaml"),
+        "rules:\n  - path: \"prod/**\"\n    cert: certs/prod.pem\n    scope: namespace-wide\nignore:\n  - \"vendor/**\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("prod/secret.yaml"),
+        secret_yaml("db", Some("prod")),
+    )
+    .unwrap();
+
+    // seal: the rule's certificate and default scope, from a subdirectory too.
+    let out = sealbox()
+        .current_dir(repo.join("prod"))
+        .args(["seal", "-f", "secret.yaml", "-w", "db.yaml"])
+        .assert()
+        .success();
+    drop(out);
+    std::fs::remove_file(repo.join("prod/secret.yaml")).unwrap();
+    let sealed = std::fs::read_to_string(repo.join("prod/db.yaml")).unwrap();
+    let doc = documents(&sealed).remove(0);
+    assert_eq!(
+        doc["metadata"]["annotations"]["sealedsecrets.bitnami.com/namespace-wide"],
+        "true"
+    );
+    assert_eq!(string_map(&unseal(&sealed)[0]["data"]), expected_data());
+    // Outside the rule's paths there is no certificate.
+    sealbox()
+        .current_dir(repo.join("dev"))
+        .arg("seal")
+        .write_stdin(secret_yaml("x", Some("dev")))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no certificate"));
+
+    // check: the rule's certificate tells staleness; vendor/ is ignored.
+    std::fs::write(repo.join("vendor/leak.yaml"), secret_yaml("v", Some("x"))).unwrap();
+    std::fs::write(
+        repo.join("prod/stale.yaml"),
+        seal_with(other_cert, "stale", "prod"),
+    )
+    .unwrap();
+    let out = sealbox()
+        .current_dir(repo)
+        .args(["check", "."])
+        .assert()
+        .success();
+    let stderr = stderr_text(&out);
+    assert!(
+        stderr.contains("./prod/stale.yaml, document 1 (prod/stale): sealed to"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 stale"), "{stderr}");
+
+    // reencrypt: to the rule's certificate, without --cert.
+    sealbox()
+        .current_dir(repo)
+        .args(["reencrypt", "--key"])
+        .arg(other_key_file)
+        .arg("prod")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 re-sealed"));
+    let stale = std::fs::read_to_string(repo.join("prod/stale.yaml")).unwrap();
+    assert_eq!(string_map(&unseal(&stale)[0]["data"]), expected_data());
+    sealbox()
+        .current_dir(repo)
+        .args(["check", "--fail-on-stale", "."])
+        .assert()
+        .success();
+
+    // A broken config is an error naming the file.
+    std::fs::write(
+        repo.join(".sealbox.yaml"),
+        "rules:\n  - path: x\n    cert: a\n    context: b\n",
+    )
+    .unwrap();
+    sealbox()
+        .current_dir(repo)
+        .args(["check", "."])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            ".sealbox.yaml: rules[0]: give either cert or context",
+        ));
+}
+
+#[test]
+fn pre_commit_hook_runs_check() {
+    let hooks = std::fs::read_to_string(repo(".pre-commit-hooks.yaml")).unwrap();
+    let hooks: Vec<Value> = serde_norway::from_str(&hooks).unwrap();
+    assert_eq!(hooks[0]["id"], "sealbox-check");
+    assert_eq!(hooks[0]["entry"], "sealbox check");
+}

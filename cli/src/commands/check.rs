@@ -20,7 +20,7 @@ use crate::Outcome;
 use crate::cert::{CertSource, Expiry};
 use crate::cli::CheckArgs;
 use crate::cluster::ClusterOptions;
-use crate::commands::verify::{HintCheck, check_document_with};
+use crate::commands::verify::{HintCheck, check_document_with, sealed_rsa_len};
 use crate::config::{Configs, select_files};
 use crate::document::{Document, parse, read_file};
 use crate::error::{Error, Result};
@@ -296,29 +296,54 @@ fn check_sealed(
 ) {
     let index = Some(document.origin.document);
     let Some(key) = key else {
-        if let Err(e) = crate::sealed::from_document(document) {
-            findings.push(finding(FindingKind::Invalid, index, object, e.to_string()));
+        let mut problems = Vec::new();
+        check_document_with(document, None, HintCheck::Skip, &mut problems);
+        for problem in problems {
+            findings.push(finding(
+                FindingKind::Invalid,
+                index,
+                object.clone(),
+                without_origin(&problem),
+            ));
         }
         return;
     };
+    let hint = document
+        .value
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SEALING_KEY_ANNOTATION))
+        .and_then(Value::as_str)
+        .map(str::parse::<Fingerprint>);
+    // Sealed to another key: its values cannot be compared with this certificate's size.
+    let stale_hint = match &hint {
+        Some(Ok(hint)) if hint != key.fingerprint() => Some(hint.clone()),
+        _ => None,
+    };
+    // Without a hint, values sized for another key tell it is sealed to an older key.
+    let other_size = hint.is_none()
+        && document
+            .value
+            .pointer("/spec/encryptedData")
+            .and_then(Value::as_object)
+            .is_some_and(|values| {
+                values
+                    .values()
+                    .filter_map(Value::as_str)
+                    .any(|v| sealed_rsa_len(v).is_some_and(|len| len != key.modulus_len()))
+            });
+    let compare = (stale_hint.is_none() && !other_size).then_some(key);
     let mut problems = Vec::new();
-    check_document_with(document, key, HintCheck::Skip, &mut problems);
+    check_document_with(document, compare, HintCheck::Skip, &mut problems);
     for problem in problems {
         findings.push(finding(
             FindingKind::Invalid,
             index,
             object.clone(),
-            problem.to_string(),
+            without_origin(&problem),
         ));
     }
-    let hint = document
-        .value
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(SEALING_KEY_ANNOTATION))
-        .and_then(Value::as_str);
-    match hint.map(str::parse::<Fingerprint>) {
-        Some(Ok(hint)) if &hint == key.fingerprint() => {}
-        Some(Ok(hint)) => findings.push(finding(
+    match (stale_hint, &hint) {
+        (Some(hint), _) => findings.push(finding(
             FindingKind::Stale,
             index,
             object,
@@ -327,9 +352,16 @@ fn check_sealed(
                 key.fingerprint()
             ),
         )),
-        // An unparsable hint is reported by the structural checks.
-        Some(Err(_)) => {}
-        None => findings.push(finding(
+        (None, None) if other_size => findings.push(finding(
+            FindingKind::Stale,
+            index,
+            object,
+            format!(
+                "sealed to a key of another size than the current key {} (no {SEALING_KEY_ANNOTATION} hint); run `sealbox reencrypt` on it",
+                key.fingerprint()
+            ),
+        )),
+        (None, None) => findings.push(finding(
             FindingKind::NoHint,
             index,
             object,
@@ -337,6 +369,16 @@ fn check_sealed(
                 "no {SEALING_KEY_ANNOTATION} hint, so its key cannot be told offline; `sealbox reencrypt` adds one"
             ),
         )),
+        // Current, or an unparsable hint (reported by the structural checks).
+        (None, Some(_)) => {}
+    }
+}
+
+/// A problem's message without the file and document, which the finding names already.
+fn without_origin(problem: &Error) -> String {
+    match problem {
+        Error::InvalidDocument { field, problem, .. } => format!("{field}: {problem}"),
+        other => other.to_string(),
     }
 }
 

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::cert::{self, CertSource, Expiry, SealingKey};
 use crate::cli::SealArgs;
+use crate::config::Configs;
 use crate::document::{Origin, parse, read_input};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
@@ -52,10 +53,11 @@ pub fn run(
     stdout: impl Write,
     mut stderr: impl Write,
 ) -> Result<()> {
+    let rules = RepoRules::for_seal(args)?;
     if args.raw {
-        return run_raw(args, stdin, stdout);
+        return run_raw(args, &rules, stdin, stdout);
     }
-    let cert = cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
+    let cert = rules.cert(args)?;
     let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
     let input = parse(&input_name, &bytes)?;
     if input.documents.is_empty() {
@@ -88,7 +90,7 @@ pub fn run(
     );
     let targets = secrets
         .iter()
-        .map(|secret| target_for(secret, args, &mut namespaces, &mut stderr))
+        .map(|secret| target_for(secret, args, rules.scope, &mut namespaces, &mut stderr))
         .collect::<Result<Vec<_>>>()?;
 
     let key = load_key(&cert)?;
@@ -118,6 +120,7 @@ pub fn load_key(cert: &CertSource) -> Result<SealingKey> {
 fn target_for(
     secret: &SecretInput,
     args: &SealArgs,
+    rule_scope: Option<Scope>,
     namespaces: &mut NamespaceDefaults,
     stderr: &mut impl Write,
 ) -> Result<Target> {
@@ -132,9 +135,13 @@ fn target_for(
             });
         }
     };
-    let scope = match args.scope {
-        Some(scope) => scope.into(),
-        None => Scope::from_annotations(&secret.annotations),
+    let asks_for_scope = [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION]
+        .iter()
+        .any(|a| secret.annotations.get(*a).is_some_and(|v| v == "true"));
+    let scope = match (args.scope, rule_scope) {
+        (Some(scope), _) => scope.into(),
+        (None, Some(rule)) if !asks_for_scope => rule,
+        (None, _) => Scope::from_annotations(&secret.annotations),
     };
     let namespace = match (&args.namespace, &secret.namespace) {
         (Some(flag), Some(own)) if flag != own => {
@@ -291,9 +298,61 @@ fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> 
     (!map.is_empty()).then_some(map)
 }
 
+/// What the `.sealbox.yaml` rule for this seal says: where the certificate comes from and the
+/// default scope. The rule is chosen by the output file (`-w`), else the input file (`-f`),
+/// else the current directory.
+#[derive(Debug, Default)]
+struct RepoRules {
+    cert: Option<CertSource>,
+    scope: Option<Scope>,
+}
+
+impl RepoRules {
+    fn for_seal(args: &SealArgs) -> Result<RepoRules> {
+        let path = args
+            .output
+            .write
+            .clone()
+            .or_else(|| {
+                args.input
+                    .file
+                    .clone()
+                    .filter(|f| f.as_path() != std::path::Path::new("-"))
+            })
+            .or_else(|| std::env::current_dir().ok());
+        let Some(path) = path else {
+            return Ok(RepoRules::default());
+        };
+        let Some(config) = Configs::default().for_path(&path)? else {
+            return Ok(RepoRules::default());
+        };
+        let Some(rule) = config.rule_for(&path) else {
+            return Ok(RepoRules::default());
+        };
+        tracing::debug!(config = %config.file.display(), rule = %rule.path, "using a .sealbox.yaml rule");
+        Ok(RepoRules {
+            cert: rule.cert_source(&config.dir, &args.cluster.options()),
+            scope: rule.scope.map(Into::into),
+        })
+    }
+
+    /// The certificate: `--cert` (or `SEALBOX_CERT`), else the rule's, else the cluster.
+    fn cert(&self, args: &SealArgs) -> Result<CertSource> {
+        match (&args.cert.cert, &self.cert) {
+            (Some(flag), _) => Ok(flag.clone()),
+            (None, Some(rule)) => Ok(rule.clone()),
+            (None, None) => cert::resolve(None, &args.cluster.options()),
+        }
+    }
+}
+
 /// `seal --raw`: one value, bound to the flags' namespace and name, printed as base64.
-fn run_raw(args: &SealArgs, stdin: impl Read, stdout: impl Write) -> Result<()> {
-    let scope: Scope = args.scope.map(Into::into).unwrap_or_default();
+fn run_raw(args: &SealArgs, rules: &RepoRules, stdin: impl Read, stdout: impl Write) -> Result<()> {
+    let scope: Scope = args
+        .scope
+        .map(Into::into)
+        .or(rules.scope)
+        .unwrap_or_default();
     let missing = |flag: &'static str| Error::MissingFlag {
         flag,
         why: format!(
@@ -313,7 +372,7 @@ fn run_raw(args: &SealArgs, stdin: impl Read, stdout: impl Write) -> Result<()> 
         (Some(name), _) => name.clone(),
         (None, _) => String::new(),
     };
-    let cert = cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
+    let cert = rules.cert(args)?;
 
     let (input_name, value) = read_input(args.from_file.as_deref(), stdin)?;
     if value.is_empty() && !args.allow_empty_data {

@@ -31,6 +31,9 @@ use crate::secret::decode_base64;
 
 /// AES-GCM's tag, which every sealed value ends with.
 const GCM_TAG_LEN: usize = 16;
+/// RSA ciphertext sizes of 1024- to 16384-bit keys.
+const MIN_RSA_LEN: usize = 128;
+const MAX_RSA_LEN: usize = 2048;
 
 /// How often a rate-limited (429) online verify is retried, and how long to wait in between.
 const RATE_LIMIT_RETRIES: u32 = 5;
@@ -174,13 +177,15 @@ pub enum HintCheck {
 
 /// Checks one document, appending problems; returns how many values it checked.
 pub fn check_document(document: &Document, key: &PublicKey, problems: &mut Vec<Error>) -> usize {
-    check_document_with(document, key, HintCheck::Report, problems)
+    check_document_with(document, Some(key), HintCheck::Report, problems)
 }
 
-/// [`check_document`], choosing whether the hint is checked.
+/// [`check_document`], choosing whether the hint is checked. Without a key (a SealedSecret
+/// sealed to a key that is not at hand) values are checked for base64 and their own
+/// consistency only.
 pub fn check_document_with(
     document: &Document,
-    key: &PublicKey,
+    key: Option<&PublicKey>,
     hint: HintCheck,
     problems: &mut Vec<Error>,
 ) -> usize {
@@ -224,7 +229,7 @@ pub fn check_document_with(
 
 fn check_metadata(
     metadata: &Object<'_>,
-    key: &PublicKey,
+    key: Option<&PublicKey>,
     hint_check: HintCheck,
     problems: &mut Vec<Error>,
 ) -> Scope {
@@ -282,14 +287,17 @@ fn check_metadata(
     }
     if let Some(hint) = annotations.get(SEALING_KEY_ANNOTATION) {
         match hint.parse::<Fingerprint>() {
-            Ok(hint) if &hint == key.fingerprint() || hint_check == HintCheck::Skip => {}
-            Ok(hint) => problems.push(annotation_error(
-                SEALING_KEY_ANNOTATION,
-                format!(
-                    "sealed to another key: the hint names {hint}, the certificate's key is {}",
-                    key.fingerprint()
-                ),
-            )),
+            Ok(_) if hint_check == HintCheck::Skip => {}
+            Ok(hint) => match key {
+                Some(key) if &hint != key.fingerprint() => problems.push(annotation_error(
+                    SEALING_KEY_ANNOTATION,
+                    format!(
+                        "sealed to another key: the hint names {hint}, the certificate's key is {}",
+                        key.fingerprint()
+                    ),
+                )),
+                _ => {}
+            },
             Err(_) => problems.push(annotation_error(
                 SEALING_KEY_ANNOTATION,
                 "not a key fingerprint (expected SHA256:<base64>)".to_owned(),
@@ -302,7 +310,7 @@ fn check_metadata(
 fn check_spec(
     spec: &Object<'_>,
     scope: Scope,
-    key: &PublicKey,
+    key: Option<&PublicKey>,
     problems: &mut Vec<Error>,
 ) -> usize {
     if spec.get("data").is_some() {
@@ -344,8 +352,9 @@ fn check_spec(
     encrypted.len()
 }
 
-/// Base64, then `u16 len(R) || R || AES-GCM(plaintext) || tag` with `len(R)` the modulus size.
-fn check_value(encoded: &str, key: &PublicKey) -> std::result::Result<(), String> {
+/// Base64, then `u16 len(R) || R || AES-GCM(plaintext) || tag` with `len(R)` the modulus size
+/// (when the key is known; otherwise a plausible RSA size).
+fn check_value(encoded: &str, key: Option<&PublicKey>) -> std::result::Result<(), String> {
     let Some(bytes) = decode_base64(encoded) else {
         return Err("not valid base64".to_owned());
     };
@@ -356,16 +365,22 @@ fn check_value(encoded: &str, key: &PublicKey) -> std::result::Result<(), String
         ));
     };
     let rsa_len = usize::from(u16::from_be_bytes(*prefix));
-    let modulus_len = key.modulus_len();
-    if rsa_len != modulus_len {
+    if let Some(key) = key {
+        let modulus_len = key.modulus_len();
+        if rsa_len != modulus_len {
+            return Err(format!(
+                "the length prefix says {rsa_len} bytes of RSA ciphertext, but the certificate's {}-bit key makes {modulus_len}: sealed for another key{}",
+                key.modulus_bits(),
+                if rest.len() < rsa_len {
+                    " or truncated"
+                } else {
+                    ""
+                }
+            ));
+        }
+    } else if !(MIN_RSA_LEN..=MAX_RSA_LEN).contains(&rsa_len) {
         return Err(format!(
-            "the length prefix says {rsa_len} bytes of RSA ciphertext, but the certificate's {}-bit key makes {modulus_len}: sealed for another key{}",
-            key.modulus_bits(),
-            if rest.len() < rsa_len {
-                " or truncated"
-            } else {
-                ""
-            }
+            "the length prefix says {rsa_len} bytes of RSA ciphertext, which no RSA key makes: damaged"
         ));
     }
     if rest.len() < rsa_len + GCM_TAG_LEN {
@@ -376,6 +391,13 @@ fn check_value(encoded: &str, key: &PublicKey) -> std::result::Result<(), String
         ));
     }
     Ok(())
+}
+
+/// The RSA ciphertext length of one sealed value (its length prefix), if it decodes.
+pub fn sealed_rsa_len(encoded: &str) -> Option<usize> {
+    let bytes = decode_base64(encoded)?;
+    let (prefix, _) = bytes.split_first_chunk::<2>()?;
+    Some(usize::from(u16::from_be_bytes(*prefix)))
 }
 
 fn check_template(template: &Object<'_>, scope: Scope, problems: &mut Vec<Error>) {
