@@ -320,9 +320,32 @@ fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
     let (_, new) = keys();
     cluster.put_key(KEY_NAMESPACE, new);
 
+    // The port name comes from the Service's first port, as kubeseal does.
+    cluster.put_service(KEY_NAMESPACE, CONTROLLER, Some("web"));
     let out = cluster.sealbox().args(["cert", "fetch"]).assert().success();
     let pem = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert_eq!(pem, new.certificate.to_pem());
+    let proxied: Vec<String> = cluster
+        .server
+        .request_log()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.contains("/proxy/"))
+        .collect();
+    assert_eq!(
+        proxied,
+        [
+            "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:web/proxy/v1/cert.pem"
+        ]
+    );
+    // An unnamed port is addressed by its number.
+    cluster.put_service(KEY_NAMESPACE, CONTROLLER, None);
+    cluster.server.clear_request_log();
+    cluster.sealbox().args(["cert", "fetch"]).assert().success();
+    assert!(cluster.server.request_log().iter().any(|r| {
+        r.path
+            .contains("services/http:sealed-secrets-controller:8080/proxy/")
+    }),);
     assert!(stderr_of(&out).contains(&new.fingerprint().to_string()));
     cluster
         .sealbox()
