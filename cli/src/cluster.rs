@@ -33,6 +33,9 @@ const FALLBACK_PORT_NAME: &str = "http";
 /// A request to the controller or the API server that takes longer is abandoned.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a rate-limited (429) controller request is retried, waiting 1s, 2s, … in between.
+const RATE_LIMIT_RETRIES: u32 = 5;
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Where a pod's service account token lives: its presence means in-cluster config may work.
 const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -165,6 +168,10 @@ impl Cluster {
                         "forbidden ({}); your user needs RBAC permission for it",
                         status.message
                     ),
+                    404 => format!(
+                        "not found ({}); check --controller-namespace and that the resource is installed",
+                        status.message
+                    ),
                     _ => status.message.clone(),
                 },
             },
@@ -247,16 +254,30 @@ impl Cluster {
             .map_err(|e| Error::ClusterConfig {
                 reason: format!("cannot build the request {uri}: {e}"),
             })?;
-        tracing::debug!(%method, uri, "controller request");
-        match self.client.request_text(request).await {
-            Ok(text) => Ok(text),
-            Err(kube::Error::Api(status)) => Err(Error::ControllerRequest {
-                controller: self.options.controller(),
-                request: format!("{method} /{path}"),
-                code: status.code,
-                reason: controller_failure(status.code, &status.message),
-            }),
-            Err(e) => Err(self.api_error(format!("{method} /{path} on the controller"), e)),
+        let mut attempt = 0;
+        loop {
+            tracing::debug!(%method, uri, attempt, "controller request");
+            match self.client.request_text(request.clone()).await {
+                Ok(text) => return Ok(text),
+                // The controller rate-limits /v1/verify (and may others): wait and retry.
+                Err(kube::Error::Api(status))
+                    if status.code == 429 && attempt < RATE_LIMIT_RETRIES =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(RATE_LIMIT_WAIT * attempt).await;
+                }
+                Err(kube::Error::Api(status)) => {
+                    return Err(Error::ControllerRequest {
+                        controller: self.options.controller(),
+                        request: format!("{method} /{path}"),
+                        code: status.code,
+                        reason: controller_failure(status.code, &status.message),
+                    });
+                }
+                Err(e) => {
+                    return Err(self.api_error(format!("{method} /{path} on the controller"), e));
+                }
+            }
         }
     }
 }

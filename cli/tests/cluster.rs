@@ -375,6 +375,12 @@ fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
     assert_eq!(sealed.sealing_key_hint().as_ref(), Some(new.fingerprint()));
     std::fs::write(cluster.path("sealed.yaml"), &sealed_text).unwrap();
 
+    // Rate-limited once (the controller limits /v1/verify): waited out and retried.
+    cluster.server.fail_next(
+        sealbox_tests::FaultRule::status(429)
+            .path_contains("/proxy/v1/verify")
+            .times(1),
+    );
     let out = cluster
         .sealbox()
         .args(["verify", "--online", "-f", "sealed.yaml"])
@@ -385,6 +391,13 @@ fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
         "{}",
         stderr_of(&out)
     );
+    let verifies = cluster
+        .server
+        .request_log()
+        .iter()
+        .filter(|r| r.path.ends_with("/proxy/v1/verify"))
+        .count();
+    assert_eq!(verifies, 2, "one 429, one retry");
 
     // Moved to another namespace, the controller cannot decrypt it: exit 1, named.
     let moved = sealed_text.replace("namespace: default", "namespace: other");

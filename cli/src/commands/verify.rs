@@ -10,7 +10,7 @@
 //! which can tell whether it can actually decrypt each SealedSecret.
 
 use std::io::{Read, Write};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::Method;
 
@@ -34,10 +34,6 @@ const GCM_TAG_LEN: usize = 16;
 /// RSA ciphertext sizes of 1024- to 16384-bit keys.
 const MIN_RSA_LEN: usize = 128;
 const MAX_RSA_LEN: usize = 2048;
-
-/// How often a rate-limited (429) online verify is retried, and how long to wait in between.
-const RATE_LIMIT_RETRIES: u32 = 5;
-const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs `sealbox verify`. Problems are written to `stderr`; the outcome says whether any were
 /// found.
@@ -146,23 +142,15 @@ fn run_online(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Re
     }
 }
 
-/// POSTs one SealedSecret to `/v1/verify`: `Ok(true)` for 200, `Ok(false)` for 409; waits
-/// and retries when rate-limited.
+/// POSTs one SealedSecret to `/v1/verify`: `Ok(true)` for 200, `Ok(false)` for 409.
 async fn verify_online(cluster: &Cluster, body: Vec<u8>) -> Result<bool> {
-    let mut attempt = 0;
-    loop {
-        match cluster
-            .controller_request(Method::POST, "v1/verify", body.clone(), "application/json")
-            .await
-        {
-            Ok(_) => return Ok(true),
-            Err(Error::ControllerRequest { code: 409, .. }) => return Ok(false),
-            Err(Error::ControllerRequest { code: 429, .. }) if attempt < RATE_LIMIT_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(RATE_LIMIT_WAIT * attempt).await;
-            }
-            Err(e) => return Err(e),
-        }
+    match cluster
+        .controller_request(Method::POST, "v1/verify", body, "application/json")
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(Error::ControllerRequest { code: 409, .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
