@@ -1072,27 +1072,13 @@ fn end_to_end_with_the_controller_binary() {
         return;
     };
     let cluster = Cluster::new();
-    let port = free_port();
+    let (_controller, port) = start_controller(&controller, &cluster, KEY_NAMESPACE);
     cluster.server.proxy_service(
         KEY_NAMESPACE,
         CONTROLLER,
         &format!("http://127.0.0.1:{port}"),
     );
     cluster.put_service(KEY_NAMESPACE, CONTROLLER, Some("http"));
-    let child = std::process::Command::new(&controller)
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("POD_NAMESPACE", KEY_NAMESPACE)
-        .args([
-            "--listen-addr",
-            &format!("127.0.0.1:{port}"),
-            "--key-size",
-            "2048",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _controller = KillOnDrop(child);
 
     // Wait for the certificate: 200 once a key exists, 404 if there is no such endpoint.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -1143,6 +1129,126 @@ fn end_to_end_with_the_controller_binary() {
         .args(["reencrypt", "sealed.yaml"])
         .assert()
         .success();
+}
+
+/// Backup → restore into an empty namespace → a controller that only has the restored keys
+/// unseals the old SealedSecret again. Uses the real controller binary (its reconcile loop, not
+/// its HTTP API); skipped when the binary is not built.
+#[test]
+fn restored_keys_let_a_new_controller_unseal_old_files() {
+    let Some(controller) = controller_binary() else {
+        eprintln!(
+            "SKIPPED restored_keys_let_a_new_controller_unseal_old_files: the sealbox-controller binary is not built next to sealbox (cargo build -p sealbox-controller)"
+        );
+        return;
+    };
+    let cluster = Cluster::new();
+    let (first, _) = start_controller(&controller, &cluster, KEY_NAMESPACE);
+    let key = wait_for(Duration::from_secs(60), || {
+        active_keys(&cluster.server, KEY_NAMESPACE).pop()
+    })
+    .expect("the controller generated no key");
+    std::fs::write(cluster.path("cert.pem"), key.certificate.to_pem()).unwrap();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: prod}}\nstringData: {{password: {CANARY}}}\n"
+    );
+    let out = cluster
+        .sealbox()
+        .args(["seal", "--cert", "cert.pem", "-o", "json"])
+        .write_stdin(secret)
+        .assert()
+        .success();
+    let sealed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    cluster.server.put_object(&sealed_gvr(), sealed).unwrap();
+    let unsealed = |server: &ApiServer| {
+        let secret = server.get_object(&secrets_gvr(), Some("prod"), "db")?;
+        let password = secret.pointer("/data/password")?.as_str()?.to_owned();
+        Some(password)
+    };
+    let password = wait_for(Duration::from_secs(60), || unsealed(&cluster.server))
+        .expect("the first controller never unsealed the SealedSecret");
+    assert_eq!(password, STANDARD.encode(CANARY));
+    drop(first);
+
+    std::fs::write(cluster.path("pass"), "correct horse battery staple\n").unwrap();
+    cluster
+        .sealbox()
+        .args([
+            "keys",
+            "backup",
+            "-o",
+            "keys.age",
+            "--passphrase-file",
+            "pass",
+        ])
+        .assert()
+        .success();
+    cluster
+        .sealbox()
+        .args(["keys", "restore", "keys.age", "--passphrase-file", "pass"])
+        .args(["--controller-namespace", "restored"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 of 1 key(s)"));
+
+    // The Secret is gone; a controller that has only the restored keys brings it back.
+    cluster
+        .server
+        .delete_object(&secrets_gvr(), Some("prod"), "db")
+        .unwrap();
+    let (_second, _) = start_controller(&controller, &cluster, "restored");
+    let password = wait_for(Duration::from_secs(60), || unsealed(&cluster.server))
+        .expect("the controller with the restored keys never unsealed the old SealedSecret");
+    assert_eq!(password, STANDARD.encode(CANARY));
+    assert_eq!(
+        cluster.key_fingerprints("restored"),
+        [key.fingerprint().to_string()],
+        "no new key was generated: the restored one is used"
+    );
+}
+
+/// Starts the controller binary against the double, keys in `namespace`, on free ports; the
+/// HTTP server's port is in `.1`.
+fn start_controller(binary: &Path, cluster: &Cluster, namespace: &str) -> (KillOnDrop, u16) {
+    let port = free_port();
+    let help = std::process::Command::new(binary)
+        .arg("--help")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut command = std::process::Command::new(binary);
+    command
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("POD_NAMESPACE", namespace)
+        .args(["--listen-addr", &format!("127.0.0.1:{port}")])
+        .args(["--key-size", "2048"]);
+    // Any other listener (metrics) gets a free port too, whatever its flag is called.
+    for flag in help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.contains("metrics") && w.ends_with("addr"))
+    {
+        command.args([flag, &format!("127.0.0.1:{}", free_port())]);
+    }
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (KillOnDrop(child), port)
+}
+
+/// Polls `probe` every 100 ms until it yields something or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The status code of `GET path` on 127.0.0.1:`port`, if anything answers.
