@@ -646,29 +646,46 @@ fn repo_sealed_secrets(
         return Ok(Vec::new());
     }
     let mut found = Vec::new();
+    let mut unreadable = Vec::new();
     for file in manifest_files(paths, &Ignore::default())? {
+        let name = file.display().to_string();
         let Ok(bytes) = read_file(&file) else {
-            note(
-                stderr,
-                format_args!("{}: cannot read; not checked", file.display()),
-            );
+            unreadable.push(name);
             continue;
         };
-        let name = file.display().to_string();
         let Ok(input) = parse(&name, &bytes) else {
+            // Templates (Helm) may hold SealedSecrets a parser cannot see: say so.
+            if String::from_utf8_lossy(&bytes).contains("SealedSecret") {
+                unreadable.push(name);
+            }
             continue;
         };
         for document in &input.documents {
             if document.kind() != Some("SealedSecret") {
                 continue;
             }
-            if let Ok(sealed) = sealed::from_document(document) {
-                found.push((
+            match sealed::from_document(document) {
+                Ok(sealed) => found.push((
                     format!("{}: {}", document.origin, display_name(&sealed)),
                     sealed,
-                ));
+                )),
+                Err(_) => unreadable.push(document.origin.to_string()),
             }
         }
+    }
+    if !unreadable.is_empty() {
+        note(
+            stderr,
+            format_args!(
+                "SealedSecrets in {} could not be read, so they do not count: {}",
+                if unreadable.len() == 1 {
+                    "this file"
+                } else {
+                    "these files"
+                },
+                unreadable.join(", ")
+            ),
+        );
     }
     Ok(found)
 }
