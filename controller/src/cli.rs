@@ -14,7 +14,7 @@ const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/servicea
 /// Unseals SealedSecrets into Secrets and keeps them that way.
 #[derive(Debug, Clone, Parser)]
 // Like Go's flag package, a repeated flag takes its last value.
-#[command(name = "sealbox-controller", version, about, long_about = None, args_override_self = true)]
+#[command(name = "sealbox-controller", version, args_override_self = true)]
 pub struct Config {
     /// Prefix of the key Secrets' generateName.
     #[arg(long, env = "SEALBOX_KEY_PREFIX", default_value = "sealed-secrets-key")]
