@@ -576,7 +576,7 @@ async fn publish(ctx: &Context, sealed: &SealedSecret, type_: EventType, reason:
         secondary: None,
     };
     if let Err(error) = ctx.recorder.publish(&event, &sealed.object_ref(&())).await {
-        debug!(%error, reason, "publishing an event failed");
+        warn!(error = %error_chain(&error), reason, "publishing an event failed");
     }
 }
 

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use super::{KeyEntry, KeyRegistry, LEGACY_KEY_SECRET};
 use crate::error::{Error, Result};
-use crate::reconcile::error_chain;
+use crate::reconcile::{FIELD_MANAGER, error_chain};
 
 /// Longest wait between two looks at the renewal schedule (keeps clock jumps harmless).
 const MAX_RENEWAL_SLEEP: Duration = Duration::from_secs(600);
@@ -288,7 +288,11 @@ pub async fn create_key(api: &Api<Secret>, settings: &KeySettings) -> Result<(St
     let manifest = KeySecret::from_key_pair(&pair, &settings.namespace, &settings.key_prefix);
     let mut secret: Secret = serde_json::from_value(manifest.to_json())
         .map_err(|source| Error::RenderKeySecret { source })?;
-    let created = api.create(&PostParams::default(), &secret).await;
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let created = api.create(&params, &secret).await;
     super::wipe_secret_data(&mut secret);
     let mut created = created.map_err(|source| Error::CreateKey {
         namespace: settings.namespace.clone(),
