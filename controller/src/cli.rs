@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 use jiff::Timestamp;
 
+use crate::leader::RETRY_JITTER;
+
 /// Where the service account's namespace is mounted in a pod.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -67,9 +69,64 @@ pub struct Config {
     #[arg(long, env = "SEALBOX_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// Address of the HTTP server (/healthz, /readyz), e.g. ":8080" or "127.0.0.1:8080".
+    /// Address of the HTTP server (/healthz, /readyz, /v1/cert.pem, /v1/verify, /v1/rotate),
+    /// e.g. ":8080" or "127.0.0.1:8080".
     #[arg(long, env = "SEALBOX_LISTEN_ADDR", default_value = ":8080", value_parser = parse_listen_addr)]
     pub listen_addr: SocketAddr,
+
+    /// Address of the metrics server (/metrics), e.g. ":8081".
+    #[arg(long, env = "SEALBOX_LISTEN_METRICS_ADDR", default_value = ":8081", value_parser = parse_listen_addr)]
+    pub listen_metrics_addr: SocketAddr,
+
+    /// Longest time a client may take to send a request's headers, and again its body.
+    #[arg(long, env = "SEALBOX_READ_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub read_timeout: Duration,
+
+    /// Longest time to answer a request once it has arrived; 503 after that.
+    #[arg(long, env = "SEALBOX_WRITE_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Sustained requests per second one client may make to /v1/verify and to /v1/rotate
+    /// (429 above); 0 disables the limit.
+    #[arg(long, env = "SEALBOX_RATE_LIMIT", default_value_t = 2)]
+    pub rate_limit: u32,
+
+    /// Requests one client may make above the sustained rate in a burst.
+    #[arg(long, env = "SEALBOX_RATE_LIMIT_BURST", default_value_t = 2)]
+    pub rate_limit_burst: u32,
+
+    /// Elect one leader among the replicas through a coordination.k8s.io/v1 Lease in the
+    /// controller namespace: only the leader unseals and generates keys, every replica serves
+    /// the HTTP API. --leader-elect=false for a single replica without a Lease.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SEALBOX_LEADER_ELECT_RESOURCE_NAME",
+        default_value = "sealed-secrets-controller"
+    )]
+    pub leader_elect_resource_name: String,
+
+    /// How long a Lease not renewed stays with its holder before another replica takes it over.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+
+    /// How long the leader keeps leading while it cannot renew the Lease; then it stops
+    /// unsealing. Shorter than the lease duration, so it stops before anyone else starts.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+
+    /// How often the leader renews the Lease and the others try to take it.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+
+    /// This replica's name in the Lease. Defaults to $POD_NAME, else the host name with a
+    /// random suffix.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_IDENTITY")]
+    pub leader_elect_identity: Option<String>,
 
     /// SealedSecrets reconciled at once (unsealing itself is bounded by the CPU cores).
     #[arg(long, env = "SEALBOX_RECONCILE_CONCURRENCY", default_value_t = 64)]
@@ -118,6 +175,40 @@ impl Config {
             }
         }
         Some(namespaces)
+    }
+
+    /// Checks what flags cannot check one at a time.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.leader_elect {
+            let lease = self.leader_elect_lease_duration;
+            let renew = self.leader_elect_renew_deadline;
+            let retry = self.leader_elect_retry_period;
+            if lease < Duration::from_secs(1) {
+                return Err(format!(
+                    "--leader-elect-lease-duration must be at least 1s (it is {lease:?})"
+                ));
+            }
+            if renew >= lease {
+                return Err(format!(
+                    "--leader-elect-renew-deadline ({renew:?}) must be shorter than \
+                     --leader-elect-lease-duration ({lease:?}): a leader must stop before \
+                     another replica may take over"
+                ));
+            }
+            if retry.is_zero() || retry.mul_f64(RETRY_JITTER) >= renew {
+                return Err(format!(
+                    "--leader-elect-retry-period ({retry:?}) must be positive and shorter than \
+                     --leader-elect-renew-deadline ({renew:?}) divided by {RETRY_JITTER}"
+                ));
+            }
+        }
+        if self.listen_addr == self.listen_metrics_addr && self.listen_addr.port() != 0 {
+            return Err(format!(
+                "--listen-addr and --listen-metrics-addr are both {}",
+                self.listen_addr
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -185,6 +276,52 @@ mod tests {
         assert_eq!(config.listen_addr, "0.0.0.0:8080".parse().expect("addr"));
         assert_eq!(config.key_size, 4096);
         assert_eq!(config.watched_namespaces(), None);
+        assert_eq!(
+            config.listen_metrics_addr,
+            "0.0.0.0:8081".parse().expect("addr")
+        );
+        assert_eq!((config.rate_limit, config.rate_limit_burst), (2, 2));
+        assert_eq!(config.read_timeout, Duration::from_secs(120));
+        assert_eq!(config.write_timeout, Duration::from_secs(120));
+        assert!(config.leader_elect);
+        assert_eq!(
+            config.leader_elect_resource_name,
+            "sealed-secrets-controller"
+        );
+        assert_eq!(config.leader_elect_lease_duration, Duration::from_secs(15));
+        assert_eq!(config.leader_elect_renew_deadline, Duration::from_secs(10));
+        assert_eq!(config.leader_elect_retry_period, Duration::from_secs(2));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn leader_election_timings_must_nest() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["sealbox-controller"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).expect("parses")
+        };
+        let short = parse(&[
+            "--leader-elect-lease-duration=2s",
+            "--leader-elect-renew-deadline=1500ms",
+            "--leader-elect-retry-period=200ms",
+        ]);
+        assert_eq!(
+            short.leader_elect_renew_deadline,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(short.validate(), Ok(()));
+        let e = parse(&["--leader-elect-renew-deadline=15s"])
+            .validate()
+            .expect_err("renew deadline = lease duration");
+        assert!(e.contains("--leader-elect-renew-deadline"), "{e}");
+        let e = parse(&["--leader-elect-retry-period=9s"])
+            .validate()
+            .expect_err("retry too long");
+        assert!(e.contains("--leader-elect-retry-period"), "{e}");
+        // Without leader election the timings do not matter.
+        let off = parse(&["--leader-elect=false", "--leader-elect-renew-deadline=1h"]);
+        assert_eq!(off.validate(), Ok(()));
     }
 
     #[test]

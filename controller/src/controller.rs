@@ -24,8 +24,9 @@ use crate::keys::KeyRegistry;
 use crate::reconcile::{Context, error_chain, error_policy, reconcile_object};
 use crate::server::Readiness;
 
-/// How often memory of deleted SealedSecrets is dropped.
-const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often memory (and the condition metric) of deleted SealedSecrets is dropped. Deletions
+/// that garbage-collect an owned Secret are noticed at once; this catches the rest.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest wait at shutdown for running reconciles to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -80,17 +81,28 @@ pub async fn run(
         stores.push(controller.store());
         let ctx = ctx.clone();
         controllers.push(async move {
+            let forget = ctx.clone();
             controller
                 .run(reconcile_object, error_policy, ctx)
-                .for_each(|result| async move {
+                .for_each(|result| {
+                    let forget = forget.clone();
+                    async move {
                     match result {
                         Ok(_) => {}
+                        // A request for an object that is gone: the SealedSecret was deleted.
+                        Err(controller::Error::ObjectNotFound(object)) => {
+                            forget.forget(&(
+                                object.namespace.clone().unwrap_or_default(),
+                                object.name.clone(),
+                            ));
+                        }
                         // Watch failures: a missing CRD, missing RBAC, an unreachable API server.
                         Err(e @ (controller::Error::QueueError(_) | controller::Error::RunnerError(_))) => {
                             warn!(error = %error_chain(&e), "watching SealedSecrets or Secrets failed; retrying")
                         }
                         // Reconcile failures are logged by the error policy.
                         Err(e) => debug!(error = %error_chain(&e), "reconcile did not complete"),
+                    }
                     }
                 })
                 .await;

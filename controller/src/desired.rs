@@ -142,11 +142,13 @@ pub fn owner_reference(sealed: &SealedSecret) -> Option<OwnerReference> {
     })
 }
 
-fn from_encrypted_data(
+/// Decrypts every `spec.encryptedData` value with the label of the object's scope (read from
+/// its top-level annotations only). All or nothing: every failing key is named.
+pub fn decrypt_values(
     sealed: &SealedSecret,
     keys: &Keys,
     order: &mut KeyOrder,
-) -> Result<SecretWithData, UnsealError> {
+) -> Result<BTreeMap<String, Zeroizing<Vec<u8>>>, UnsealError> {
     let label = sealed.label();
     let mut failures = Vec::new();
     let mut values: BTreeMap<String, Zeroizing<Vec<u8>>> = BTreeMap::new();
@@ -165,9 +167,20 @@ fn from_encrypted_data(
             Err(e) => failures.push(failure(key, Field::EncryptedData, decrypt_reason(&e))),
         }
     }
-    if !failures.is_empty() {
-        return Err(UnsealError::Values(failures));
+    if failures.is_empty() {
+        Ok(values)
+    } else {
+        Err(UnsealError::Values(failures))
     }
+}
+
+fn from_encrypted_data(
+    sealed: &SealedSecret,
+    keys: &Keys,
+    order: &mut KeyOrder,
+) -> Result<SecretWithData, UnsealError> {
+    let mut values = decrypt_values(sealed, keys, order)?;
+    let mut failures = Vec::new();
 
     let template = sealed.spec.template.clone().unwrap_or_default();
     if let Some(templates) = &template.data {

@@ -123,6 +123,13 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Flags that contradict each other.
+    #[error("invalid flags: {reason}")]
+    InvalidConfig {
+        /// What is wrong and which flags to change.
+        reason: String,
+    },
+
     /// The HTTP server could not listen.
     #[error("listening on {addr} failed")]
     Bind {
@@ -157,6 +164,7 @@ impl Error {
             | Error::RenderKeySecret { .. }
             | Error::CreateKey { .. } => "key_generation",
             Error::KubeConfig { .. } | Error::KubeClient { .. } => "kube_client",
+            Error::InvalidConfig { .. } => "config",
             Error::Bind { .. } | Error::Serve { .. } => "http",
         }
     }

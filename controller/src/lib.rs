@@ -2,12 +2,14 @@
 //!
 //! It owns the sealing keys (Bitnami's key-Secret format, in its own namespace), unseals each
 //! SealedSecret with kube-rs's `Controller`, keeps the resulting Secret as the SealedSecret says
-//! (drift is corrected), reports status and events, and serves `/healthz` and `/readyz`.
+//! (drift is corrected), reports status and events, serves Bitnami's HTTP API
+//! (`/v1/cert.pem`, `/v1/verify`, `/v1/rotate`) and probes, and exposes Prometheus metrics.
+//! Replicas elect one leader through a Lease: only it reconciles and renews keys.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
-//! [`template`], [`ownership`], [`status`], [`keys::Keys`]); the IO shell is thin
-//! ([`reconcile`], [`controller`], [`keys::lifecycle`], [`server`]). The binary in `main.rs`
-//! only parses flags, sets up logging and calls [`run`].
+//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`]); the IO shell is thin
+//! ([`reconcile`], [`controller`], [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]).
+//! The binary in `main.rs` only parses flags, sets up logging and calls [`run`].
 //!
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
@@ -17,8 +19,11 @@ pub mod controller;
 pub mod desired;
 pub mod error;
 pub mod keys;
+pub mod leader;
+pub mod metrics;
 pub mod ownership;
 pub mod reconcile;
+pub mod reseal;
 pub mod server;
 pub mod status;
 pub mod template;
@@ -32,31 +37,37 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use cli::Config;
 pub use error::{Error, Result};
 pub use keys::KeyRegistry;
+pub use metrics::Metrics;
 pub use reconcile::FIELD_MANAGER;
 
 use crate::controller::WatchSettings;
 use crate::keys::lifecycle::{self, KeySettings};
+use crate::leader::{LeaderElector, LeaseSettings};
 use crate::reconcile::{Context, ReconcileSettings};
-use crate::server::{Readiness, ServerState};
+use crate::server::{ApiSettings, Readiness, ServerState};
 
 /// The name events are reported under.
 pub const REPORTING_CONTROLLER: &str = "sealbox-controller";
 
-/// A started controller: its HTTP server, key lifecycle and reconcilers run in the background
-/// until [`Running::shutdown`].
+/// A started controller: its HTTP and metrics servers, key watch, leader election and (while
+/// leading) reconcilers and key renewal run in the background until [`Running::shutdown`].
 #[derive(Debug)]
 pub struct Running {
     local_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    identity: Option<String>,
     keys: KeyRegistry,
     readiness: Readiness,
+    metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<Result<()>>,
+    server: JoinHandle<()>,
+    metrics_server: JoinHandle<()>,
 }
 
 impl Running {
@@ -65,134 +76,300 @@ impl Running {
         self.local_addr
     }
 
+    /// The address the metrics server listens on.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
     /// The sealing keys.
     pub fn keys(&self) -> &KeyRegistry {
         &self.keys
     }
 
-    /// Whether keys are loaded and caches synced (what `/readyz` answers).
+    /// The metrics `/metrics` exposes.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// This replica's name in the leader-election Lease (`None` without leader election).
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// Whether this replica leads: reconciles SealedSecrets and renews keys. Always true
+    /// without leader election.
+    pub fn is_leader(&self) -> bool {
+        self.readiness.is_leading()
+    }
+
+    /// What `/readyz` answers: a key is loaded and, on the leader, the caches have synced.
     pub fn is_ready(&self) -> bool {
-        self.keys.is_ready() && self.readiness.caches_synced()
+        self.readiness.not_ready_because(&self.keys).is_none()
     }
 
-    /// Resolves if the HTTP server stops on its own (it only does on an error).
+    /// Resolves if the HTTP server stops on its own (it only does if its task dies).
     pub async fn server_stopped(&mut self) -> Result<()> {
-        match (&mut self.server).await {
-            Ok(result) => result,
-            Err(join) => Err(Error::Serve {
-                source: std::io::Error::other(join),
-            }),
-        }
+        (&mut self.server).await.map_err(|join| Error::Serve {
+            source: std::io::Error::other(join),
+        })
     }
 
-    /// Stops everything gracefully: in-flight reconciles finish, the server drains.
+    /// Stops everything gracefully: running reconciles finish, then a leader releases its Lease
+    /// so another replica takes over at once; the servers drain.
     pub async fn shutdown(self) -> Result<()> {
         self.stop.send_replace(true);
         for task in self.tasks {
             let _ = task.await;
         }
-        match self.server.await {
-            Ok(result) => result,
-            Err(join) => Err(Error::Serve {
-                source: std::io::Error::other(join),
-            }),
+        let _ = self.metrics_server.await;
+        self.server.await.map_err(|join| Error::Serve {
+            source: std::io::Error::other(join),
+        })
+    }
+
+    /// Stops at once, as a crash would: nothing drains and the Lease is not released, so
+    /// another replica takes over only when it expires. For failover tests and demos.
+    pub fn kill(self) {
+        for task in &self.tasks {
+            task.abort();
         }
+        self.server.abort();
+        self.metrics_server.abort();
     }
 }
 
 /// Starts the controller against `client`. The HTTP server listens before anything else, so
-/// `/healthz` answers while the first key is generated.
+/// `/healthz` answers while the first key is generated. Every replica watches the keys and
+/// serves the HTTP API; with `--leader-elect` only the elected one reconciles and renews keys.
 pub async fn start(client: Client, config: &Config) -> Result<Running> {
-    let listener = TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: config.listen_addr,
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: config.listen_addr,
-        source,
-    })?;
+    config
+        .validate()
+        .map_err(|reason| Error::InvalidConfig { reason })?;
+    let (listener, local_addr) = bind(config.listen_addr).await?;
+    let (metrics_listener, metrics_addr) = bind(config.listen_metrics_addr).await?;
     let (stop, stopped) = watch::channel(false);
     let keys = KeyRegistry::new();
     let readiness = Readiness::default();
+    let metrics = Arc::new(Metrics::new(keys.clone()));
 
-    let state = ServerState {
-        keys: keys.clone(),
-        readiness: readiness.clone(),
-    };
-    let server = {
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, server::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-                .map_err(|source| Error::Serve { source })
-        })
-    };
-    info!(addr = %local_addr, "HTTP server listening");
+    let state = ServerState::new(
+        keys.clone(),
+        readiness.clone(),
+        metrics.clone(),
+        ApiSettings::from_config(config),
+    );
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::router(state),
+        config.read_timeout,
+        stopped.clone(),
+    ));
+    let metrics_server = tokio::spawn(server::serve(
+        metrics_listener,
+        metrics::router(metrics.clone()),
+        config.read_timeout,
+        stopped.clone(),
+    ));
+    info!(addr = %local_addr, metrics_addr = %metrics_addr, "HTTP servers listening");
 
     let namespace = config.controller_namespace();
-    let key_settings = KeySettings {
-        namespace: namespace.clone(),
-        key_prefix: config.key_prefix.clone(),
-        key_bits: config.key_size,
-        common_name: config.my_cn.clone(),
-        renew_period: config.key_renew_period,
-        cutoff: config.key_cutoff_time,
-    };
-    let reporter = Reporter {
-        controller: REPORTING_CONTROLLER.to_owned(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        keys.clone(),
-        Recorder::new(client.clone(), reporter),
-        ReconcileSettings {
+    let identity = config.leader_elect.then(|| {
+        config
+            .leader_elect_identity
+            .clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(leader::default_identity)
+    });
+    let elector = identity.clone().map(|identity| {
+        LeaderElector::new(
+            client.clone(),
+            LeaseSettings {
+                namespace: namespace.clone(),
+                name: config.leader_elect_resource_name.clone(),
+                identity,
+                lease_duration: config.leader_elect_lease_duration,
+                renew_deadline: config.leader_elect_renew_deadline,
+                retry_period: config.leader_elect_retry_period,
+            },
+        )
+    });
+    let work = LeaderWork {
+        client: client.clone(),
+        keys: keys.clone(),
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+        key_settings: KeySettings {
+            namespace: namespace.clone(),
+            key_prefix: config.key_prefix.clone(),
+            key_bits: config.key_size,
+            common_name: config.my_cn.clone(),
+            renew_period: config.key_renew_period,
+            cutoff: config.key_cutoff_time,
+        },
+        reconcile_settings: ReconcileSettings {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
         },
-        std::thread::available_parallelism().map_or(1, usize::from),
-    ));
-    let watch_settings = WatchSettings {
-        namespaces: config.watched_namespaces(),
-        label_selector: config.label_selector.clone(),
-        concurrency: config.reconcile_concurrency,
+        watch_settings: WatchSettings {
+            namespaces: config.watched_namespaces(),
+            label_selector: config.label_selector.clone(),
+            concurrency: config.reconcile_concurrency,
+        },
     };
 
     let tasks = vec![
         tokio::spawn(lifecycle::watch_keys(
-            client.clone(),
+            client,
             namespace,
             keys.clone(),
             stopped.clone(),
         )),
-        tokio::spawn(lifecycle::renew_keys(
-            client.clone(),
-            key_settings,
-            keys.clone(),
-            stopped.clone(),
-        )),
-        tokio::spawn(controller::run(
-            client,
-            ctx,
-            watch_settings,
-            readiness.clone(),
-            stopped,
-        )),
+        tokio::spawn(lead(work, elector, stopped)),
     ];
 
     Ok(Running {
         local_addr,
+        metrics_addr,
+        identity,
         keys,
         readiness,
+        metrics,
         stop,
         tasks,
         server,
+        metrics_server,
     })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// What only the leader does: reconcile SealedSecrets and generate keys.
+struct LeaderWork {
+    client: Client,
+    keys: KeyRegistry,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    key_settings: KeySettings,
+    reconcile_settings: ReconcileSettings,
+    watch_settings: WatchSettings,
+}
+
+impl LeaderWork {
+    /// Starts one term's tasks; they stop gracefully when `stop` turns true.
+    fn start(&self, stop: watch::Receiver<bool>) -> Term {
+        let reporter = Reporter {
+            controller: REPORTING_CONTROLLER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        // A fresh context each term: what another leader did meanwhile is read from the API.
+        let ctx = Arc::new(Context::new(
+            self.client.clone(),
+            self.keys.clone(),
+            Recorder::new(self.client.clone(), reporter),
+            self.reconcile_settings,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            self.metrics.clone(),
+        ));
+        Term(vec![
+            tokio::spawn(lifecycle::renew_keys(
+                self.client.clone(),
+                self.key_settings.clone(),
+                self.keys.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controller::run(
+                self.client.clone(),
+                ctx,
+                self.watch_settings.clone(),
+                self.readiness.clone(),
+                stop,
+            )),
+        ])
+    }
+
+    fn set_leading(&self, leading: bool) {
+        self.readiness.set_leading(leading);
+        self.metrics.set_leader(leading);
+        if !leading {
+            // The next leader reports conditions; stale series here would contradict it.
+            self.metrics.forget_all_conditions();
+        }
+    }
+}
+
+/// One term's tasks, aborted if dropped (also when the task holding them is aborted).
+struct Term(Vec<JoinHandle<()>>);
+
+impl Term {
+    async fn join(mut self) {
+        for task in std::mem::take(&mut self.0) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Runs leader work while this replica leads (always, without an elector) until `shutdown`.
+/// Losing leadership aborts the work at once; shutdown lets running reconciles finish and only
+/// then releases the Lease.
+async fn lead(
+    work: LeaderWork,
+    elector: Option<LeaderElector>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (leading_tx, mut leading) = watch::channel(elector.is_none());
+    let (campaign_stop, campaign_stopped) = watch::channel(false);
+    let campaign = async move {
+        match elector {
+            Some(elector) => elector.run(leading_tx, campaign_stopped).await,
+            None => {
+                let mut stopped = campaign_stopped;
+                let _ = stopped.wait_for(|s| *s).await;
+                drop(leading_tx);
+            }
+        }
+    };
+    let terms = async move {
+        loop {
+            tokio::select! {
+                became = leading.wait_for(|l| *l) => if became.is_err() { break },
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            work.set_leading(true);
+            let (term_stop, term_stopped) = watch::channel(false);
+            let term = work.start(term_stopped);
+            let shutting_down = tokio::select! {
+                _ = leading.wait_for(|l| !*l) => false,
+                _ = shutdown.wait_for(|s| *s) => true,
+            };
+            if shutting_down {
+                term_stop.send_replace(true);
+                term.join().await;
+                work.set_leading(false);
+                break;
+            }
+            drop(term);
+            work.set_leading(false);
+            warn!("no longer the leader: stopped reconciling and renewing keys");
+        }
+        campaign_stop.send_replace(true);
+    };
+    tokio::join!(campaign, terms);
 }
 
 /// Connects with the in-cluster service account or the local kubeconfig. kube-rs applies no
@@ -206,6 +383,9 @@ pub async fn client() -> Result<Client> {
 
 /// Runs the controller until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<()> {
+    config
+        .validate()
+        .map_err(|reason| Error::InvalidConfig { reason })?;
     let client = client().await?;
     let mut running = start(client, &config).await?;
     tokio::select! {

@@ -24,7 +24,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
-use sealbox_crds::{SealedSecret, SealedSecretSpec, SealedSecretStatus};
+use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretSpec, SealedSecretStatus};
 use sealbox_crypto::Fingerprint;
 use tokio::sync::Semaphore;
 use tracing::{Span, debug, info, instrument, warn};
@@ -32,12 +32,20 @@ use tracing::{Span, debug, info, instrument, warn};
 use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
 use crate::error::{Error, Result};
 use crate::keys::KeyRegistry;
+use crate::metrics::Metrics;
 use crate::ownership::{self, Leftovers, Plan};
 use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
 
 /// The one field manager every write of the controller uses.
 pub const FIELD_MANAGER: &str = "sealbox-controller";
+
+/// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too:
+/// values that do not decrypt (or a malformed object), a Secret that is not ours, a write the
+/// API server refused. Transient failures are labelled with [`Error::category`].
+const REASON_METRIC_UNSEAL: &str = "unseal";
+const REASON_METRIC_UNMANAGED: &str = "unmanaged";
+const REASON_METRIC_UPDATE: &str = "update";
 
 /// Transient failures in a row after which the status reports them.
 const FAILURES_BEFORE_REPORTING: u32 = 3;
@@ -64,6 +72,7 @@ pub struct Context {
     unseal_permits: Arc<Semaphore>,
     memory: Mutex<HashMap<ObjectKey, Memory>>,
     in_flight: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Context {
@@ -107,13 +116,15 @@ enum Reported {
 }
 
 impl Context {
-    /// A context unsealing with `keys`, at most `unseal_parallelism` objects at once.
+    /// A context unsealing with `keys`, at most `unseal_parallelism` objects at once, counting
+    /// in `metrics`.
     pub fn new(
         client: Client,
         keys: KeyRegistry,
         recorder: Recorder,
         settings: ReconcileSettings,
         unseal_parallelism: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Context {
             client,
@@ -123,6 +134,7 @@ impl Context {
             unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
             memory: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
+            metrics,
         }
     }
 
@@ -136,9 +148,23 @@ impl Context {
         &self.keys
     }
 
-    /// Forgets objects that no longer exist.
+    /// Forgets objects that no longer exist, and their condition metric.
     pub fn retain_objects(&self, live: impl Fn(&ObjectKey, &str) -> bool) {
-        self.lock().retain(|key, memory| live(key, &memory.uid));
+        self.lock().retain(|key, memory| {
+            let keep = live(key, &memory.uid);
+            if !keep {
+                self.metrics
+                    .forget_condition(&key.0, &key.1, SYNCED_CONDITION);
+            }
+            keep
+        });
+    }
+
+    /// Forgets a SealedSecret that was deleted, and its condition metric.
+    pub fn forget(&self, key: &ObjectKey) {
+        self.lock().remove(key);
+        self.metrics
+            .forget_condition(&key.0, &key.1, SYNCED_CONDITION);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Memory>> {
@@ -187,6 +213,7 @@ pub async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> 
             let key = object_key(&sealed);
             let uid = sealed.metadata.uid.clone().unwrap_or_default();
             warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
+            ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
             let outcome = Outcome::Failed {
                 reason: REASON_UNSEAL_FAILED,
                 message: problem.to_string(),
@@ -230,6 +257,7 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
             Ok(action)
         }
         Err(error) => {
+            ctx.metrics.unseal_failed(error.category(), &key.0);
             let mut failures = 0;
             ctx.update(&key, &uid, |m| {
                 m.failures = m.failures.saturating_add(1);
@@ -303,6 +331,7 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
     let desired = match unsealed {
         Ok(desired) => desired,
         Err(error) => {
+            ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
             ctx.update(key, uid, |m| {
                 m.digest = digest;
                 m.unseal_failed_at = None;
@@ -329,7 +358,8 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
     });
 
     match write_secret(&secrets, desired.secret, uid).await? {
-        Written::Refused(message) => {
+        Written::Refused { metric, message } => {
+            ctx.metrics.unseal_failed(metric, &key.0);
             fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await?;
         }
         Written::Unchanged(version) => {
@@ -372,8 +402,10 @@ async fn unseal(
     let keys = ctx.keys.snapshot();
     let accept_deprecated_v1_data = ctx.settings.accept_deprecated_v1_data;
     let object = sealed.clone();
+    let metrics = ctx.metrics.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _timer = metrics.unseal_started();
         desired_secret(
             &object,
             &keys,
@@ -400,7 +432,12 @@ enum Written {
     /// Already right; its resourceVersion.
     Unchanged(Option<String>),
     /// Not ours to write, or the API refused it for good.
-    Refused(String),
+    Refused {
+        /// The `reason` label of the unseal error metric.
+        metric: &'static str,
+        /// For the status and the event.
+        message: String,
+    },
 }
 
 /// Brings the Secret in line with `desired`, if it is ours to write.
@@ -427,7 +464,12 @@ async fn write_secret(
         Some(uid),
     );
     let write = match plan {
-        Err(refusal) => return Ok(Written::Refused(refusal.to_string())),
+        Err(refusal) => {
+            return Ok(Written::Refused {
+                metric: REASON_METRIC_UNMANAGED,
+                message: refusal.to_string(),
+            });
+        }
         Ok(Plan::InSync) => {
             let version = existing.and_then(|e| e.get().metadata.resource_version.clone());
             return Ok(Written::Unchanged(version));
@@ -444,10 +486,13 @@ async fn write_secret(
     {
         Ok(applied) => SecretWithData::new(applied),
         Err(kube::Error::Api(status)) if status.is_invalid() => {
-            return Ok(Written::Refused(format!(
-                "the API server rejected Secret {name:?}: {}",
-                status.message
-            )));
+            return Ok(Written::Refused {
+                metric: REASON_METRIC_UPDATE,
+                message: format!(
+                    "the API server rejected Secret {name:?}: {}",
+                    status.message
+                ),
+            });
         }
         Err(source) => return Err(Error::ApplySecret { secret: id, source }),
     };
@@ -498,6 +543,12 @@ async fn report(
     uid: &str,
     outcome: &Outcome,
 ) -> Result<()> {
+    ctx.metrics.set_condition(
+        &key.0,
+        &key.1,
+        SYNCED_CONDITION,
+        Some(matches!(outcome, Outcome::Synced)),
+    );
     let memory = ctx.recall(key, uid);
     if let Outcome::Failed { reason, message } = outcome {
         let already = memory.reported

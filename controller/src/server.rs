@@ -1,22 +1,62 @@
-//! The controller's HTTP server. Up from the first moment (liveness must not wait for a 4096-bit
-//! key to be generated); `/readyz` turns 200 once a key is loaded and the caches have synced.
+//! The controller's HTTP server: Bitnami's API for `kubeseal` and the `sealbox` CLI, and the
+//! probes. Every replica serves it, leader or not.
 //!
-//! The HTTP API (`/v1/cert.pem`, `/v1/verify`, `/v1/rotate`) extends [`router`].
+//! - `GET /healthz`: 200 `ok` from the first moment (liveness must not wait for a 4096-bit key).
+//! - `GET /readyz`: 200 once a key is loaded and, on the leader, the caches have synced.
+//! - `GET /v1/cert.pem`: the newest certificate, `application/x-pem-file`; 503 before the
+//!   first key exists.
+//! - `POST /v1/verify`: a SealedSecret (JSON or YAML); 200 if the controller can unseal it, 409
+//!   (with the failing keys named) if not, 400 if the body is not a SealedSecret.
+//! - `POST /v1/rotate`: the same SealedSecret re-sealed with the newest key, as JSON; 409 with a
+//!   readable message when it cannot be decrypted.
+//!
+//! Bodies above 1 MiB get 413; verify and rotate are rate-limited per client and route (429
+//! with `Retry-After`); headers and bodies must arrive within `--read-timeout` and answers are
+//! given within `--write-timeout` (503 after). The `/v1` routes are counted in
+//! `sealed_secrets_controller_http_requests_total` by route template, never by raw path.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tower_http::timeout::TimeoutLayer;
+use tracing::{debug, warn};
 
+use crate::cli::Config;
 use crate::keys::KeyRegistry;
+use crate::metrics::Metrics;
+use crate::reseal::{self, RotateError};
 
-/// Whether the controller's caches have synced.
+/// Largest request body accepted (413 above).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Rate-limit buckets kept at most; idle ones are dropped first.
+const MAX_CLIENTS: usize = 65_536;
+/// Longest wait at shutdown for open connections to finish their requests.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// Pause after an accept error that is not about one connection (e.g. out of file descriptors).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether the controller is ready: whether it leads, and if so whether its caches have synced.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
     caches_synced: Arc<AtomicBool>,
+    leading: Arc<AtomicBool>,
 }
 
 impl Readiness {
@@ -29,22 +69,112 @@ impl Readiness {
     pub fn caches_synced(&self) -> bool {
         self.caches_synced.load(Ordering::Acquire)
     }
+
+    /// This replica starts or stops leading (reconciling); a new term syncs its caches anew.
+    pub fn set_leading(&self, leading: bool) {
+        self.caches_synced.store(false, Ordering::Release);
+        self.leading.store(leading, Ordering::Release);
+    }
+
+    /// Whether this replica leads.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
+    }
+
+    /// Why the replica is not ready, or `None` when it is: a key must be loaded, and a leader's
+    /// caches must have synced (followers only serve the HTTP API).
+    pub fn not_ready_because(&self, keys: &KeyRegistry) -> Option<&'static str> {
+        if !keys.is_ready() {
+            Some("not ready: no sealing key loaded yet\n")
+        } else if self.is_leading() && !self.caches_synced() {
+            Some("not ready: caches not synced yet\n")
+        } else {
+            None
+        }
+    }
 }
 
-/// What the handlers read.
+/// How the API treats requests.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Sustained requests per second per client and route on verify and rotate; 0 = no limit.
+    pub rate_limit: u32,
+    /// Requests above the rate one client may burst.
+    pub rate_limit_burst: u32,
+    /// Longest wait for a request's body (the headers have the same limit in [`serve`]).
+    pub read_timeout: Duration,
+    /// Longest time to answer.
+    pub write_timeout: Duration,
+    /// Whether verify accepts the deprecated `spec.data`, as the reconciler does.
+    pub accept_deprecated_v1_data: bool,
+}
+
+impl ApiSettings {
+    /// The settings the flags choose.
+    pub fn from_config(config: &Config) -> ApiSettings {
+        ApiSettings {
+            rate_limit: config.rate_limit,
+            rate_limit_burst: config.rate_limit_burst,
+            read_timeout: config.read_timeout,
+            write_timeout: config.write_timeout,
+            accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+        }
+    }
+}
+
+/// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct ServerState {
-    /// The sealing keys.
-    pub keys: KeyRegistry,
-    /// Cache readiness.
-    pub readiness: Readiness,
+    keys: KeyRegistry,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
+    settings: ApiSettings,
+    limiter: Arc<RateLimiter>,
+    unseal_permits: Arc<Semaphore>,
 }
 
-/// The routes: `/healthz` and `/readyz`.
+impl ServerState {
+    /// State for [`router`]. Unsealing for requests runs on at most one blocking thread per
+    /// core.
+    pub fn new(
+        keys: KeyRegistry,
+        readiness: Readiness,
+        metrics: Arc<Metrics>,
+        settings: ApiSettings,
+    ) -> ServerState {
+        let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
+        ServerState {
+            limiter: Arc::new(RateLimiter::new(
+                settings.rate_limit,
+                settings.rate_limit_burst,
+            )),
+            keys,
+            readiness,
+            metrics,
+            settings,
+            unseal_permits: Arc::new(Semaphore::new(parallelism)),
+        }
+    }
+}
+
+/// The routes.
 pub fn router(state: ServerState) -> Router {
+    let limited = Router::new()
+        .route("/v1/verify", post(verify))
+        .route("/v1/rotate", post(rotate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    let api = Router::new()
+        .route("/v1/cert.pem", get(cert))
+        .merge(limited)
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.settings.write_timeout,
+        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), instrument));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(api)
         .with_state(state)
 }
 
@@ -53,17 +183,381 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<ServerState>) -> (StatusCode, &'static str) {
-    if !state.keys.is_ready() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no sealing key loaded yet\n",
+    match state.readiness.not_ready_because(&state.keys) {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        None => (StatusCode::OK, "ok"),
+    }
+}
+
+const NO_KEY_YET: &str = "no sealing key yet: the controller is generating or loading its first key; try again shortly\n";
+
+async fn cert(State(state): State<ServerState>) -> Response {
+    let keys = state.keys.snapshot();
+    match keys.sealing_key() {
+        Some(key) => (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            key.certificate().to_pem(),
         )
-    } else if !state.readiness.caches_synced() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: caches not synced yet\n",
+            .into_response(),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, NO_KEY_YET),
+    }
+}
+
+async fn verify(State(state): State<ServerState>, request: Request) -> Response {
+    let posted = match read_posted(&state, request).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let keys = state.keys.snapshot();
+    if keys.is_empty() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, NO_KEY_YET);
+    }
+    let accept_deprecated_v1_data = state.settings.accept_deprecated_v1_data;
+    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        reseal::verify(&posted, &keys, accept_deprecated_v1_data)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(error)) => text(StatusCode::CONFLICT, format!("{error}\n")),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the unseal task failed\n",
+        ),
+    }
+}
+
+async fn rotate(State(state): State<ServerState>, request: Request) -> Response {
+    let posted = match read_posted(&state, request).await {
+        Ok(posted) => posted,
+        Err(response) => return response,
+    };
+    let keys = state.keys.snapshot();
+    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        reseal::rotate(posted, &keys, &rng)
+    })
+    .await;
+    let error = match outcome {
+        Ok(Ok(document)) => {
+            return match serde_json::to_vec(&document) {
+                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding the answer failed\n",
+                ),
+            };
+        }
+        Ok(Err(error)) => error,
+        Err(_) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the re-seal task failed\n",
+            );
+        }
+    };
+    let code = match &error {
+        RotateError::NoKeys => StatusCode::SERVICE_UNAVAILABLE,
+        RotateError::Unseal(_) => StatusCode::CONFLICT,
+        RotateError::LegacyData => StatusCode::UNPROCESSABLE_ENTITY,
+        RotateError::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    text(code, format!("{error}\n"))
+}
+
+/// Reads and parses a posted SealedSecret, or the response that says why not.
+async fn read_posted(state: &ServerState, request: Request) -> Result<reseal::Posted, Response> {
+    let body = read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await?;
+    reseal::parse(&body).map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+}
+
+/// The whole body, at most `limit` bytes, within `timeout`.
+async fn read_body(request: Request, limit: usize, timeout: Duration) -> Result<Bytes, Response> {
+    let too_large = || {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {} KiB\n", limit / 1024),
         )
-    } else {
-        (StatusCode::OK, "ok")
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(request.into_body(), limit);
+    match tokio::time::timeout(timeout, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(_)) => Err(text(
+            StatusCode::BAD_REQUEST,
+            "reading the request body failed\n",
+        )),
+        Err(_) => Err(text(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time\n",
+        )),
+    }
+}
+
+fn text(code: StatusCode, message: impl Into<String>) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message.into(),
+    )
+        .into_response()
+}
+
+/// Counts and times every `/v1` request by route template.
+async fn instrument(State(state): State<ServerState>, request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_http(
+        &path,
+        method.as_str(),
+        response.status(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// 429 for clients over their rate on this route.
+async fn rate_limit(State(state): State<ServerState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let client = client_of(&request);
+    match state.limiter.check(&route, &client, Instant::now()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let mut response = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many requests to {route}: at most {} per second with bursts of {}; \
+                     retry in {} ms\n",
+                    state.settings.rate_limit,
+                    state.settings.rate_limit_burst,
+                    wait.as_millis().max(1)
+                ),
+            );
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+    }
+}
+
+/// Who is asking: the address the nearest proxy (the API server's service proxy) appended to
+/// X-Forwarded-For, else the peer address. Bitnami varies its limit by X-Forwarded-For too.
+fn client_of(request: &Request) -> String {
+    let forwarded = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty());
+    if let Some(address) = forwarded {
+        return address.to_owned();
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// A token bucket per (route, client): `rate` tokens a second, `burst + 1` at most — the same
+/// behaviour as the GCRA limiter Bitnami uses (its burst counts requests beyond the first).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    capacity: f64,
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `rate` requests a second with bursts of `burst` more; `rate` 0 allows
+    /// everything.
+    pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_second: f64::from(rate),
+            capacity: f64::from(burst) + 1.0,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `client` on `route`, or says how long until one is there.
+    pub fn check(&self, route: &str, client: &str, now: Instant) -> Result<(), Duration> {
+        if self.per_second <= 0.0 {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_CLIENTS {
+            let (per_second, capacity) = (self.per_second, self.capacity);
+            buckets.retain(|_, b| b.refilled(now, per_second, capacity).tokens < capacity);
+            if buckets.len() >= MAX_CLIENTS {
+                buckets.clear();
+            }
+        }
+        let bucket = buckets
+            .entry((route.to_owned(), client.to_owned()))
+            .or_insert(Bucket {
+                tokens: self.capacity,
+                updated: now,
+            });
+        *bucket = bucket.refilled(now, self.per_second, self.capacity);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.per_second,
+            ))
+        }
+    }
+}
+
+impl Bucket {
+    fn refilled(self, now: Instant, per_second: f64, capacity: f64) -> Bucket {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        Bucket {
+            tokens: (self.tokens + elapsed * per_second).min(capacity),
+            updated: now,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for
+/// a few seconds at most). Headers must arrive within `header_timeout`; each request carries
+/// the peer address as [`ConnectInfo`].
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    // Aborting the server task aborts its connections with it.
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            async move {
+                let response: Result<Response, Infallible> =
+                    tower::Service::call(&mut router, request.map(Body::new)).await;
+                response
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(DRAIN_GRACE) => debug!("stopped with requests still open"),
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_the_sustained_rate() {
+        let limiter = RateLimiter::new(2, 2);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(limiter.check("/v1/verify", "a", start), Ok(()));
+        }
+        let wait = limiter
+            .check("/v1/verify", "a", start)
+            .expect_err("over the burst");
+        assert_eq!(wait, Duration::from_millis(500));
+        // Other clients and other routes have their own buckets.
+        assert_eq!(limiter.check("/v1/verify", "b", start), Ok(()));
+        assert_eq!(limiter.check("/v1/rotate", "a", start), Ok(()));
+        // Half a second later one more request fits, not two.
+        let later = start + Duration::from_millis(500);
+        assert_eq!(limiter.check("/v1/verify", "a", later), Ok(()));
+        assert!(limiter.check("/v1/verify", "a", later).is_err());
+    }
+
+    #[test]
+    fn rate_zero_disables_the_limit() {
+        let limiter = RateLimiter::new(0, 0);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(limiter.check("/v1/verify", "a", now), Ok(()));
+        }
+    }
+
+    #[test]
+    fn the_nearest_proxys_address_names_the_client() {
+        let request = Request::builder()
+            .header("x-forwarded-for", "10.0.0.9, 192.168.1.5")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(client_of(&request), "192.168.1.5");
+        let mut direct = Request::new(Body::empty());
+        direct
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 7], 4000))));
+        assert_eq!(client_of(&direct), "127.0.0.7");
     }
 }

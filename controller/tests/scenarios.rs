@@ -393,6 +393,7 @@ async fn start_controller(
     let mut argv = vec![
         "sealbox-controller",
         "--listen-addr=127.0.0.1:0",
+        "--listen-metrics-addr=127.0.0.1:0",
         "--namespace",
         CONTROLLER_NS,
         "--key-size=2048",
@@ -1412,6 +1413,10 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
         ("bitnami.com", "sealedsecrets/status", "patch"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
+        // Leader election (on by default): read, made by the first replica, renewed.
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "update"),
     ];
     for (group, resource, verb) in &used {
         assert!(
@@ -1422,7 +1427,8 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
     assert!(
         !used
             .iter()
-            .any(|(_, _, verb)| verb == "delete" || verb == "update"),
+            .any(|(_, resource, verb)| verb == "delete"
+                || (verb == "update" && resource != "leases")),
         "{used:?}"
     );
     Ok(())

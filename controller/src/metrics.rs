@@ -1,0 +1,351 @@
+//! The controller's Prometheus metrics: one registry per controller, served on
+//! `--listen-metrics-addr` at `/metrics`.
+//!
+//! Bitnami's names, labels and values are kept so existing dashboards and alerts work:
+//! `sealed_secrets_controller_unseal_requests_total`, `…_unseal_errors_total{reason,namespace}`,
+//! `…_condition_info{namespace,name,condition}` (1 True, 0 Unknown, -1 False),
+//! `…_http_requests_total{path,code,method}` and `…_http_request_duration_seconds{path,method}`.
+//! Sealbox adds `sealbox_unseal_duration_seconds`, `sealbox_private_key_operations_total`,
+//! `sealbox_keys_loaded` and `sealbox_leader`.
+//!
+//! prometheus-client appends `_total` to counter samples itself, so counters are registered
+//! without it.
+
+use std::fmt;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+use crate::keys::KeyRegistry;
+
+/// Prometheus client_golang's default buckets, which Bitnami's HTTP histogram uses.
+const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The OpenMetrics text format prometheus-client writes.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of `sealed_secrets_controller_unseal_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnsealErrorLabels {
+    /// Bitnami's reasons (`unseal`, `unmanaged`, `update`, `status`) or an error category.
+    pub reason: String,
+    /// The SealedSecret's namespace.
+    pub namespace: String,
+}
+
+/// Labels of `sealed_secrets_controller_condition_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// The SealedSecret's namespace.
+    pub namespace: String,
+    /// The SealedSecret's name.
+    pub name: String,
+    /// The condition type (`Synced`).
+    pub condition: String,
+}
+
+/// Labels of `sealed_secrets_controller_http_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route (`/v1/cert.pem`), never the raw request path.
+    pub path: String,
+    /// The status code, e.g. `200`.
+    pub code: String,
+    /// The method in lower case, as client_golang's promhttp writes it.
+    pub method: String,
+}
+
+/// Labels of `sealed_secrets_controller_http_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpDurationLabels {
+    /// The route.
+    pub path: String,
+    /// The method in lower case.
+    pub method: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn default_histogram() -> Histogram {
+    Histogram::new(DEFAULT_BUCKETS)
+}
+
+/// Every metric of one controller and the registry that exposes them.
+pub struct Metrics {
+    registry: Registry,
+    unseal_requests: Counter,
+    unseal_errors: Family<UnsealErrorLabels, Counter>,
+    conditions: Family<ConditionLabels, Gauge>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<HttpDurationLabels>,
+    unseal_duration: Histogram,
+    leader: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    /// Metrics that count but whose key figures read an empty registry (tests, tools).
+    fn default() -> Self {
+        Metrics::new(KeyRegistry::new())
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; the key figures are read from `keys` at each scrape.
+    pub fn new(keys: KeyRegistry) -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            unseal_requests: Counter::default(),
+            unseal_errors: Family::default(),
+            conditions: Family::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(default_histogram),
+            unseal_duration: default_histogram(),
+            leader: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sealed_secrets_controller_unseal_requests",
+            "Total number of sealed secret unseal requests",
+            metrics.unseal_requests.clone(),
+        );
+        registry.register(
+            "sealed_secrets_controller_unseal_errors",
+            "Total number of sealed secret unseal errors by reason",
+            metrics.unseal_errors.clone(),
+        );
+        registry.register(
+            "sealed_secrets_controller_condition_info",
+            "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
+            metrics.conditions.clone(),
+        );
+        registry.register(
+            "sealed_secrets_controller_http_requests",
+            "A counter for requests to the wrapped handler.",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "sealed_secrets_controller_http_request_duration_seconds",
+            "A histogram of latencies for requests.",
+            metrics.http_duration.clone(),
+        );
+        registry.register(
+            "sealbox_unseal_duration_seconds",
+            "Time to decrypt one SealedSecret and render its Secret",
+            metrics.unseal_duration.clone(),
+        );
+        registry.register(
+            "sealbox_leader",
+            "1 while this replica leads (unseals and renews keys), else 0",
+            metrics.leader.clone(),
+        );
+        registry.register_collector(Box::new(KeyFigures { keys }));
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// One unseal of a SealedSecret by the reconciler.
+    pub fn unseal_started(&self) -> UnsealTimer<'_> {
+        self.unseal_requests.inc();
+        UnsealTimer {
+            histogram: &self.unseal_duration,
+            started: Instant::now(),
+        }
+    }
+
+    /// A reconcile of a SealedSecret in `namespace` failed for `reason`.
+    pub fn unseal_failed(&self, reason: &str, namespace: &str) {
+        self.unseal_errors
+            .get_or_create(&UnsealErrorLabels {
+                reason: reason.to_owned(),
+                namespace: namespace.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The `condition` of a SealedSecret is now `status` (`Some(true)` True, `Some(false)`
+    /// False, `None` Unknown).
+    pub fn set_condition(
+        &self,
+        namespace: &str,
+        name: &str,
+        condition: &str,
+        status: Option<bool>,
+    ) {
+        let value = match status {
+            Some(true) => 1,
+            Some(false) => -1,
+            None => 0,
+        };
+        self.conditions
+            .get_or_create(&ConditionLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                condition: condition.to_owned(),
+            })
+            .set(value);
+    }
+
+    /// The SealedSecret is gone: its condition series go too.
+    pub fn forget_condition(&self, namespace: &str, name: &str, condition: &str) {
+        self.conditions.remove(&ConditionLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            condition: condition.to_owned(),
+        });
+    }
+
+    /// This replica stopped reconciling: another one reports conditions now.
+    pub fn forget_all_conditions(&self) {
+        self.conditions.clear();
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// One answered HTTP request.
+    pub fn observe_http(&self, path: &str, method: &str, code: StatusCode, seconds: f64) {
+        let method = method.to_ascii_lowercase();
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                path: path.to_owned(),
+                code: code.as_u16().to_string(),
+                method: method.clone(),
+            })
+            .inc();
+        self.http_duration
+            .get_or_create(&HttpDurationLabels {
+                path: path.to_owned(),
+                method,
+            })
+            .observe(seconds);
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Observes the unseal duration when dropped.
+#[derive(Debug)]
+pub struct UnsealTimer<'m> {
+    histogram: &'m Histogram,
+    started: Instant,
+}
+
+impl Drop for UnsealTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Figures read from the key registry at each scrape.
+#[derive(Debug)]
+struct KeyFigures {
+    keys: KeyRegistry,
+}
+
+impl Collector for KeyFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let operations = ConstCounter::new(self.keys.private_key_operations());
+        operations.encode(encoder.encode_descriptor(
+            "sealbox_private_key_operations",
+            "RSA private-key operations (decryption attempts) so far",
+            None,
+            operations.metric_type(),
+        )?)?;
+        let loaded = ConstGauge::new(i64::try_from(self.keys.snapshot().len()).unwrap_or(i64::MAX));
+        loaded.encode(encoder.encode_descriptor(
+            "sealbox_keys_loaded",
+            "Sealing keys loaded (every one unseals; the newest seals)",
+            None,
+            loaded.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// The metrics server's routes: `/metrics`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(metrics)
+}
+
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding the metrics failed\n",
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_bitnami_names_and_values() {
+        let metrics = Metrics::default();
+        drop(metrics.unseal_started());
+        metrics.unseal_failed("unseal", "prod");
+        metrics.set_condition("prod", "db", "Synced", Some(false));
+        metrics.set_condition("prod", "web", "Synced", Some(true));
+        metrics.observe_http("/v1/verify", "POST", StatusCode::CONFLICT, 0.01);
+        metrics.set_leader(true);
+        let text = metrics.encode().expect("encodes");
+        for line in [
+            "sealed_secrets_controller_unseal_requests_total 1",
+            "sealed_secrets_controller_unseal_errors_total{reason=\"unseal\",namespace=\"prod\"} 1",
+            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\"} -1",
+            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"web\",condition=\"Synced\"} 1",
+            "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"409\",method=\"post\"} 1",
+            "sealed_secrets_controller_http_request_duration_seconds_count{path=\"/v1/verify\",method=\"post\"} 1",
+            "sealbox_unseal_duration_seconds_count 1",
+            "sealbox_private_key_operations_total 0",
+            "sealbox_keys_loaded 0",
+            "sealbox_leader 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+
+        metrics.forget_condition("prod", "db", "Synced");
+        let text = metrics.encode().expect("encodes");
+        assert!(!text.contains("name=\"db\""), "{text}");
+        metrics.forget_all_conditions();
+        let text = metrics.encode().expect("encodes");
+        assert!(!text.contains("name=\"web\""), "{text}");
+    }
+}
