@@ -1,0 +1,1133 @@
+//! RBAC coverage: the rules deploy/kustomize/base grants the controller's ServiceAccount are
+//! exactly what the controller needs.
+//!
+//! One representative run of the real controller (`sealbox_controller::start`) against the API
+//! double: first key generated, SealedSecrets created, updated, drifted (deleted and edited),
+//! taken over (`managed`), merged (`patch`), refused (foreign Secret), failing to unseal until a
+//! key is added, without an ownerReference, repeated events, status, the HTTP API, leader
+//! election when this build has it, and key renewal. Every API request the controller made is
+//! in the double's request log as a (group, resource, verb); the rules are read from the
+//! kustomize base the way the API server would bind them. The test fails when a request is not
+//! granted (the controller would be forbidden in a cluster) or a rule is never needed (more
+//! privilege than the controller uses), naming each one.
+//!
+//! The test's own writes and reads go straight to the double's store (`put`, `get_object`, …),
+//! which bypasses the request log: only the controller's requests are counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::Request;
+use axum::http;
+use axum::middleware::{self, Next};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::{GroupVersionResource, ObjectMeta};
+use kube::{Client, CustomResourceExt as _, ResourceExt as _};
+use sealbox_controller::{Config, Running};
+use sealbox_crds::{
+    MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
+    SealedSecretSpec, SecretTemplateSpec, TemplateMetadata,
+};
+use sealbox_crypto::key_secret::{KEY_LABEL, KeySecret};
+use sealbox_crypto::{Certificate, KeyPair};
+use sealbox_tests::{ApiServer, RequestRecord};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TestResult<T = ()> = Result<T, BoxError>;
+
+/// The controller's namespace in the kustomize base (and so its key and Lease namespace).
+const CONTROLLER_NS: &str = "kube-system";
+/// Where the SealedSecrets live: not the controller's namespace, so that the Role's rules and
+/// the ClusterRole's are each exercised by the requests they exist for.
+const NS: &str = "app";
+const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// The shipped rules
+
+/// One verb on one resource, granted by one role.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Grant {
+    /// `ClusterRole secrets-unsealer` or `Role kube-system/sealed-secrets-key-admin`.
+    role: String,
+    /// The namespace a Role applies in; `None` for a ClusterRole bound cluster-wide.
+    namespace: Option<String>,
+    group: String,
+    resource: String,
+    verb: String,
+    /// `resourceNames`, empty when the rule is not limited to named objects.
+    names: Vec<String>,
+}
+
+impl Grant {
+    fn triple(&self) -> (&str, &str, &str) {
+        (&self.group, &self.resource, &self.verb)
+    }
+
+    fn grants(&self, need: &Need) -> bool {
+        self.triple() == need.triple()
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|ns| need.namespace.as_ref() == Some(ns))
+            && (self.names.is_empty() || need.name.as_ref().is_some_and(|n| self.names.contains(n)))
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} {}",
+            self.role,
+            group_resource(&self.group, &self.resource),
+            self.verb
+        )?;
+        if !self.names.is_empty() {
+            write!(f, " (resourceNames {:?})", self.names)?;
+        }
+        Ok(())
+    }
+}
+
+fn group_resource(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        format!("core/{resource}")
+    } else {
+        format!("{group}/{resource}")
+    }
+}
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kustomize/base")
+}
+
+/// Every YAML document of the files the kustomization lists (directories, such as the CRD
+/// base, hold no RBAC and are skipped), with the kustomization's `namespace:` applied.
+fn kustomize_documents(dir: &Path) -> TestResult<(Vec<Value>, Option<String>)> {
+    let kustomization: Value = parse_yaml_documents(&dir.join("kustomization.yaml"))?
+        .into_iter()
+        .next()
+        .ok_or("empty kustomization.yaml")?;
+    let namespace = kustomization["namespace"].as_str().map(str::to_owned);
+    let mut documents = Vec::new();
+    for resource in kustomization["resources"]
+        .as_array()
+        .ok_or("kustomization.yaml has no resources")?
+    {
+        let path = dir.join(resource.as_str().ok_or("a resource is not a string")?);
+        if path.is_dir() {
+            continue;
+        }
+        for mut document in parse_yaml_documents(&path)? {
+            if let (Some(ns), Some(kind)) = (&namespace, document["kind"].as_str())
+                && !matches!(kind, "ClusterRole" | "ClusterRoleBinding")
+            {
+                document["metadata"]["namespace"] = json!(ns);
+            }
+            documents.push(document);
+        }
+    }
+    Ok((documents, namespace))
+}
+
+fn parse_yaml_documents(path: &Path) -> TestResult<Vec<Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut documents = Vec::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let value = Value::deserialize(document).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// What the base grants the controller's ServiceAccount: the rules of every role a binding
+/// names with that ServiceAccount as a subject. ClusterRoles bound by a ClusterRoleBinding
+/// apply everywhere, roles bound by a RoleBinding only in the binding's namespace.
+fn controller_grants() -> TestResult<(Vec<Grant>, String)> {
+    let (documents, kustomize_ns) = kustomize_documents(&deploy_dir())?;
+    let service_account = documents
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .ok_or("no ServiceAccount in the kustomize base")?;
+    let sa_name = service_account["metadata"]["name"]
+        .as_str()
+        .ok_or("the ServiceAccount has no name")?
+        .to_owned();
+    let sa_namespace = service_account["metadata"]["namespace"]
+        .as_str()
+        .map(str::to_owned)
+        .or(kustomize_ns)
+        .ok_or("the ServiceAccount has no namespace")?;
+
+    let role = |kind: &str, name: &str, namespace: Option<&str>| {
+        documents.iter().find(|d| {
+            d["kind"] == kind
+                && d["metadata"]["name"] == name
+                && (kind == "ClusterRole" || d["metadata"]["namespace"].as_str() == namespace)
+        })
+    };
+    let mut grants = Vec::new();
+    for binding in documents.iter().filter(|d| {
+        matches!(
+            d["kind"].as_str(),
+            Some("ClusterRoleBinding" | "RoleBinding")
+        )
+    }) {
+        let is_ours = binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == sa_name.as_str()
+                    && s["namespace"].as_str().unwrap_or(&sa_namespace) == sa_namespace
+            });
+        if !is_ours {
+            continue;
+        }
+        let binding_ns = binding["metadata"]["namespace"].as_str();
+        let scope = match binding["kind"].as_str() {
+            Some("RoleBinding") => Some(
+                binding_ns
+                    .ok_or("a RoleBinding without namespace")?
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let ref_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+        let ref_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        let role = role(ref_kind, ref_name, binding_ns).ok_or_else(|| {
+            format!(
+                "binding {} names {ref_kind} {ref_name}, which the base lacks",
+                binding["metadata"]["name"]
+            )
+        })?;
+        let label = match (&scope, ref_kind) {
+            (Some(ns), "Role") => format!("Role {ns}/{ref_name}"),
+            (Some(ns), _) => format!("ClusterRole {ref_name} (bound in {ns})"),
+            (None, _) => format!("ClusterRole {ref_name}"),
+        };
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            if rule.get("nonResourceURLs").is_some() {
+                return Err(format!(
+                    "{label} grants nonResourceURLs, which the controller never needs"
+                )
+                .into());
+            }
+            let names = strings(&rule["resourceNames"]);
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        if [&group, &resource, &verb].iter().any(|s| s.contains('*')) {
+                            return Err(format!(
+                                "{label} grants a wildcard ({group:?}, {resource:?}, {verb:?}): \
+                                 name the verbs the controller uses"
+                            )
+                            .into());
+                        }
+                        grants.push(Grant {
+                            role: label.clone(),
+                            namespace: scope.clone(),
+                            group: group.clone(),
+                            resource: resource.clone(),
+                            verb,
+                            names: names.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    grants.sort();
+    grants.dedup();
+    Ok((grants, sa_namespace))
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the controller needed
+
+/// One authorization the API server would make for the controller.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Need {
+    group: String,
+    resource: String,
+    verb: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    /// The request, e.g. `PATCH /api/v1/namespaces/app/secrets/db`, and why when it is not
+    /// the request's own verb.
+    example: String,
+}
+
+impl Need {
+    fn triple(&self) -> (&str, &str, &str) {
+        (&self.group, &self.resource, &self.verb)
+    }
+
+    fn from_record(record: &RequestRecord) -> Need {
+        Need {
+            group: record.group.clone(),
+            resource: record.resource.clone(),
+            verb: record.verb.clone(),
+            namespace: record.namespace.clone(),
+            name: record.name.clone(),
+            example: format!("{} {}", record.method, record.path),
+        }
+    }
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            group_resource(&self.group, &self.resource),
+            self.verb
+        )?;
+        match &self.namespace {
+            Some(ns) => write!(f, " in namespace {ns}")?,
+            None => write!(f, " in all namespaces")?,
+        }
+        write!(f, " (e.g. {})", self.example)
+    }
+}
+
+/// Server-side apply requests that created their object. The API server authorizes such a
+/// request as `patch` and, because it creates, also as `create` (the apply handler checks
+/// `create` before creating); the double's log only shows the `patch`.
+#[derive(Clone, Debug, Default)]
+struct ApplyCreates(Arc<Mutex<Vec<Need>>>);
+
+impl ApplyCreates {
+    fn take(&self) -> Vec<Need> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// `/api/v1/namespaces/<ns>/<resource>/<name>` or
+/// `/apis/<group>/<version>/namespaces/<ns>/<resource>/<name>`: (gvr, namespace, name).
+fn named_object_path(path: &str) -> Option<(GroupVersionResource, String, String)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", version, "namespaces", ns, resource, name] => Some((
+            GroupVersionResource::gvr("", version, resource),
+            (*ns).to_owned(),
+            (*name).to_owned(),
+        )),
+        ["apis", group, version, "namespaces", ns, resource, name] => Some((
+            GroupVersionResource::gvr(group, version, resource),
+            (*ns).to_owned(),
+            (*name).to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// A client for the controller that notes each server-side apply creating its object.
+fn recording_client(server: &ApiServer, creates: &ApplyCreates) -> Client {
+    let server_for_layer = server.clone();
+    let creates = creates.clone();
+    let layer = middleware::from_fn(move |request: Request, next: Next| {
+        let server = server_for_layer.clone();
+        let creates = creates.clone();
+        async move {
+            let is_apply = request.method() == http::Method::PATCH
+                && request
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/apply-patch"));
+            let creating = if is_apply {
+                named_object_path(request.uri().path())
+                    .filter(|(gvr, ns, name)| server.get_object(gvr, Some(ns), name).is_none())
+            } else {
+                None
+            };
+            let path = request.uri().path().to_owned();
+            let response = next.run(request).await;
+            if let Some((gvr, ns, name)) = creating
+                && response.status().is_success()
+                && let Ok(mut creates) = creates.0.lock()
+            {
+                creates.push(Need {
+                    group: gvr.group,
+                    resource: gvr.resource,
+                    verb: "create".into(),
+                    namespace: Some(ns),
+                    name: Some(name),
+                    example: format!("PATCH {path} (server-side apply creating the object)"),
+                });
+            }
+            response
+        }
+    });
+    Client::new(server.router().layer(layer), "default")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allowances: rules that may go unused, and why
+
+/// Why a granted verb may go unused in the run, or `None` if it may not.
+fn allowance(
+    grant: &Grant,
+    grants: &[Grant],
+    used: &BTreeMap<Grant, String>,
+    leader_election: bool,
+) -> Option<String> {
+    // `get` next to `list` in the same role: list already discloses every object, and a
+    // single-object read (kubectl-style tooling, a future code path) should not be forbidden.
+    if grant.verb == "get"
+        && grant.names.is_empty()
+        && grants.iter().any(|g| {
+            g.role == grant.role
+                && g.group == grant.group
+                && g.resource == grant.resource
+                && g.verb == "list"
+                && used.contains_key(g)
+        })
+    {
+        return Some("get alongside a used list in the same role".into());
+    }
+    // Leader election is the only user of Leases; a build without it cannot exercise them.
+    if grant.group == "coordination.k8s.io" && grant.resource == "leases" && !leader_election {
+        return Some("leader election is not in this build (no --leader-elect flag)".into());
+    }
+    None
+}
+
+/// The verdict: missing needs, unused grants, and the allowances applied.
+#[derive(Debug, Default)]
+struct Coverage {
+    used_triples: BTreeSet<(String, String, String)>,
+    missing: BTreeMap<(String, String, String, Option<String>), Need>,
+    /// Each grant a need was attributed to, with an example of the need.
+    used_grants: BTreeMap<Grant, String>,
+    unused: Vec<Grant>,
+    allowed_unused: Vec<(Grant, String)>,
+}
+
+/// Compares needs with grants. A need is attributed to the narrowest grants that cover it:
+/// Role rules in the controller's namespace before ClusterRole rules. So a ClusterRole verb
+/// counts as used only if some request outside what the Roles cover needs it (the key
+/// Secrets in the controller's namespace do not justify cluster-wide Secret writes).
+fn coverage(needs: &[Need], grants: &[Grant], leader_election: bool) -> Coverage {
+    let mut result = Coverage::default();
+    for need in needs {
+        result
+            .used_triples
+            .insert((need.group.clone(), need.resource.clone(), need.verb.clone()));
+        let matching: Vec<&Grant> = grants.iter().filter(|g| g.grants(need)).collect();
+        if matching.is_empty() {
+            result
+                .missing
+                .entry((
+                    need.group.clone(),
+                    need.resource.clone(),
+                    need.verb.clone(),
+                    need.namespace.clone(),
+                ))
+                .or_insert_with(|| need.clone());
+            continue;
+        }
+        let narrowest = if matching.iter().any(|g| g.namespace.is_some()) {
+            matching
+                .into_iter()
+                .filter(|g| g.namespace.is_some())
+                .collect::<Vec<_>>()
+        } else {
+            matching
+        };
+        for grant in narrowest {
+            result
+                .used_grants
+                .entry(grant.clone())
+                .or_insert_with(|| need.example.clone());
+        }
+    }
+    for grant in grants {
+        if result.used_grants.contains_key(grant) {
+            continue;
+        }
+        match allowance(grant, grants, &result.used_grants, leader_election) {
+            Some(reason) => result.allowed_unused.push((grant.clone(), reason)),
+            None => result.unused.push(grant.clone()),
+        }
+    }
+    result
+}
+
+impl Coverage {
+    fn report(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "requests the controller made, as (group, resource, verb):"
+        );
+        for (group, resource, verb) in &self.used_triples {
+            let _ = writeln!(out, "  {} {verb}", group_resource(group, resource));
+        }
+        let _ = writeln!(out, "grants needed:");
+        for (grant, example) in &self.used_grants {
+            let _ = writeln!(out, "  {grant}, e.g. {example}");
+        }
+        let _ = writeln!(out, "grants unused by allowance:");
+        for (grant, reason) in &self.allowed_unused {
+            let _ = writeln!(out, "  {grant} — {reason}");
+        }
+        out
+    }
+
+    fn failure(&self) -> Option<String> {
+        if self.missing.is_empty() && self.unused.is_empty() {
+            return None;
+        }
+        let mut out = String::from(
+            "deploy/kustomize/base does not grant the controller exactly what it uses\n",
+        );
+        if !self.missing.is_empty() {
+            let _ = writeln!(
+                out,
+                "MISSING: requests the controller made that no rule bound to its ServiceAccount grants \
+                 (forbidden in a cluster; add the verb to cluster-role.yaml, or role.yaml for the \
+                 controller's namespace):"
+            );
+            for need in self.missing.values() {
+                let _ = writeln!(out, "  - {need}");
+            }
+        }
+        if !self.unused.is_empty() {
+            let _ = writeln!(
+                out,
+                "UNUSED: granted but never needed in the run (remove the verb, or document an \
+                 allowance in controller/tests/rbac.rs):"
+            );
+            for grant in &self.unused {
+                let _ = writeln!(out, "  - {grant}");
+            }
+        }
+        out.push_str(&self.report());
+        Some(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Whether this build's controller accepts `flag` (the test runs with controllers from before
+/// and after some flags exist).
+fn supports(flag: &str) -> bool {
+    <Config as clap::Parser>::try_parse_from(["sealbox-controller", flag]).is_ok()
+}
+
+/// Whether this build's controller has leader election (`--leader-elect`).
+fn has_leader_election() -> bool {
+    supports("--leader-elect=true")
+}
+
+/// Starts a controller replica named `identity` (its name in the leader-election Lease).
+async fn start_controller(
+    server: &ApiServer,
+    creates: &ApplyCreates,
+    leader_election: bool,
+    identity: &str,
+    args: &[&str],
+) -> TestResult<Running> {
+    let mut argv = vec![
+        "sealbox-controller",
+        "--listen-addr=127.0.0.1:0",
+        "--namespace",
+        CONTROLLER_NS,
+        "--key-size=2048",
+    ];
+    // Several replicas in one process: no fixed metrics port.
+    if supports("--listen-metrics-addr=127.0.0.1:0") {
+        argv.push("--listen-metrics-addr=127.0.0.1:0");
+    }
+    let identity = format!("--leader-elect-identity={identity}");
+    if leader_election {
+        // Short periods, so that a takeover happens within the test's patience.
+        argv.extend([
+            "--leader-elect=true",
+            identity.as_str(),
+            "--leader-elect-lease-duration=2s",
+            "--leader-elect-renew-deadline=1s",
+            "--leader-elect-retry-period=200ms",
+        ]);
+    }
+    argv.extend_from_slice(args);
+    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
+    Ok(sealbox_controller::start(recording_client(server, creates), &config).await?)
+}
+
+/// Polls `probe` until it returns something or [`WAIT`] passes.
+async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> TestResult<T> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn gvr(group: &str, version: &str, resource: &str) -> GroupVersionResource {
+    GroupVersionResource::gvr(group, version, resource)
+}
+
+fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A SealedSecret `NS/name` with `values` sealed for `cert` (strict scope).
+fn sealed_secret(cert: &Certificate, name: &str, values: &[(&str, &str)]) -> SealedSecret {
+    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
+    sealed.metadata.namespace = Some(NS.into());
+    let label = sealed.label();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    sealed.spec.encrypted_data = values
+        .iter()
+        .map(|(k, v)| {
+            let value =
+                sealbox_crypto::seal(&rng, cert.public_key(), v.as_bytes(), &label).expect("seal");
+            ((*k).to_owned(), STANDARD.encode(value))
+        })
+        .collect();
+    sealed
+}
+
+fn with_template(
+    mut sealed: SealedSecret,
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> SealedSecret {
+    sealed.spec.template = Some(SecretTemplateSpec {
+        metadata: Some(TemplateMetadata {
+            labels: (!labels.is_empty()).then(|| map(labels)),
+            annotations: (!annotations.is_empty()).then(|| map(annotations)),
+            ..TemplateMetadata::default()
+        }),
+        ..SecretTemplateSpec::default()
+    });
+    sealed
+}
+
+fn plain_secret(name: &str, annotations: &[(&str, &str)], data: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            annotations: (!annotations.is_empty()).then(|| map(annotations)),
+            labels: Some(map(&[("existing", "label")])),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
+}
+
+fn key_secrets(server: &ApiServer) -> Vec<Secret> {
+    server
+        .objects(&gvr("", "v1", "secrets"), Some(CONTROLLER_NS))
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<Secret>(v).ok())
+        .filter(|s| s.labels().contains_key(KEY_LABEL))
+        .collect()
+}
+
+fn newest_certificate(server: &ApiServer) -> TestResult<Certificate> {
+    let mut certs = key_secrets(server)
+        .iter()
+        .filter_map(|s| s.data.as_ref()?.get("tls.crt").cloned())
+        .map(|crt| Certificate::from_pem(&crt.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    certs.sort_by_key(Certificate::not_before);
+    certs.pop().ok_or_else(|| "no key Secret".into())
+}
+
+fn synced(server: &ApiServer, name: &str) -> Option<String> {
+    let sealed: SealedSecret = server.get(Some(NS), name)?;
+    let condition = sealed.synced_condition()?;
+    (sealed.status.as_ref()?.observed_generation == sealed.metadata.generation)
+        .then(|| condition.status.clone())
+}
+
+async fn wait_synced(server: &ApiServer, name: &str, status: &str) -> TestResult {
+    until(&format!("{name} Synced={status}"), || {
+        (synced(server, name).as_deref() == Some(status)).then_some(())
+    })
+    .await
+}
+
+async fn wait_secret(
+    server: &ApiServer,
+    name: &str,
+    check: impl Fn(&Secret) -> bool,
+) -> TestResult<Secret> {
+    until(&format!("Secret {NS}/{name}"), || {
+        server.get::<Secret>(Some(NS), name).filter(|s| check(s))
+    })
+    .await
+}
+
+fn event_count(server: &ApiServer, name: &str, reason: &str) -> i64 {
+    server
+        .objects(&gvr("events.k8s.io", "v1", "events"), Some(NS))
+        .iter()
+        .filter(|e| e["regarding"]["name"] == name && e["reason"] == reason)
+        .map(|e| 1 + e["series"]["count"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+/// A plain HTTP request to the controller's own server; returns the status code.
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> TestResult<u16> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    Ok(response
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no status line")?
+        .parse()?)
+}
+
+fn lease_holders(server: &ApiServer) -> BTreeMap<String, Option<String>> {
+    server
+        .objects(
+            &gvr("coordination.k8s.io", "v1", "leases"),
+            Some(CONTROLLER_NS),
+        )
+        .iter()
+        .map(|l| {
+            (
+                l["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                l["spec"]["holderIdentity"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The scenarios, run once, with every controller stopped at the end.
+async fn representative_run(
+    server: &ApiServer,
+    creates: &ApplyCreates,
+    leader_election: bool,
+) -> TestResult {
+    let secrets = gvr("", "v1", "secrets");
+    let sealed_gvr = gvr("bitnami.com", "v1alpha1", "sealedsecrets");
+
+    // First start with no key: one is generated and stored as a key Secret.
+    let first = start_controller(
+        server,
+        creates,
+        leader_election,
+        "replica-1",
+        &["--key-renew-period=0"],
+    )
+    .await?;
+    until("the first key", || first.keys().is_ready().then_some(())).await?;
+    until("readiness", || first.is_ready().then_some(())).await?;
+    // A second replica: with leader election it follows (and later takes over).
+    let second = if leader_election {
+        let second = start_controller(
+            server,
+            creates,
+            leader_election,
+            "replica-2",
+            &["--key-renew-period=0"],
+        )
+        .await?;
+        until("the second replica's keys", || {
+            second.keys().is_ready().then_some(())
+        })
+        .await?;
+        Some(second)
+    } else {
+        None
+    };
+    let cert = newest_certificate(server)?;
+
+    // New SealedSecret → Secret, status, event Unsealed.
+    server.put(&with_template(
+        sealed_secret(&cert, "db", &[("password", "one")]),
+        &[("app", "web")],
+        &[("note", "sealed")],
+    ))?;
+    let db = wait_secret(server, "db", |s| {
+        secret_data(s) == map(&[("password", "one")])
+    })
+    .await?;
+    wait_synced(server, "db", "True").await?;
+    until("event Unsealed", || {
+        (event_count(server, "db", "Unsealed") > 0).then_some(())
+    })
+    .await?;
+
+    // Update.
+    let mut current: SealedSecret = server.get(Some(NS), "db").ok_or("db")?;
+    current.spec.encrypted_data = sealed_secret(&cert, "db", &[("password", "two")])
+        .spec
+        .encrypted_data;
+    server.put(&current)?;
+    wait_secret(server, "db", |s| {
+        secret_data(s) == map(&[("password", "two")])
+    })
+    .await?;
+    // A second Unsealed for the same object: kube-rs's Recorder patches the first event
+    // (its series count) instead of creating another.
+    until("a repeated Unsealed", || {
+        (event_count(server, "db", "Unsealed") > 1).then_some(())
+    })
+    .await?;
+
+    // Drift: deleted → recreated; edited → restored.
+    server.delete_object(&secrets, Some(NS), "db");
+    let recreated = wait_secret(server, "db", |s| s.uid() != db.uid()).await?;
+    let mut edited = recreated.clone();
+    edited.data = Some(BTreeMap::from([(
+        "password".to_owned(),
+        ByteString(b"wrong".to_vec()),
+    )]));
+    server.put(&edited)?;
+    wait_secret(server, "db", |s| {
+        secret_data(s) == map(&[("password", "two")])
+    })
+    .await?;
+
+    // managed → taken over; managed + patch → merged and owned; patch → merged, no owner.
+    server.put(&plain_secret(
+        "managed",
+        &[(MANAGED_ANNOTATION, "true")],
+        &[("old", "x")],
+    ))?;
+    server.put(&plain_secret(
+        "managed-patch",
+        &[(MANAGED_ANNOTATION, "true"), (PATCH_ANNOTATION, "true")],
+        &[("kept", "x")],
+    ))?;
+    server.put(&plain_secret(
+        "patch",
+        &[(PATCH_ANNOTATION, "true")],
+        &[("kept", "x")],
+    ))?;
+    for name in ["managed", "managed-patch", "patch"] {
+        server.put(&sealed_secret(&cert, name, &[("password", "new")]))?;
+    }
+    wait_secret(server, "managed", |s| {
+        secret_data(s) == map(&[("password", "new")])
+    })
+    .await?;
+    for name in ["managed-patch", "patch"] {
+        wait_secret(server, name, |s| {
+            secret_data(s) == map(&[("kept", "x"), ("password", "new")])
+        })
+        .await?;
+    }
+
+    // Foreign Secret → refused, status False, ErrUpdateFailed.
+    server.put(&plain_secret("foreign", &[], &[("theirs", "x")]))?;
+    server.put(&sealed_secret(&cert, "foreign", &[("password", "ours")]))?;
+    wait_synced(server, "foreign", "False").await?;
+    until("event ErrUpdateFailed", || {
+        (event_count(server, "foreign", "ErrUpdateFailed") > 0).then_some(())
+    })
+    .await?;
+
+    // Sealed for a key the controller lacks → ErrUnsealFailed; the key added → unsealed.
+    let extra =
+        KeyPair::generate_with_bits(2048, "rbac", SystemTime::now() - Duration::from_secs(3600))?;
+    server.put(&sealed_secret(
+        &extra.certificate,
+        "later",
+        &[("password", "later")],
+    ))?;
+    wait_synced(server, "later", "False").await?;
+    until("event ErrUnsealFailed", || {
+        (event_count(server, "later", "ErrUnsealFailed") > 0).then_some(())
+    })
+    .await?;
+    let mut key = KeySecret::from_key_pair(&extra, CONTROLLER_NS, "sealed-secrets-key").to_json();
+    key["metadata"]["name"] = json!("sealed-secrets-key-extra");
+    server.put_object(&secrets, key)?;
+    wait_secret(server, "later", |_| true).await?;
+
+    // No ownerReference (skip-set-owner-references).
+    server.put(&with_template(
+        sealed_secret(&cert, "unowned", &[("a", "1")]),
+        &[],
+        &[(SKIP_SET_OWNER_REFERENCES_ANNOTATION, "true")],
+    ))?;
+    wait_secret(server, "unowned", |_| true).await?;
+    for name in [
+        "db",
+        "managed",
+        "managed-patch",
+        "patch",
+        "later",
+        "unowned",
+    ] {
+        wait_synced(server, name, "True").await?;
+    }
+
+    // The HTTP API (whatever of it this build serves): none of it should need the API server
+    // beyond what is above, and if it does, the log shows it.
+    let sealed_json = serde_json::to_string(&server.get_object(&sealed_gvr, Some(NS), "db"))?;
+    for replica in std::iter::once(&first).chain(second.as_ref()) {
+        let addr = replica.local_addr();
+        http(addr, "GET", "/v1/cert.pem", "").await?;
+        http(addr, "POST", "/v1/verify", &sealed_json).await?;
+        http(addr, "POST", "/v1/rotate", &sealed_json).await?;
+    }
+
+    // Leader election: the leader goes away, the other replica takes the Lease over and
+    // unseals.
+    let last = if let Some(second) = second {
+        let before = lease_holders(server);
+        if before.is_empty() {
+            return Err("--leader-elect is on but no Lease was written".into());
+        }
+        first.shutdown().await?;
+        until("the Lease taken over", || {
+            let after = lease_holders(server);
+            (after != before && after.values().all(Option::is_some)).then_some(())
+        })
+        .await?;
+        server.put(&sealed_secret(&cert, "after-failover", &[("a", "1")]))?;
+        wait_secret(server, "after-failover", |_| true).await?;
+        second
+    } else {
+        first
+    };
+    last.shutdown().await?;
+
+    // Key renewal: a short period adds a key (the old ones stay).
+    let keys_before = key_secrets(server).len();
+    let renewing = start_controller(
+        server,
+        creates,
+        leader_election,
+        "replica-3",
+        &["--key-renew-period=1s"],
+    )
+    .await?;
+    until("a renewed key", || {
+        (key_secrets(server).len() > keys_before).then_some(())
+    })
+    .await?;
+    renewing.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_rules_match_the_requests_the_controller_makes() -> TestResult {
+    init_logs();
+    let (grants, controller_ns) = controller_grants()?;
+    assert_eq!(
+        controller_ns, CONTROLLER_NS,
+        "the kustomize base installs the controller in {controller_ns}; this test assumes {CONTROLLER_NS}"
+    );
+    let leader_election = has_leader_election();
+
+    let server = ApiServer::new();
+    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
+    server.clear_request_log();
+    let creates = ApplyCreates::default();
+    representative_run(&server, &creates, leader_election).await?;
+
+    let mut needs: Vec<Need> = server
+        .request_log()
+        .iter()
+        .filter(|r| r.is_resource_request())
+        .map(Need::from_record)
+        .collect();
+    needs.extend(creates.take());
+    let coverage = coverage(&needs, &grants, leader_election);
+    if let Some(failure) = coverage.failure() {
+        panic!("{failure}");
+    }
+    // Shown with --nocapture: what the run covered.
+    eprintln!(
+        "leader election in this build: {leader_election}\n{}",
+        coverage.report()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The comparison itself, on made-up data
+
+fn grant(role: &str, namespace: Option<&str>, group: &str, resource: &str, verb: &str) -> Grant {
+    Grant {
+        role: role.into(),
+        namespace: namespace.map(str::to_owned),
+        group: group.into(),
+        resource: resource.into(),
+        verb: verb.into(),
+        names: Vec::new(),
+    }
+}
+
+fn need(group: &str, resource: &str, verb: &str, namespace: Option<&str>) -> Need {
+    Need {
+        group: group.into(),
+        resource: resource.into(),
+        verb: verb.into(),
+        namespace: namespace.map(str::to_owned),
+        name: None,
+        example: format!("{verb} {resource}"),
+    }
+}
+
+#[test]
+fn coverage_names_missing_and_unused_rules() {
+    let grants = vec![
+        grant("ClusterRole c", None, "", "secrets", "get"),
+        grant("ClusterRole c", None, "", "secrets", "list"),
+        grant("ClusterRole c", None, "", "secrets", "create"),
+        grant("ClusterRole c", None, "", "secrets", "delete"),
+        grant(
+            "Role kube-system/r",
+            Some("kube-system"),
+            "",
+            "secrets",
+            "create",
+        ),
+        grant(
+            "Role kube-system/r",
+            Some("kube-system"),
+            "coordination.k8s.io",
+            "leases",
+            "update",
+        ),
+    ];
+    let needs = vec![
+        need("", "secrets", "list", None),
+        // Covered by the Role: does not make the ClusterRole's create used.
+        need("", "secrets", "create", Some("kube-system")),
+        need("events.k8s.io", "events", "create", Some("app")),
+        need("coordination.k8s.io", "leases", "update", Some("other")),
+    ];
+    let result = coverage(&needs, &grants, true);
+    let missing: Vec<String> = result.missing.values().map(ToString::to_string).collect();
+    assert_eq!(
+        missing,
+        [
+            "coordination.k8s.io/leases update in namespace other (e.g. update leases)",
+            "events.k8s.io/events create in namespace app (e.g. create events)",
+        ]
+    );
+    let unused: Vec<String> = result.unused.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        unused,
+        [
+            "ClusterRole c: core/secrets create",
+            "ClusterRole c: core/secrets delete",
+            "Role kube-system/r: coordination.k8s.io/leases update",
+        ]
+    );
+    // get next to a used list is an allowance.
+    assert_eq!(result.allowed_unused.len(), 1);
+    assert_eq!(result.allowed_unused[0].0.verb, "get");
+    let failure = result.failure().expect("a failure");
+    assert!(
+        failure.contains("MISSING") && failure.contains("UNUSED"),
+        "{failure}"
+    );
+
+    // Without leader election in the build, Lease rules may go unused.
+    let result = coverage(&needs[..3], &grants, false);
+    assert!(result.unused.iter().all(|g| g.resource != "leases"));
+}
+
+#[test]
+fn resource_names_limit_a_grant() {
+    let mut named = grant("Role ns/r", Some("ns"), "", "services", "get");
+    named.names = vec!["svc".into()];
+    let mut request = need("", "services", "get", Some("ns"));
+    assert!(!named.grants(&request));
+    request.name = Some("svc".into());
+    assert!(named.grants(&request));
+    request.namespace = Some("other".into());
+    assert!(!named.grants(&request));
+}
+
+#[test]
+fn object_paths() {
+    assert_eq!(
+        named_object_path("/api/v1/namespaces/app/secrets/db"),
+        Some((gvr("", "v1", "secrets"), "app".into(), "db".into()))
+    );
+    assert_eq!(
+        named_object_path("/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db"),
+        Some((
+            gvr("bitnami.com", "v1alpha1", "sealedsecrets"),
+            "app".into(),
+            "db".into()
+        ))
+    );
+    assert_eq!(
+        named_object_path("/apis/bitnami.com/v1alpha1/namespaces/app/sealedsecrets/db/status"),
+        None
+    );
+    assert_eq!(named_object_path("/api/v1/secrets"), None);
+}
