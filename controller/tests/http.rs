@@ -1,0 +1,799 @@
+//! The HTTP API and the metrics, end to end: the router in process (`tower::ServiceExt::oneshot`)
+//! for every status code, and the real `sealbox_controller::start` behind the API double's
+//! service proxy for what `kubeseal` does, the timeouts and the `/metrics` scrape.
+//!
+//! One test binary; RSA test keys (2048-bit) are generated once for all of it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::BodyExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Client, CustomResourceExt as _};
+use sealbox_controller::keys::KeyEntry;
+use sealbox_controller::server::{self, ApiSettings, Readiness, ServerState};
+use sealbox_controller::{Config, KeyRegistry, Metrics, Running};
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::key_secret::KeySecret;
+use sealbox_crypto::scope::{
+    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
+};
+use sealbox_crypto::{Certificate, KeyPair};
+use sealbox_tests::ApiServer;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tower::ServiceExt as _;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+const CONTROLLER_NS: &str = "kube-system";
+const SERVICE: &str = "sealed-secrets-controller";
+const WAIT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------------
+// Keys, sealing, documents
+
+/// Three 2048-bit key pairs, newest first, an hour apart.
+fn pairs() -> &'static [KeyPair] {
+    static PAIRS: OnceLock<Vec<KeyPair>> = OnceLock::new();
+    PAIRS.get_or_init(|| {
+        let now = SystemTime::now() - Duration::from_secs(60);
+        (0..3u64)
+            .map(|i| {
+                KeyPair::generate_with_bits(2048, "test", now - Duration::from_secs(3600 * i))
+                    .expect("key generation")
+            })
+            .collect()
+    })
+}
+
+fn registry(keys: &[usize]) -> KeyRegistry {
+    KeyRegistry::with_entries(
+        keys.iter()
+            .map(|&i| KeyEntry {
+                secret_name: format!("sealed-secrets-key{i}"),
+                pair: pairs()[i].clone(),
+            })
+            .collect(),
+    )
+}
+
+fn seal(key: usize, plaintext: &str, label: &[u8]) -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let sealed = sealbox_crypto::seal(
+        &rng,
+        pairs()[key].certificate.public_key(),
+        plaintext.as_bytes(),
+        label,
+    )
+    .expect("seal");
+    STANDARD.encode(sealed)
+}
+
+fn unseal(key: usize, value: &Value, label: &[u8]) -> Option<String> {
+    let ciphertext = STANDARD.decode(value.as_str()?).ok()?;
+    let plaintext = sealbox_crypto::unseal(&pairs()[key].private_key, &ciphertext, label).ok()?;
+    String::from_utf8(plaintext.to_vec()).ok()
+}
+
+/// A SealedSecret `prod/db` with `values` sealed for `key` with `label`, carrying `annotations`
+/// and a template whose own annotations claim cluster-wide scope (they must not count).
+fn sealed_document(annotations: Value, values: &[(&str, &str)], key: usize, label: &[u8]) -> Value {
+    let encrypted: BTreeMap<&str, String> = values
+        .iter()
+        .map(|(k, v)| (*k, seal(key, v, label)))
+        .collect();
+    json!({
+        "apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret",
+        "metadata": {"name": "db", "namespace": "prod", "annotations": annotations},
+        "spec": {
+            "encryptedData": encrypted,
+            "template": {
+                "metadata": {
+                    "labels": {"app": "web"},
+                    "annotations": {CLUSTER_WIDE_ANNOTATION: "true"}
+                },
+                "type": "Opaque",
+                "data": {"url": "postgres://admin:{{ .password }}@db:5432/app"}
+            }
+        }
+    })
+}
+
+fn tamper(document: &mut Value, key: &str) {
+    let value = &mut document["spec"]["encryptedData"][key];
+    let mut bytes = STANDARD
+        .decode(value.as_str().expect("a sealed value"))
+        .expect("base64");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    *value = json!(STANDARD.encode(bytes));
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process router
+
+fn settings() -> ApiSettings {
+    ApiSettings {
+        rate_limit: 2,
+        rate_limit_burst: 2,
+        read_timeout: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(30),
+        accept_deprecated_v1_data: false,
+    }
+}
+
+struct InProcess {
+    router: Router,
+    metrics: Arc<Metrics>,
+}
+
+fn api(keys: KeyRegistry, settings: ApiSettings) -> InProcess {
+    let metrics = Arc::new(Metrics::new(keys.clone()));
+    let state = ServerState::new(keys, Readiness::default(), metrics.clone(), settings);
+    InProcess {
+        router: server::router(state),
+        metrics,
+    }
+}
+
+/// An answer: status, content type, body text.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    content_type: Option<String>,
+    retry_after: Option<String>,
+    body: String,
+}
+
+async fn call(router: &Router, request: Request<Body>) -> Answer {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let header_text = |name: header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header_text(header::CONTENT_TYPE);
+    let retry_after = header_text(header::RETRY_AFTER);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Answer {
+        status,
+        content_type,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+async fn get(router: &Router, path: &str) -> Answer {
+    call(
+        router,
+        Request::get(path).body(Body::empty()).expect("request"),
+    )
+    .await
+}
+
+async fn post(router: &Router, path: &str, content_type: &str, body: impl Into<Body>) -> Answer {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body.into())
+        .expect("request");
+    call(router, request).await
+}
+
+async fn post_json(router: &Router, path: &str, document: &Value) -> Answer {
+    post(router, path, "application/json", document.to_string()).await
+}
+
+/// A fresh router per test step where the rate limit (2/s, burst 2) must not interfere.
+fn unlimited() -> ApiSettings {
+    ApiSettings {
+        rate_limit: 0,
+        ..settings()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints in process
+
+#[tokio::test]
+async fn healthz_answers_before_any_key_and_the_rest_wait_for_one() {
+    let api = api(KeyRegistry::new(), settings());
+    let health = get(&api.router, "/healthz").await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, "ok")
+    );
+    assert_eq!(
+        get(&api.router, "/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let cert = get(&api.router, "/v1/cert.pem").await;
+    assert_eq!(cert.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(cert.body.contains("no sealing key yet"), "{}", cert.body);
+    let document = sealed_document(json!({}), &[("password", "hunter2")], 0, b"prod/db");
+    for path in ["/v1/verify", "/v1/rotate"] {
+        let answer = post_json(&api.router, path, &document).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn cert_is_the_newest_key_as_pem() {
+    let api = api(registry(&[2, 0, 1]), settings());
+    let answer = get(&api.router, "/v1/cert.pem").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.content_type.as_deref(),
+        Some("application/x-pem-file")
+    );
+    assert!(answer.body.starts_with("-----BEGIN CERTIFICATE-----"));
+    let certificate = Certificate::from_pem(answer.body.as_bytes()).expect("a certificate");
+    assert_eq!(
+        certificate.public_key().fingerprint(),
+        pairs()[0].fingerprint()
+    );
+    assert_eq!(get(&api.router, "/readyz").await.status, StatusCode::OK);
+    // Methods the route does not serve.
+    let wrong = post(&api.router, "/v1/cert.pem", "text/plain", "").await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn verify_good_tampered_and_wrong_scope_in_json_and_yaml() {
+    let api = api(registry(&[0, 1]), unlimited());
+    let good = sealed_document(
+        json!({}),
+        &[("password", "hunter2"), ("user", "admin")],
+        1,
+        b"prod/db",
+    );
+    let answer = post_json(&api.router, "/v1/verify", &good).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let yaml = serde_norway::to_string(&good).expect("yaml");
+    let answer = post(&api.router, "/v1/verify", "application/yaml", yaml.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let mut tampered = good.clone();
+    tamper(&mut tampered, "password");
+    let answer = post_json(&api.router, "/v1/verify", &tampered).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert!(
+        answer
+            .body
+            .contains("encryptedData[\"password\"]: no key could decrypt"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        !answer.body.contains("user"),
+        "only failing keys: {}",
+        answer.body
+    );
+    let sealed_value = tampered["spec"]["encryptedData"]["password"]
+        .as_str()
+        .expect("value");
+    assert!(!answer.body.contains(sealed_value));
+
+    // Sealed namespace-wide; posted without the annotation it is strict, and the label differs.
+    let namespace_wide = sealed_document(json!({}), &[("password", "hunter2")], 0, b"prod");
+    let answer = post_json(&api.router, "/v1/verify", &namespace_wide).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+    // The template's cluster-wide annotation never widens the scope either.
+    let mut annotated = namespace_wide.clone();
+    annotated["metadata"]["annotations"] = json!({NAMESPACE_WIDE_ANNOTATION: "true"});
+    let answer = post_json(&api.router, "/v1/verify", &annotated).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let cluster_wide = sealed_document(json!({}), &[("password", "hunter2")], 0, b"");
+    let answer = post_json(&api.router, "/v1/verify", &cluster_wide).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+
+    // Not a SealedSecret at all.
+    for (body, expected) in [
+        (
+            "{\"kind\": \"SealedSecret\", \"spec\": ",
+            "not a JSON or YAML document",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n",
+            "not a SealedSecret",
+        ),
+        ("[1, 2, 3]", "expected a JSON or YAML object"),
+    ] {
+        let answer = post(&api.router, "/v1/verify", "application/json", body).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(answer.body.contains(expected), "{}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let api = api(registry(&[0]), unlimited());
+    let big = vec![b' '; server::MAX_BODY_BYTES + 1];
+    for path in ["/v1/verify", "/v1/rotate"] {
+        // Declared up front.
+        let answer = post(&api.router, path, "application/json", big.clone()).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        // Streamed without a length.
+        let chunks = big
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>();
+        let streamed = Body::from_stream(futures::stream::iter(chunks));
+        let answer = post(&api.router, path, "application/json", streamed).await;
+        assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+    // Just under the limit is read (and then found not to be a SealedSecret).
+    let mut fits = vec![b' '; server::MAX_BODY_BYTES - 2];
+    fits.extend_from_slice(b"{}");
+    let answer = post(&api.router, "/v1/verify", "application/json", fits).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+}
+
+#[tokio::test]
+async fn rotate_reseals_with_the_newest_key_keeping_scope_and_templates() {
+    let api = api(registry(&[0, 1, 2]), unlimited());
+    let original = sealed_document(
+        json!({NAMESPACE_WIDE_ANNOTATION: "true", "team": "payments"}),
+        &[("password", "hunter2"), ("user", "admin")],
+        2,
+        b"prod",
+    );
+    for (content_type, body) in [
+        ("application/json", original.to_string()),
+        (
+            "application/yaml",
+            serde_norway::to_string(&original).expect("yaml"),
+        ),
+    ] {
+        let answer = post(&api.router, "/v1/rotate", content_type, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.content_type.as_deref(), Some("application/json"));
+        let rotated: Value = serde_json::from_str(&answer.body).expect("JSON");
+
+        let annotations = &rotated["metadata"]["annotations"];
+        assert_eq!(
+            annotations[SEALING_KEY_ANNOTATION],
+            json!(pairs()[0].fingerprint().to_string())
+        );
+        assert_eq!(annotations[NAMESPACE_WIDE_ANNOTATION], json!("true"));
+        assert_eq!(annotations["team"], json!("payments"));
+        // Templates come back verbatim, template.data included (not flattened into values).
+        assert_eq!(rotated["spec"]["template"], original["spec"]["template"]);
+        let values = rotated["spec"]["encryptedData"]
+            .as_object()
+            .expect("encryptedData");
+        assert_eq!(values.len(), 2);
+        // The newest key alone decrypts them, for the namespace-wide label.
+        assert_eq!(
+            unseal(0, &values["password"], b"prod").as_deref(),
+            Some("hunter2")
+        );
+        assert_eq!(
+            unseal(0, &values["user"], b"prod").as_deref(),
+            Some("admin")
+        );
+        assert_eq!(unseal(0, &values["password"], b"prod/db"), None);
+        assert_eq!(unseal(2, &values["password"], b"prod"), None);
+
+        // What rotate answers, verify accepts.
+        let verified = post_json(&api.router, "/v1/verify", &rotated).await;
+        assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    }
+}
+
+#[tokio::test]
+async fn rotate_that_cannot_decrypt_answers_409_naming_the_keys() {
+    let api = api(registry(&[0, 1]), unlimited());
+    // Sealed for another name: the strict label is prod/db, these were sealed for prod/web.
+    let mut foreign = sealed_document(
+        json!({}),
+        &[("password", "hunter2"), ("token", "t0k3n")],
+        1,
+        b"prod/web",
+    );
+    foreign["spec"]["encryptedData"]["good"] = json!(seal(0, "fine", b"prod/db"));
+    let answer = post_json(&api.router, "/v1/rotate", &foreign).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert!(answer.body.contains("cannot re-seal"), "{}", answer.body);
+    assert!(
+        answer.body.contains("encryptedData[\"password\"]"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("encryptedData[\"token\"]"),
+        "{}",
+        answer.body
+    );
+    assert!(!answer.body.contains("\"good\""), "{}", answer.body);
+    assert!(!answer.body.contains("hunter2") && !answer.body.contains("t0k3n"));
+
+    let mut tampered = sealed_document(json!({}), &[("password", "hunter2")], 1, b"prod/db");
+    tamper(&mut tampered, "password");
+    let answer = post_json(&api.router, "/v1/rotate", &tampered).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+
+    let oversized = vec![b'x'; server::MAX_BODY_BYTES * 2];
+    let answer = post(&api.router, "/v1/rotate", "application/yaml", oversized).await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn verify_and_rotate_are_rate_limited_per_route() {
+    let api = api(registry(&[0]), settings());
+    let document = sealed_document(json!({}), &[("password", "hunter2")], 0, b"prod/db");
+    // Bitnami's defaults: 2 per second, bursts of 2 more than the first.
+    for _ in 0..3 {
+        let answer = post_json(&api.router, "/v1/verify", &document).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let limited = post_json(&api.router, "/v1/verify", &document).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.retry_after.as_deref(), Some("1"));
+    assert!(
+        limited.body.contains("too many requests"),
+        "{}",
+        limited.body
+    );
+    // Rotate has its own bucket; the certificate is never limited.
+    assert_eq!(
+        post_json(&api.router, "/v1/rotate", &document).await.status,
+        StatusCode::OK
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            get(&api.router, "/v1/cert.pem").await.status,
+            StatusCode::OK
+        );
+    }
+    // Half a second refills one request.
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert_eq!(
+        post_json(&api.router, "/v1/verify", &document).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_json(&api.router, "/v1/verify", &document).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let text = api.metrics.encode().expect("metrics");
+    for line in [
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"200\",method=\"post\"} 4",
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"429\",method=\"post\"} 2",
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/rotate\",code=\"200\",method=\"post\"} 1",
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/cert.pem\",code=\"200\",method=\"get\"} 10",
+        "sealed_secrets_controller_http_request_duration_seconds_count{path=\"/v1/verify\",method=\"post\"} 6",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real controller behind the API double
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// The API double with the CRD and the key Secrets of `keys`, and the controller started with
+/// `args`, its HTTP API behind the double's service proxy as the Service `kube-system/
+/// sealed-secrets-controller`.
+async fn controller_behind_proxy(
+    keys: &[usize],
+    args: &[&str],
+) -> Result<(ApiServer, Running), Box<dyn std::error::Error + Send + Sync>> {
+    init_logs();
+    let server = ApiServer::new();
+    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
+    let secrets: Api<Secret> = Api::namespaced(server.client(), CONTROLLER_NS);
+    for &index in keys {
+        let mut manifest =
+            KeySecret::from_key_pair(&pairs()[index], CONTROLLER_NS, "sealed-secrets-key")
+                .to_json();
+        manifest["metadata"]["name"] = json!(format!("sealed-secrets-key-test{index}"));
+        secrets
+            .create(&PostParams::default(), &serde_json::from_value(manifest)?)
+            .await?;
+    }
+    let mut argv = vec![
+        "sealbox-controller",
+        "--listen-addr=127.0.0.1:0",
+        "--listen-metrics-addr=127.0.0.1:0",
+        "--namespace",
+        CONTROLLER_NS,
+        "--key-size=2048",
+        "--key-renew-period=0",
+    ];
+    argv.extend_from_slice(args);
+    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
+    let running = sealbox_controller::start(server.client(), &config).await?;
+    server.proxy_service(
+        CONTROLLER_NS,
+        SERVICE,
+        &format!("http://{}", running.local_addr()),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !running.is_ready() {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((server, running))
+}
+
+/// A request through the API server's service proxy, as kubeseal makes it.
+async fn through_proxy(
+    client: &Client,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
+    let uri =
+        format!("/api/v1/namespaces/{CONTROLLER_NS}/services/http:{SERVICE}:http/proxy/{path}");
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(kube::client::Body::from(body))?;
+    let response = client.send(request).await?;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.into_body().collect_bytes().await?;
+    Ok(Answer {
+        status,
+        content_type,
+        retry_after: None,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// kubeseal's requests (`--fetch-cert`, `--validate`, `--re-encrypt`) through the service proxy
+/// path `/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy/…`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_shaped_requests_through_the_service_proxy() -> TestResult {
+    let (server, running) = controller_behind_proxy(&[1, 0], &[]).await?;
+    let client = server.client();
+
+    let cert = through_proxy(&client, Method::GET, "v1/cert.pem", Vec::new()).await?;
+    assert_eq!(cert.status, StatusCode::OK, "{}", cert.body);
+    assert_eq!(cert.content_type.as_deref(), Some("application/x-pem-file"));
+    assert_eq!(cert.body, pairs()[0].certificate.to_pem());
+
+    let good = sealed_document(json!({}), &[("password", "hunter2")], 1, b"prod/db");
+    let verified = through_proxy(
+        &client,
+        Method::POST,
+        "v1/verify",
+        good.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let mut tampered = good.clone();
+    tamper(&mut tampered, "password");
+    let refused = through_proxy(
+        &client,
+        Method::POST,
+        "v1/verify",
+        tampered.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body.contains("password"), "{}", refused.body);
+
+    let rotated = through_proxy(
+        &client,
+        Method::POST,
+        "v1/rotate",
+        good.to_string().into_bytes(),
+    )
+    .await?;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(rotated.content_type.as_deref(), Some("application/json"));
+    let rotated: Value = serde_json::from_str(&rotated.body)?;
+    assert_eq!(
+        unseal(0, &rotated["spec"]["encryptedData"]["password"], b"prod/db").as_deref(),
+        Some("hunter2")
+    );
+
+    // The proxy's client is the API server: one bucket for it; the fourth verify in a row is
+    // refused and the proxy passes the 429 on.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let answer = through_proxy(
+            &client,
+            Method::POST,
+            "v1/verify",
+            good.to_string().into_bytes(),
+        )
+        .await?;
+        codes.push(answer.status.as_u16());
+    }
+    assert_eq!(codes.last(), Some(&429), "{codes:?}");
+
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// Headers and bodies must arrive within --read-timeout: a stalled client is cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_read_timeout() -> TestResult {
+    let (_server, running) = controller_behind_proxy(&[0], &["--read-timeout=300ms"]).await?;
+    let addr = running.local_addr();
+
+    // Headers never finished: the connection is closed.
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await?;
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await??;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+
+    // A body that stops half-way: 408.
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            b"POST /v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"kind\":",
+        )
+        .await?;
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head)).await??;
+    assert_eq!(&head[9..12], b"408");
+
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// One scrape of /metrics shows every metric by its exact name; a deleted SealedSecret's
+/// condition series goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_with_bitnamis_names() -> TestResult {
+    let (server, running) = controller_behind_proxy(&[0], &[]).await?;
+    let client = server.client();
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), "prod");
+    let good = sealed_document(json!({}), &[("password", "hunter2")], 0, b"prod/db");
+    sealed
+        .create(&PostParams::default(), &serde_json::from_value(good)?)
+        .await?;
+    let mut broken = sealed_document(json!({}), &[("password", "hunter2")], 0, b"elsewhere");
+    broken["metadata"]["name"] = json!("broken");
+    sealed
+        .create(&PostParams::default(), &serde_json::from_value(broken)?)
+        .await?;
+    through_proxy(&client, Method::GET, "v1/cert.pem", Vec::new()).await?;
+
+    let condition = |name: &str, value: &str| {
+        format!(
+            "sealed_secrets_controller_condition_info{{namespace=\"prod\",name=\"{name}\",condition=\"Synced\"}} {value}"
+        )
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let text = loop {
+        let text = scrape(running.metrics_addr()).await?;
+        if text.contains(&condition("db", "1")) && text.contains(&condition("broken", "-1")) {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "conditions never reported:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for name in [
+        "sealed_secrets_controller_unseal_requests_total",
+        "sealed_secrets_controller_unseal_errors_total{reason=\"unseal\",namespace=\"prod\"}",
+        "sealed_secrets_controller_condition_info{",
+        "sealed_secrets_controller_http_requests_total{path=\"/v1/cert.pem\",code=\"200\",method=\"get\"}",
+        "sealed_secrets_controller_http_request_duration_seconds_bucket{",
+        "sealed_secrets_controller_http_request_duration_seconds_sum{path=\"/v1/cert.pem\",method=\"get\"}",
+        "sealbox_unseal_duration_seconds_bucket{",
+        "sealbox_unseal_duration_seconds_count",
+        "sealbox_private_key_operations_total",
+        "sealbox_keys_loaded 1",
+        "sealbox_leader 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "no {name} in\n{text}"
+        );
+    }
+    for family in [
+        "sealed_secrets_controller_unseal_requests counter",
+        "sealed_secrets_controller_unseal_errors counter",
+        "sealed_secrets_controller_condition_info gauge",
+        "sealed_secrets_controller_http_requests counter",
+        "sealed_secrets_controller_http_request_duration_seconds histogram",
+        "sealbox_unseal_duration_seconds histogram",
+        "sealbox_private_key_operations counter",
+        "sealbox_keys_loaded gauge",
+        "sealbox_leader gauge",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family}\n")),
+            "no type {family} in\n{text}"
+        );
+    }
+
+    // Deleting the SealedSecret garbage-collects its Secret, which drops its condition series.
+    sealed.delete("db", &DeleteParams::default()).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape(running.metrics_addr()).await?;
+        if !text.contains("name=\"db\"") {
+            assert!(text.contains(&condition("broken", "-1")), "{text}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted object's series stayed:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// GET /metrics over TCP; checks the status and the OpenMetrics content type.
+async fn scrape(
+    addr: std::net::SocketAddr,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{head}"
+    );
+    Ok(body.to_owned())
+}
