@@ -1,0 +1,352 @@
+//! Several replicas of the real controller (`sealbox_controller::start`, leader election on)
+//! against one API double: exactly one leads (reconciles, generates keys), every one serves the
+//! HTTP API, and leadership moves on release, on a crash (after the Lease expires) and when the
+//! leader cannot renew — without losing a SealedSecret or writing a Secret twice.
+//!
+//! Short timings for the test: lease 2s, renew deadline 1.5s, retry period 200ms.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::CustomResourceExt as _;
+use kube::api::{Api, ListParams, PostParams};
+use sealbox_controller::{Config, Running};
+use sealbox_crds::{SealedSecret, SealedSecretSpec};
+use sealbox_crypto::key_secret::KEY_LABEL;
+use sealbox_crypto::{Certificate, PublicKey};
+use sealbox_tests::{ApiServer, FaultRule};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::time::Instant;
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+const CONTROLLER_NS: &str = "kube-system";
+const LEASE: &str = "sealed-secrets-controller";
+const NS: &str = "app";
+const LEASE_DURATION: Duration = Duration::from_secs(2);
+const RETRY_PERIOD: Duration = Duration::from_millis(200);
+const WAIT: Duration = Duration::from_secs(20);
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A replica named `identity` with the test's short leader-election timings.
+async fn replica(server: &ApiServer, identity: &str) -> Result<Running, Error> {
+    let identity = format!("--leader-elect-identity={identity}");
+    let argv = [
+        "sealbox-controller",
+        "--listen-addr=127.0.0.1:0",
+        "--listen-metrics-addr=127.0.0.1:0",
+        "--namespace",
+        CONTROLLER_NS,
+        "--key-size=2048",
+        "--key-renew-period=0",
+        "--leader-elect-lease-duration=2s",
+        "--leader-elect-renew-deadline=1500ms",
+        "--leader-elect-retry-period=200ms",
+        identity.as_str(),
+    ];
+    let config = <Config as clap::Parser>::try_parse_from(argv)?;
+    Ok(sealbox_controller::start(server.client(), &config).await?)
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) -> Result<Duration, Error> {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() > WAIT {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(started.elapsed())
+}
+
+fn holder(server: &ApiServer) -> Option<String> {
+    server
+        .get::<Lease>(Some(CONTROLLER_NS), LEASE)
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+/// `sealed_secrets_controller_unseal_requests_total` of one replica.
+fn unseals(running: &Running) -> u64 {
+    let text = running.metrics().encode().unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("sealed_secrets_controller_unseal_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Successful writes of Secret `NS/name`.
+fn secret_writes(server: &ApiServer, name: &str) -> usize {
+    server
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.resource == "secrets"
+                && r.namespace.as_deref() == Some(NS)
+                && r.name.as_deref() == Some(name)
+                && matches!(r.verb.as_str(), "create" | "update" | "patch")
+                && r.status < 300
+        })
+        .count()
+}
+
+/// Seals `value` for `NS/name` with `certificate`, as the CLI would with the fetched cert.
+fn sealed_secret(certificate: &PublicKey, name: &str, value: &str) -> SealedSecret {
+    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
+    sealed.metadata.namespace = Some(NS.into());
+    let label = sealed.label();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let ciphertext =
+        sealbox_crypto::seal(&rng, certificate, value.as_bytes(), &label).expect("seal");
+    sealed.spec.encrypted_data =
+        BTreeMap::from([("value".to_owned(), STANDARD.encode(ciphertext))]);
+    sealed
+}
+
+fn unsealed(server: &ApiServer, name: &str) -> Option<String> {
+    let secret = server.get::<Secret>(Some(NS), name)?;
+    let value = secret.data?.remove("value")?;
+    String::from_utf8(value.0).ok()
+}
+
+/// GET `path` on a replica's own HTTP port (not through the Service): status and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), Error> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no status line")?
+        .parse()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
+async fn cluster() -> Result<ApiServer, Error> {
+    init_logs();
+    let server = ApiServer::new();
+    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
+    Ok(server)
+}
+
+/// Two replicas from scratch: one leads and alone generates the first key and unseals; both
+/// load the key and serve it; a graceful shutdown of the leader releases the Lease and the
+/// other takes over at its next try; a crashed leader is replaced once its Lease expires. Every
+/// SealedSecret's Secret is written exactly once throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
+    let server = cluster().await?;
+    let a = replica(&server, "replica-a").await?;
+    let b = replica(&server, "replica-b").await?;
+
+    until("a leader", || a.is_leader() || b.is_leader()).await?;
+    until("both ready", || a.is_ready() && b.is_ready()).await?;
+    let (leader, follower) = if a.is_leader() { (a, b) } else { (b, a) };
+    assert!(!follower.is_leader());
+    assert_eq!(holder(&server).as_deref(), leader.identity());
+
+    // The leader generated exactly one key; the follower loaded it and serves it too.
+    let keys = Api::<Secret>::namespaced(server.client(), CONTROLLER_NS)
+        .list(&ListParams::default().labels(KEY_LABEL))
+        .await?;
+    assert_eq!(keys.items.len(), 1, "exactly one replica generates keys");
+    let (code, pem) = http_get(follower.local_addr(), "/v1/cert.pem").await?;
+    assert_eq!(code, 200);
+    assert_eq!(http_get(leader.local_addr(), "/v1/cert.pem").await?.1, pem);
+    let certificate = Certificate::from_pem(pem.as_bytes())?;
+
+    // Only the leader unseals.
+    let sealed: Api<SealedSecret> = Api::namespaced(server.client(), NS);
+    let names: Vec<String> = (0..5).map(|i| format!("db{i}")).collect();
+    for name in &names {
+        sealed
+            .create(
+                &PostParams::default(),
+                &sealed_secret(certificate.public_key(), name, name),
+            )
+            .await?;
+    }
+    until("every Secret", || {
+        names
+            .iter()
+            .all(|n| unsealed(&server, n).as_deref() == Some(n))
+    })
+    .await?;
+    assert_eq!(unseals(&leader), 5);
+    assert_eq!(unseals(&follower), 0, "the follower must not reconcile");
+    // The follower verifies as well as the leader would.
+    assert!(follower.is_ready());
+
+    // Graceful shutdown: running reconciles finish, the Lease is released, the other takes it.
+    let stopping = Instant::now();
+    let stopped = leader.identity().map(str::to_owned);
+    leader.shutdown().await?;
+    assert_ne!(holder(&server), stopped, "released on shutdown");
+    until("the follower to take over", || follower.is_leader()).await?;
+    let handover = stopping.elapsed();
+    eprintln!("handover after a graceful shutdown (Lease released): {handover:?}");
+    assert!(
+        handover < LEASE_DURATION,
+        "a released Lease is taken at the next try, not after expiry: {handover:?}"
+    );
+    let new_leader = follower;
+    assert_eq!(holder(&server).as_deref(), new_leader.identity());
+
+    // The new leader re-reads everything and writes nothing that is in sync.
+    sealed
+        .create(
+            &PostParams::default(),
+            &sealed_secret(certificate.public_key(), "after-release", "after-release"),
+        )
+        .await?;
+    until("the Secret made after the handover", || {
+        unsealed(&server, "after-release").as_deref() == Some("after-release")
+    })
+    .await?;
+    until("the new leader's caches", || new_leader.is_ready()).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in &names {
+        assert_eq!(secret_writes(&server, name), 1, "{name} written once");
+    }
+
+    // A third replica joins as a follower; then the leader crashes without releasing.
+    let c = replica(&server, "replica-c").await?;
+    until("replica c ready", || c.is_ready()).await?;
+    assert!(!c.is_leader());
+    // Let c observe the Lease being renewed for a while, as a long-running follower would.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let crashed_at = Instant::now();
+    let crashed = new_leader.identity().map(str::to_owned);
+    new_leader.kill();
+    assert_eq!(holder(&server), crashed, "a crash releases nothing");
+    until("replica c to take over", || c.is_leader()).await?;
+    let takeover = crashed_at.elapsed();
+    eprintln!("takeover after a crash (no release): {takeover:?} (lease 2s, retry 200ms)");
+    assert!(
+        takeover >= LEASE_DURATION - RETRY_PERIOD * 2,
+        "the Lease must expire first: {takeover:?}"
+    );
+    assert!(
+        takeover <= LEASE_DURATION + RETRY_PERIOD * 5,
+        "within the lease duration of the last renewal (+ a retry, + slack for a busy machine): \
+         {takeover:?}"
+    );
+    assert_eq!(holder(&server).as_deref(), Some("replica-c"));
+    let lease = server
+        .get::<Lease>(Some(CONTROLLER_NS), LEASE)
+        .ok_or("lease")?;
+    assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(2));
+
+    sealed
+        .create(
+            &PostParams::default(),
+            &sealed_secret(certificate.public_key(), "after-crash", "after-crash"),
+        )
+        .await?;
+    until("the Secret made after the crash", || {
+        unsealed(&server, "after-crash").as_deref() == Some("after-crash")
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in names
+        .iter()
+        .map(String::as_str)
+        .chain(["after-release", "after-crash"])
+    {
+        assert_eq!(
+            secret_writes(&server, name),
+            1,
+            "{name} written exactly once"
+        );
+        assert_eq!(
+            unsealed(&server, name).as_deref(),
+            Some(name),
+            "{name} kept"
+        );
+    }
+    c.shutdown().await?;
+    Ok(())
+}
+
+/// A leader that cannot renew its Lease stops reconciling once the renew deadline passes —
+/// before the Lease could expire for anyone else — and leadership resumes when the API does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
+    let server = cluster().await?;
+    let a = replica(&server, "replica-a").await?;
+    until("a to lead", || a.is_leader() && a.is_ready()).await?;
+    let b = replica(&server, "replica-b").await?;
+    until("b ready", || b.is_ready()).await?;
+    let pem = http_get(a.local_addr(), "/v1/cert.pem").await?.1;
+    let certificate = Certificate::from_pem(pem.as_bytes())?;
+
+    // Every Lease request fails from now on.
+    server.fail_next(FaultRule::status(500).resource("leases").times(usize::MAX));
+    let cut_off = Instant::now();
+    until("a to step down", || !a.is_leader()).await?;
+    let stepped_down = cut_off.elapsed();
+    eprintln!(
+        "leader stepped down {stepped_down:?} after its renewals started failing (renew deadline 1.5s)"
+    );
+    assert!(
+        stepped_down < LEASE_DURATION,
+        "it stops before the Lease expires for the others: {stepped_down:?}"
+    );
+    assert!(!b.is_leader());
+
+    // Leaderless: nothing is unsealed, but both replicas still serve the API.
+    let (unseals_a, unseals_b) = (unseals(&a), unseals(&b));
+    let sealed: Api<SealedSecret> = Api::namespaced(server.client(), NS);
+    sealed
+        .create(
+            &PostParams::default(),
+            &sealed_secret(certificate.public_key(), "waiting", "waiting"),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(unsealed(&server, "waiting"), None);
+    assert_eq!((unseals(&a), unseals(&b)), (unseals_a, unseals_b));
+    assert_eq!(http_get(a.local_addr(), "/v1/cert.pem").await?.0, 200);
+    assert_eq!(http_get(b.local_addr(), "/v1/cert.pem").await?.0, 200);
+
+    // The API server is back: one replica leads again and unseals what waited, once.
+    server.clear_faults();
+    until("a leader again", || a.is_leader() || b.is_leader()).await?;
+    until("the waiting Secret", || {
+        unsealed(&server, "waiting").as_deref() == Some("waiting")
+    })
+    .await?;
+    assert!(!(a.is_leader() && b.is_leader()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(secret_writes(&server, "waiting"), 1);
+    a.shutdown().await?;
+    b.shutdown().await?;
+    Ok(())
+}
