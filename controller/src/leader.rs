@@ -189,7 +189,17 @@ impl LeaderElector {
         match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
             Ok(Ok(attempt)) => Some(attempt),
             Ok(Err(e)) => {
-                warn!(lease = %self.settings.name, error = %error_chain(&e), "reading or taking the leader Lease failed");
+                let forbidden = matches!(&e, kube::Error::Api(status) if status.code == 403);
+                let hint = if forbidden {
+                    "; grant get, create and update on coordination.k8s.io leases in this \
+                     namespace (deploy/ does), or run a single replica with --leader-elect=false"
+                } else {
+                    ""
+                };
+                warn!(
+                    lease = %self.settings.name, error = %error_chain(&e),
+                    "reading or taking the leader Lease failed{hint}"
+                );
                 None
             }
             Err(_) => {

@@ -12,6 +12,7 @@
 //! without it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -26,7 +27,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 
 use crate::keys::KeyRegistry;
 
