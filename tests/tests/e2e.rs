@@ -215,16 +215,42 @@ impl E2e {
         check: impl Fn(&Secret) -> bool,
     ) -> TestResult<Secret> {
         let api = self.secrets(namespace);
-        eventually(&format!("Secret {namespace}/{name}"), || async {
+        let found = eventually(&format!("Secret {namespace}/{name}"), || async {
             Ok(api.get_opt(name).await?.filter(|s| check(s)))
         })
-        .await
+        .await;
+        match found {
+            Ok(secret) => Ok(secret),
+            Err(error) => Err(format!("{error}; {}", self.explain(namespace, name).await).into()),
+        }
+    }
+
+    /// What the SealedSecret's status says, for a failure message (never a value).
+    async fn explain(&self, namespace: &str, name: &str) -> String {
+        match self.sealed(namespace).get_opt(name).await {
+            Ok(Some(sealed)) => match sealed.synced_condition() {
+                Some(c) => format!(
+                    "SealedSecret {namespace}/{name} generation {:?}, observedGeneration {:?}, \
+                     Synced={} {:?}",
+                    sealed.metadata.generation,
+                    sealed.status.as_ref().and_then(|s| s.observed_generation),
+                    c.status,
+                    c.message.as_deref().unwrap_or_default()
+                ),
+                None => format!(
+                    "SealedSecret {namespace}/{name} has no Synced condition (is the controller \
+                     running and leading? `kubectl -n kube-system logs deploy/sealed-secrets-controller`)"
+                ),
+            },
+            Ok(None) => format!("SealedSecret {namespace}/{name} does not exist"),
+            Err(error) => format!("SealedSecret {namespace}/{name} unreadable: {error}"),
+        }
     }
 
     /// Waits until the SealedSecret's Synced condition is `status` for its current generation.
     async fn synced(&self, namespace: &str, name: &str, status: &str) -> TestResult<SealedSecret> {
         let api = self.sealed(namespace);
-        eventually(
+        let found = eventually(
             &format!("SealedSecret {namespace}/{name} Synced={status}"),
             || async {
                 Ok(api.get_opt(name).await?.filter(|s| {
@@ -234,7 +260,11 @@ impl E2e {
                 }))
             },
         )
-        .await
+        .await;
+        match found {
+            Ok(sealed) => Ok(sealed),
+            Err(error) => Err(format!("{error}; {}", self.explain(namespace, name).await).into()),
+        }
     }
 
     /// Waits for an events.k8s.io/v1 event about `name` with `reason`.
