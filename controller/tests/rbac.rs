@@ -2,14 +2,14 @@
 //! exactly what the controller needs.
 //!
 //! One representative run of the real controller (`sealbox_controller::start`) against the API
-//! double: first key generated, SealedSecrets created, updated, drifted (deleted and edited),
+//! double: first key generated; SealedSecrets created, updated, drifted (deleted and edited),
 //! taken over (`managed`), merged (`patch`), refused (foreign Secret), failing to unseal until a
-//! key is added, without an ownerReference, repeated events, status, the HTTP API, leader
-//! election when this build has it, and key renewal. Every API request the controller made is
-//! in the double's request log as a (group, resource, verb); the rules are read from the
-//! kustomize base the way the API server would bind them. The test fails when a request is not
-//! granted (the controller would be forbidden in a cluster) or a rule is never needed (more
-//! privilege than the controller uses), naming each one.
+//! key is added, without an ownerReference; repeated events; status; the HTTP API on leader and
+//! follower; a leader-election failover between two replicas; key renewal. Every API request
+//! the controller made is in the double's request log as a (group, resource, verb); the rules
+//! are read from the kustomize base and bound the way the API server binds them. The test
+//! fails when a request is not granted (the controller would be forbidden in a cluster) or a
+//! granted verb is never needed (more privilege than the controller uses), naming each one.
 //!
 //! The test's own writes and reads go straight to the double's store (`put`, `get_object`, …),
 //! which bypasses the request log: only the controller's requests are counted.
@@ -389,12 +389,7 @@ fn recording_client(server: &ApiServer, creates: &ApplyCreates) -> Client {
 // Allowances: rules that may go unused, and why
 
 /// Why a granted verb may go unused in the run, or `None` if it may not.
-fn allowance(
-    grant: &Grant,
-    grants: &[Grant],
-    used: &BTreeMap<Grant, String>,
-    leader_election: bool,
-) -> Option<String> {
+fn allowance(grant: &Grant, grants: &[Grant], used: &BTreeMap<Grant, String>) -> Option<String> {
     // `get` next to `list` in the same role: list already discloses every object, and a
     // single-object read (kubectl-style tooling, a future code path) should not be forbidden.
     if grant.verb == "get"
@@ -408,10 +403,6 @@ fn allowance(
         })
     {
         return Some("get alongside a used list in the same role".into());
-    }
-    // Leader election is the only user of Leases; a build without it cannot exercise them.
-    if grant.group == "coordination.k8s.io" && grant.resource == "leases" && !leader_election {
-        return Some("leader election is not in this build (no --leader-elect flag)".into());
     }
     None
 }
@@ -431,7 +422,7 @@ struct Coverage {
 /// Role rules in the controller's namespace before ClusterRole rules. So a ClusterRole verb
 /// counts as used only if some request outside what the Roles cover needs it (the key
 /// Secrets in the controller's namespace do not justify cluster-wide Secret writes).
-fn coverage(needs: &[Need], grants: &[Grant], leader_election: bool) -> Coverage {
+fn coverage(needs: &[Need], grants: &[Grant]) -> Coverage {
     let mut result = Coverage::default();
     for need in needs {
         result
@@ -469,7 +460,7 @@ fn coverage(needs: &[Need], grants: &[Grant], leader_election: bool) -> Coverage
         if result.used_grants.contains_key(grant) {
             continue;
         }
-        match allowance(grant, grants, &result.used_grants, leader_election) {
+        match allowance(grant, grants, &result.used_grants) {
             Some(reason) => result.allowed_unused.push((grant.clone(), reason)),
             None => result.unused.push(grant.clone()),
         }
@@ -509,8 +500,8 @@ impl Coverage {
             let _ = writeln!(
                 out,
                 "MISSING: requests the controller made that no rule bound to its ServiceAccount grants \
-                 (forbidden in a cluster; add the verb to cluster-role.yaml, or role.yaml for the \
-                 controller's namespace):"
+                 (forbidden in a cluster; add the verb to cluster-role.yaml, or to role.yaml for \
+                 the controller's namespace, and to the Helm chart's copy):"
             );
             for need in self.missing.values() {
                 let _ = writeln!(out, "  - {need}");
@@ -519,8 +510,8 @@ impl Coverage {
         if !self.unused.is_empty() {
             let _ = writeln!(
                 out,
-                "UNUSED: granted but never needed in the run (remove the verb, or document an \
-                 allowance in controller/tests/rbac.rs):"
+                "UNUSED: granted but never needed in the run (remove the verb here and in the Helm \
+                 chart, or document an allowance in controller/tests/rbac.rs):"
             );
             for grant in &self.unused {
                 let _ = writeln!(out, "  - {grant}");
@@ -546,47 +537,29 @@ fn init_logs() {
     });
 }
 
-/// Whether this build's controller accepts `flag` (the test runs with controllers from before
-/// and after some flags exist).
-fn supports(flag: &str) -> bool {
-    <Config as clap::Parser>::try_parse_from(["sealbox-controller", flag]).is_ok()
-}
-
-/// Whether this build's controller has leader election (`--leader-elect`).
-fn has_leader_election() -> bool {
-    supports("--leader-elect=true")
-}
-
 /// Starts a controller replica named `identity` (its name in the leader-election Lease).
 async fn start_controller(
     server: &ApiServer,
     creates: &ApplyCreates,
-    leader_election: bool,
     identity: &str,
     args: &[&str],
 ) -> TestResult<Running> {
+    let identity = format!("--leader-elect-identity={identity}");
     let mut argv = vec![
         "sealbox-controller",
+        // Several replicas in one process: no fixed ports.
         "--listen-addr=127.0.0.1:0",
+        "--listen-metrics-addr=127.0.0.1:0",
         "--namespace",
         CONTROLLER_NS,
         "--key-size=2048",
+        // As deployed (two replicas), with short periods so a takeover happens quickly.
+        "--leader-elect=true",
+        identity.as_str(),
+        "--leader-elect-lease-duration=2s",
+        "--leader-elect-renew-deadline=1s",
+        "--leader-elect-retry-period=200ms",
     ];
-    // Several replicas in one process: no fixed metrics port.
-    if supports("--listen-metrics-addr=127.0.0.1:0") {
-        argv.push("--listen-metrics-addr=127.0.0.1:0");
-    }
-    let identity = format!("--leader-elect-identity={identity}");
-    if leader_election {
-        // Short periods, so that a takeover happens within the test's patience.
-        argv.extend([
-            "--leader-elect=true",
-            identity.as_str(),
-            "--leader-elect-lease-duration=2s",
-            "--leader-elect-renew-deadline=1s",
-            "--leader-elect-retry-period=200ms",
-        ]);
-    }
     argv.extend_from_slice(args);
     let config = <Config as clap::Parser>::try_parse_from(&argv)?;
     Ok(sealbox_controller::start(recording_client(server, creates), &config).await?)
@@ -768,43 +741,20 @@ fn lease_holders(server: &ApiServer) -> BTreeMap<String, Option<String>> {
 }
 
 /// The scenarios, run once, with every controller stopped at the end.
-async fn representative_run(
-    server: &ApiServer,
-    creates: &ApplyCreates,
-    leader_election: bool,
-) -> TestResult {
+async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestResult {
     let secrets = gvr("", "v1", "secrets");
     let sealed_gvr = gvr("bitnami.com", "v1alpha1", "sealedsecrets");
 
     // First start with no key: one is generated and stored as a key Secret.
-    let first = start_controller(
-        server,
-        creates,
-        leader_election,
-        "replica-1",
-        &["--key-renew-period=0"],
-    )
-    .await?;
+    let first = start_controller(server, creates, "replica-1", &["--key-renew-period=0"]).await?;
     until("the first key", || first.keys().is_ready().then_some(())).await?;
     until("readiness", || first.is_ready().then_some(())).await?;
-    // A second replica: with leader election it follows (and later takes over).
-    let second = if leader_election {
-        let second = start_controller(
-            server,
-            creates,
-            leader_election,
-            "replica-2",
-            &["--key-renew-period=0"],
-        )
-        .await?;
-        until("the second replica's keys", || {
-            second.keys().is_ready().then_some(())
-        })
-        .await?;
-        Some(second)
-    } else {
-        None
-    };
+    // A second replica follows (and later takes over).
+    let second = start_controller(server, creates, "replica-2", &["--key-renew-period=0"]).await?;
+    until("the second replica's keys", || {
+        second.keys().is_ready().then_some(())
+    })
+    .await?;
     let cert = newest_certificate(server)?;
 
     // New SealedSecret → Secret, status, event Unsealed.
@@ -929,10 +879,10 @@ async fn representative_run(
         wait_synced(server, name, "True").await?;
     }
 
-    // The HTTP API (whatever of it this build serves): none of it should need the API server
-    // beyond what is above, and if it does, the log shows it.
+    // The HTTP API, on the leader and on the follower: if any of it needs the API server, the
+    // log shows it.
     let sealed_json = serde_json::to_string(&server.get_object(&sealed_gvr, Some(NS), "db"))?;
-    for replica in std::iter::once(&first).chain(second.as_ref()) {
+    for replica in [&first, &second] {
         let addr = replica.local_addr();
         http(addr, "GET", "/v1/cert.pem", "").await?;
         http(addr, "POST", "/v1/verify", &sealed_json).await?;
@@ -941,35 +891,29 @@ async fn representative_run(
 
     // Leader election: the leader goes away, the other replica takes the Lease over and
     // unseals.
-    let last = if let Some(second) = second {
-        let before = lease_holders(server);
-        if before.is_empty() {
-            return Err("--leader-elect is on but no Lease was written".into());
-        }
-        first.shutdown().await?;
-        until("the Lease taken over", || {
-            let after = lease_holders(server);
-            (after != before && after.values().all(Option::is_some)).then_some(())
-        })
-        .await?;
-        server.put(&sealed_secret(&cert, "after-failover", &[("a", "1")]))?;
-        wait_secret(server, "after-failover", |_| true).await?;
-        second
-    } else {
-        first
+    let holder = |name: &str| {
+        lease_holders(server)
+            .values()
+            .any(|holder| holder.as_deref() == Some(name))
     };
-    last.shutdown().await?;
+    let (leader, follower, follower_name) = if holder("replica-2") {
+        (second, first, "replica-1")
+    } else {
+        (first, second, "replica-2")
+    };
+    leader.shutdown().await?;
+    until(&format!("{follower_name} taking the Lease over"), || {
+        holder(follower_name).then_some(())
+    })
+    .await?;
+    server.put(&sealed_secret(&cert, "after-failover", &[("a", "1")]))?;
+    wait_secret(server, "after-failover", |_| true).await?;
+    follower.shutdown().await?;
 
     // Key renewal: a short period adds a key (the old ones stay).
     let keys_before = key_secrets(server).len();
-    let renewing = start_controller(
-        server,
-        creates,
-        leader_election,
-        "replica-3",
-        &["--key-renew-period=1s"],
-    )
-    .await?;
+    let renewing =
+        start_controller(server, creates, "replica-3", &["--key-renew-period=1s"]).await?;
     until("a renewed key", || {
         (key_secrets(server).len() > keys_before).then_some(())
     })
@@ -986,13 +930,12 @@ async fn rbac_rules_match_the_requests_the_controller_makes() -> TestResult {
         controller_ns, CONTROLLER_NS,
         "the kustomize base installs the controller in {controller_ns}; this test assumes {CONTROLLER_NS}"
     );
-    let leader_election = has_leader_election();
 
     let server = ApiServer::new();
     server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
     server.clear_request_log();
     let creates = ApplyCreates::default();
-    representative_run(&server, &creates, leader_election).await?;
+    representative_run(&server, &creates).await?;
 
     let mut needs: Vec<Need> = server
         .request_log()
@@ -1001,15 +944,12 @@ async fn rbac_rules_match_the_requests_the_controller_makes() -> TestResult {
         .map(Need::from_record)
         .collect();
     needs.extend(creates.take());
-    let coverage = coverage(&needs, &grants, leader_election);
+    let coverage = coverage(&needs, &grants);
     if let Some(failure) = coverage.failure() {
         panic!("{failure}");
     }
     // Shown with --nocapture: what the run covered.
-    eprintln!(
-        "leader election in this build: {leader_election}\n{}",
-        coverage.report()
-    );
+    eprintln!("{}", coverage.report());
     Ok(())
 }
 
@@ -1067,7 +1007,7 @@ fn coverage_names_missing_and_unused_rules() {
         need("events.k8s.io", "events", "create", Some("app")),
         need("coordination.k8s.io", "leases", "update", Some("other")),
     ];
-    let result = coverage(&needs, &grants, true);
+    let result = coverage(&needs, &grants);
     let missing: Vec<String> = result.missing.values().map(ToString::to_string).collect();
     assert_eq!(
         missing,
@@ -1093,10 +1033,6 @@ fn coverage_names_missing_and_unused_rules() {
         failure.contains("MISSING") && failure.contains("UNUSED"),
         "{failure}"
     );
-
-    // Without leader election in the build, Lease rules may go unused.
-    let result = coverage(&needs[..3], &grants, false);
-    assert!(result.unused.iter().all(|g| g.resource != "leases"));
 }
 
 #[test]
