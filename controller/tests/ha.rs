@@ -5,75 +5,38 @@
 //!
 //! Short timings for the test: lease 2s, renew deadline 1.5s, retry period 200ms.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+mod support;
+
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use kube::CustomResourceExt as _;
 use kube::api::{Api, ListParams, PostParams};
-use sealbox_controller::{Config, Running};
-use sealbox_crds::{SealedSecret, SealedSecretSpec};
+use sealbox_controller::Running;
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::Certificate;
 use sealbox_crypto::key_secret::KEY_LABEL;
-use sealbox_crypto::{Certificate, PublicKey};
 use sealbox_tests::{ApiServer, FaultRule};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use support::{BoxError, CONTROLLER_NS, NS, TestResult, http_get, secret_writes, until};
 use tokio::time::Instant;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-const CONTROLLER_NS: &str = "kube-system";
 const LEASE: &str = "sealed-secrets-controller";
-const NS: &str = "app";
 const LEASE_DURATION: Duration = Duration::from_secs(2);
 const RETRY_PERIOD: Duration = Duration::from_millis(200);
-const WAIT: Duration = Duration::from_secs(20);
-
-fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
 
 /// A replica named `identity` with the test's short leader-election timings.
-async fn replica(server: &ApiServer, identity: &str) -> Result<Running, Error> {
+async fn replica(server: &ApiServer, identity: &str) -> Result<Running, BoxError> {
     let identity = format!("--leader-elect-identity={identity}");
-    let argv = [
-        "sealbox-controller",
-        "--listen-addr=127.0.0.1:0",
-        "--listen-metrics-addr=127.0.0.1:0",
-        "--namespace",
-        CONTROLLER_NS,
-        "--key-size=2048",
-        "--key-renew-period=0",
-        "--leader-elect-lease-duration=2s",
-        "--leader-elect-renew-deadline=1500ms",
-        "--leader-elect-retry-period=200ms",
-        identity.as_str(),
-    ];
-    let config = <Config as clap::Parser>::try_parse_from(argv)?;
-    Ok(sealbox_controller::start(server.client(), &config).await?)
-}
-
-async fn until(what: &str, mut check: impl FnMut() -> bool) -> Result<Duration, Error> {
-    let started = Instant::now();
-    while !check() {
-        if started.elapsed() > WAIT {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(started.elapsed())
+    support::start_controller(
+        server,
+        &[
+            "--leader-elect-lease-duration=2s",
+            "--leader-elect-renew-deadline=1500ms",
+            "--leader-elect-retry-period=200ms",
+            identity.as_str(),
+        ],
+    )
+    .await
 }
 
 fn holder(server: &ApiServer) -> Option<String> {
@@ -92,68 +55,21 @@ fn unseals(running: &Running) -> u64 {
         .unwrap_or(0)
 }
 
-/// Successful writes of Secret `NS/name`.
-fn secret_writes(server: &ApiServer, name: &str) -> usize {
-    server
-        .request_log()
-        .iter()
-        .filter(|r| {
-            r.resource == "secrets"
-                && r.namespace.as_deref() == Some(NS)
-                && r.name.as_deref() == Some(name)
-                && matches!(r.verb.as_str(), "create" | "update" | "patch")
-                && r.status < 300
-        })
-        .count()
+/// Creates SealedSecret `NS/name` with its own name as `value`, sealed for `certificate` as the
+/// CLI would with the fetched cert.
+async fn create_sealed(server: &ApiServer, certificate: &Certificate, name: &str) -> TestResult {
+    let sealed = support::sealed_secret_for(certificate, NS, name, &[("value", name)], &[]);
+    Api::<SealedSecret>::namespaced(server.client(), NS)
+        .create(&PostParams::default(), &sealed)
+        .await?;
+    Ok(())
 }
 
-/// Seals `value` for `NS/name` with `certificate`, as the CLI would with the fetched cert.
-fn sealed_secret(certificate: &PublicKey, name: &str, value: &str) -> SealedSecret {
-    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
-    sealed.metadata.namespace = Some(NS.into());
-    let label = sealed.label();
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let ciphertext =
-        sealbox_crypto::seal(&rng, certificate, value.as_bytes(), &label).expect("seal");
-    sealed.spec.encrypted_data =
-        BTreeMap::from([("value".to_owned(), STANDARD.encode(ciphertext))]);
-    sealed
-}
-
+/// The `value` of Secret `NS/name`.
 fn unsealed(server: &ApiServer, name: &str) -> Option<String> {
     let secret = server.get::<Secret>(Some(NS), name)?;
     let value = secret.data?.remove("value")?;
     String::from_utf8(value.0).ok()
-}
-
-/// GET `path` on a replica's own HTTP port (not through the Service): status and body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), Error> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .ok_or("no status line")?
-        .parse()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-async fn cluster() -> Result<ApiServer, Error> {
-    init_logs();
-    let server = ApiServer::new();
-    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
-    Ok(server)
 }
 
 /// Two replicas from scratch: one leads and alone generates the first key and unseals; both
@@ -162,7 +78,7 @@ async fn cluster() -> Result<ApiServer, Error> {
 /// SealedSecret's Secret is written exactly once throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
-    let server = cluster().await?;
+    let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     let b = replica(&server, "replica-b").await?;
 
@@ -183,15 +99,9 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
     let certificate = Certificate::from_pem(pem.as_bytes())?;
 
     // Only the leader unseals.
-    let sealed: Api<SealedSecret> = Api::namespaced(server.client(), NS);
     let names: Vec<String> = (0..5).map(|i| format!("db{i}")).collect();
     for name in &names {
-        sealed
-            .create(
-                &PostParams::default(),
-                &sealed_secret(certificate.public_key(), name, name),
-            )
-            .await?;
+        create_sealed(&server, &certificate, name).await?;
     }
     until("every Secret", || {
         names
@@ -220,12 +130,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
     assert_eq!(holder(&server).as_deref(), new_leader.identity());
 
     // The new leader re-reads everything and writes nothing that is in sync.
-    sealed
-        .create(
-            &PostParams::default(),
-            &sealed_secret(certificate.public_key(), "after-release", "after-release"),
-        )
-        .await?;
+    create_sealed(&server, &certificate, "after-release").await?;
     until("the Secret made after the handover", || {
         unsealed(&server, "after-release").as_deref() == Some("after-release")
     })
@@ -233,7 +138,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
     until("the new leader's caches", || new_leader.is_ready()).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for name in &names {
-        assert_eq!(secret_writes(&server, name), 1, "{name} written once");
+        assert_eq!(secret_writes(&server, NS, name), 1, "{name} written once");
     }
 
     // A third replica joins as a follower; then the leader crashes without releasing.
@@ -264,12 +169,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
         .ok_or("lease")?;
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(2));
 
-    sealed
-        .create(
-            &PostParams::default(),
-            &sealed_secret(certificate.public_key(), "after-crash", "after-crash"),
-        )
-        .await?;
+    create_sealed(&server, &certificate, "after-crash").await?;
     until("the Secret made after the crash", || {
         unsealed(&server, "after-crash").as_deref() == Some("after-crash")
     })
@@ -281,7 +181,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
         .chain(["after-release", "after-crash"])
     {
         assert_eq!(
-            secret_writes(&server, name),
+            secret_writes(&server, NS, name),
             1,
             "{name} written exactly once"
         );
@@ -299,7 +199,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
 /// before the Lease could expire for anyone else — and leadership resumes when the API does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
-    let server = cluster().await?;
+    let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     until("a to lead", || a.is_leader() && a.is_ready()).await?;
     let b = replica(&server, "replica-b").await?;
@@ -323,13 +223,7 @@ async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
 
     // Leaderless: nothing is unsealed, but both replicas still serve the API.
     let (unseals_a, unseals_b) = (unseals(&a), unseals(&b));
-    let sealed: Api<SealedSecret> = Api::namespaced(server.client(), NS);
-    sealed
-        .create(
-            &PostParams::default(),
-            &sealed_secret(certificate.public_key(), "waiting", "waiting"),
-        )
-        .await?;
+    create_sealed(&server, &certificate, "waiting").await?;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(unsealed(&server, "waiting"), None);
     assert_eq!((unseals(&a), unseals(&b)), (unseals_a, unseals_b));
@@ -345,7 +239,7 @@ async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
     .await?;
     assert!(!(a.is_leader() && b.is_leader()));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(secret_writes(&server, "waiting"), 1);
+    assert_eq!(secret_writes(&server, NS, "waiting"), 1);
     a.shutdown().await?;
     b.shutdown().await?;
     Ok(())

@@ -2,11 +2,13 @@
 //! for every status code, and the real `sealbox_controller::start` behind the API double's
 //! service proxy for what `kubeseal` does, the timeouts and the `/metrics` scrape.
 //!
-//! One test binary; RSA test keys (2048-bit) are generated once for all of it.
+//! One test binary; each RSA test key (2048-bit) is generated once for all of it.
+
+mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,72 +16,45 @@ use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt as _;
-use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::{Client, CustomResourceExt as _};
 use sealbox_controller::keys::KeyEntry;
 use sealbox_controller::server::{self, ApiSettings, Readiness, ServerState};
-use sealbox_controller::{Config, KeyRegistry, Metrics, Running};
+use sealbox_controller::{KeyRegistry, Metrics, Running};
 use sealbox_crds::SealedSecret;
-use sealbox_crypto::key_secret::KeySecret;
+use sealbox_crypto::Certificate;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
 };
-use sealbox_crypto::{Certificate, KeyPair};
 use sealbox_tests::ApiServer;
 use serde_json::{Value, json};
+use support::{BoxError, CONTROLLER_NS, TestResult, WAIT, pair};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-const CONTROLLER_NS: &str = "kube-system";
 const SERVICE: &str = "sealed-secrets-controller";
-const WAIT: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------------------------
 // Keys, sealing, documents
-
-/// Three 2048-bit key pairs, newest first, an hour apart.
-fn pairs() -> &'static [KeyPair] {
-    static PAIRS: OnceLock<Vec<KeyPair>> = OnceLock::new();
-    PAIRS.get_or_init(|| {
-        let now = SystemTime::now() - Duration::from_secs(60);
-        (0..3u64)
-            .map(|i| {
-                KeyPair::generate_with_bits(2048, "test", now - Duration::from_secs(3600 * i))
-                    .expect("key generation")
-            })
-            .collect()
-    })
-}
 
 fn registry(keys: &[usize]) -> KeyRegistry {
     KeyRegistry::with_entries(
         keys.iter()
             .map(|&i| KeyEntry {
                 secret_name: format!("sealed-secrets-key{i}"),
-                pair: pairs()[i].clone(),
+                pair: pair(i).clone(),
             })
             .collect(),
     )
 }
 
 fn seal(key: usize, plaintext: &str, label: &[u8]) -> String {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let sealed = sealbox_crypto::seal(
-        &rng,
-        pairs()[key].certificate.public_key(),
-        plaintext.as_bytes(),
-        label,
-    )
-    .expect("seal");
-    STANDARD.encode(sealed)
+    support::seal(&pair(key).certificate, plaintext, label)
 }
 
 fn unseal(key: usize, value: &Value, label: &[u8]) -> Option<String> {
     let ciphertext = STANDARD.decode(value.as_str()?).ok()?;
-    let plaintext = sealbox_crypto::unseal(&pairs()[key].private_key, &ciphertext, label).ok()?;
+    let plaintext = sealbox_crypto::unseal(&pair(key).private_key, &ciphertext, label).ok()?;
     String::from_utf8(plaintext.to_vec()).ok()
 }
 
@@ -252,7 +227,7 @@ async fn cert_is_the_newest_key_as_pem() {
     let certificate = Certificate::from_pem(answer.body.as_bytes()).expect("a certificate");
     assert_eq!(
         certificate.public_key().fingerprint(),
-        pairs()[0].fingerprint()
+        pair(0).fingerprint()
     );
     assert_eq!(get(&api.router, "/readyz").await.status, StatusCode::OK);
     // Methods the route does not serve.
@@ -376,7 +351,7 @@ async fn rotate_reseals_with_the_newest_key_keeping_scope_and_templates() {
         let annotations = &rotated["metadata"]["annotations"];
         assert_eq!(
             annotations[SEALING_KEY_ANNOTATION],
-            json!(pairs()[0].fingerprint().to_string())
+            json!(pair(0).fingerprint().to_string())
         );
         assert_eq!(annotations[NAMESPACE_WIDE_ANNOTATION], json!("true"));
         assert_eq!(annotations["team"], json!("payments"));
@@ -498,60 +473,21 @@ async fn verify_and_rotate_are_rate_limited_per_route() {
 // ---------------------------------------------------------------------------------------------
 // The real controller behind the API double
 
-fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
-
 /// The API double with the CRD and the key Secrets of `keys`, and the controller started with
 /// `args`, its HTTP API behind the double's service proxy as the Service `kube-system/
 /// sealed-secrets-controller`.
 async fn controller_behind_proxy(
     keys: &[usize],
     args: &[&str],
-) -> Result<(ApiServer, Running), Box<dyn std::error::Error + Send + Sync>> {
-    init_logs();
-    let server = ApiServer::new();
-    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
-    let secrets: Api<Secret> = Api::namespaced(server.client(), CONTROLLER_NS);
-    for &index in keys {
-        let mut manifest =
-            KeySecret::from_key_pair(&pairs()[index], CONTROLLER_NS, "sealed-secrets-key")
-                .to_json();
-        manifest["metadata"]["name"] = json!(format!("sealed-secrets-key-test{index}"));
-        secrets
-            .create(&PostParams::default(), &serde_json::from_value(manifest)?)
-            .await?;
-    }
-    let mut argv = vec![
-        "sealbox-controller",
-        "--listen-addr=127.0.0.1:0",
-        "--listen-metrics-addr=127.0.0.1:0",
-        "--namespace",
-        CONTROLLER_NS,
-        "--key-size=2048",
-        "--key-renew-period=0",
-    ];
-    argv.extend_from_slice(args);
-    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
-    let running = sealbox_controller::start(server.client(), &config).await?;
+) -> Result<(ApiServer, Running), BoxError> {
+    let server = support::api_server(keys).await?;
+    let running = support::start_controller(&server, args).await?;
     server.proxy_service(
         CONTROLLER_NS,
         SERVICE,
         &format!("http://{}", running.local_addr()),
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !running.is_ready() {
-        assert!(tokio::time::Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::until("the controller to be ready", || running.is_ready()).await?;
     Ok((server, running))
 }
 
@@ -561,7 +497,7 @@ async fn through_proxy(
     method: Method,
     path: &str,
     body: Vec<u8>,
-) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Answer, BoxError> {
     let uri =
         format!("/api/v1/namespaces/{CONTROLLER_NS}/services/http:{SERVICE}:http/proxy/{path}");
     let request = Request::builder()
@@ -585,6 +521,21 @@ async fn through_proxy(
     })
 }
 
+/// A JSON document POSTed through the API server's service proxy.
+async fn post_json_through_proxy(
+    client: &Client,
+    path: &str,
+    document: &Value,
+) -> Result<Answer, BoxError> {
+    through_proxy(
+        client,
+        Method::POST,
+        path,
+        document.to_string().into_bytes(),
+    )
+    .await
+}
+
 /// kubeseal's requests (`--fetch-cert`, `--validate`, `--re-encrypt`) through the service proxy
 /// path `/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy/…`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,36 +546,18 @@ async fn kubeseal_shaped_requests_through_the_service_proxy() -> TestResult {
     let cert = through_proxy(&client, Method::GET, "v1/cert.pem", Vec::new()).await?;
     assert_eq!(cert.status, StatusCode::OK, "{}", cert.body);
     assert_eq!(cert.content_type.as_deref(), Some("application/x-pem-file"));
-    assert_eq!(cert.body, pairs()[0].certificate.to_pem());
+    assert_eq!(cert.body, pair(0).certificate.to_pem());
 
     let good = sealed_document(json!({}), &[("password", "hunter2")], 1, b"prod/db");
-    let verified = through_proxy(
-        &client,
-        Method::POST,
-        "v1/verify",
-        good.to_string().into_bytes(),
-    )
-    .await?;
+    let verified = post_json_through_proxy(&client, "v1/verify", &good).await?;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
     let mut tampered = good.clone();
     tamper(&mut tampered, "password");
-    let refused = through_proxy(
-        &client,
-        Method::POST,
-        "v1/verify",
-        tampered.to_string().into_bytes(),
-    )
-    .await?;
+    let refused = post_json_through_proxy(&client, "v1/verify", &tampered).await?;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
     assert!(refused.body.contains("password"), "{}", refused.body);
 
-    let rotated = through_proxy(
-        &client,
-        Method::POST,
-        "v1/rotate",
-        good.to_string().into_bytes(),
-    )
-    .await?;
+    let rotated = post_json_through_proxy(&client, "v1/rotate", &good).await?;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     assert_eq!(rotated.content_type.as_deref(), Some("application/json"));
     let rotated: Value = serde_json::from_str(&rotated.body)?;
@@ -637,13 +570,7 @@ async fn kubeseal_shaped_requests_through_the_service_proxy() -> TestResult {
     // refused and the proxy passes the 429 on.
     let mut codes = Vec::new();
     for _ in 0..4 {
-        let answer = through_proxy(
-            &client,
-            Method::POST,
-            "v1/verify",
-            good.to_string().into_bytes(),
-        )
-        .await?;
+        let answer = post_json_through_proxy(&client, "v1/verify", &good).await?;
         codes.push(answer.status.as_u16());
     }
     assert_eq!(codes.last(), Some(&429), "{codes:?}");
@@ -779,9 +706,7 @@ async fn metrics_are_scraped_with_bitnamis_names() -> TestResult {
 }
 
 /// GET /metrics over TCP; checks the status and the OpenMetrics content type.
-async fn scrape(
-    addr: std::net::SocketAddr,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+async fn scrape(addr: std::net::SocketAddr) -> Result<String, BoxError> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")

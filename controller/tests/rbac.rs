@@ -14,42 +14,33 @@
 //! The test's own writes and reads go straight to the double's store (`put`, `get_object`, …),
 //! which bypasses the request log: only the controller's requests are counted.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::Request;
 use axum::http;
 use axum::middleware::{self, Next};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::core::{GroupVersionResource, ObjectMeta};
-use kube::{Client, CustomResourceExt as _, ResourceExt as _};
-use sealbox_controller::{Config, Running};
+use kube::core::GroupVersionResource;
+use kube::{Client, ResourceExt as _};
+use sealbox_controller::Running;
 use sealbox_crds::{
     MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
-    SealedSecretSpec, SecretTemplateSpec, TemplateMetadata,
 };
-use sealbox_crypto::key_secret::{KEY_LABEL, KeySecret};
+use sealbox_crypto::key_secret::KEY_LABEL;
 use sealbox_crypto::{Certificate, KeyPair};
 use sealbox_tests::{ApiServer, RequestRecord};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult<T = ()> = Result<T, BoxError>;
-
-/// The controller's namespace in the kustomize base (and so its key and Lease namespace).
-const CONTROLLER_NS: &str = "kube-system";
-/// Where the SealedSecrets live: not the controller's namespace, so that the Role's rules and
-/// the ClusterRole's are each exercised by the requests they exist for.
-const NS: &str = "app";
-const WAIT: Duration = Duration::from_secs(20);
+use support::{
+    CONTROLLER_NS, NS, TestResult, http, http_get, map, secret_data, template, until, until_some,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The shipped rules
@@ -525,18 +516,6 @@ impl Coverage {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
-
 /// Starts a controller replica named `identity` (its name in the leader-election Lease).
 async fn start_controller(
     server: &ApiServer,
@@ -546,13 +525,6 @@ async fn start_controller(
 ) -> TestResult<Running> {
     let identity = format!("--leader-elect-identity={identity}");
     let mut argv = vec![
-        "sealbox-controller",
-        // Several replicas in one process: no fixed ports.
-        "--listen-addr=127.0.0.1:0",
-        "--listen-metrics-addr=127.0.0.1:0",
-        "--namespace",
-        CONTROLLER_NS,
-        "--key-size=2048",
         // As deployed (two replicas), with short periods so a takeover happens quickly.
         "--leader-elect=true",
         identity.as_str(),
@@ -561,50 +533,17 @@ async fn start_controller(
         "--leader-elect-retry-period=200ms",
     ];
     argv.extend_from_slice(args);
-    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
+    let config = support::config(&argv)?;
     Ok(sealbox_controller::start(recording_client(server, creates), &config).await?)
-}
-
-/// Polls `probe` until it returns something or [`WAIT`] passes.
-async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> TestResult<T> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn gvr(group: &str, version: &str, resource: &str) -> GroupVersionResource {
     GroupVersionResource::gvr(group, version, resource)
 }
 
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 /// A SealedSecret `NS/name` with `values` sealed for `cert` (strict scope).
 fn sealed_secret(cert: &Certificate, name: &str, values: &[(&str, &str)]) -> SealedSecret {
-    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
-    sealed.metadata.namespace = Some(NS.into());
-    let label = sealed.label();
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    sealed.spec.encrypted_data = values
-        .iter()
-        .map(|(k, v)| {
-            let value =
-                sealbox_crypto::seal(&rng, cert.public_key(), v.as_bytes(), &label).expect("seal");
-            ((*k).to_owned(), STANDARD.encode(value))
-        })
-        .collect();
-    sealed
+    support::sealed_secret_for(cert, NS, name, values, &[])
 }
 
 fn with_template(
@@ -612,42 +551,13 @@ fn with_template(
     labels: &[(&str, &str)],
     annotations: &[(&str, &str)],
 ) -> SealedSecret {
-    sealed.spec.template = Some(SecretTemplateSpec {
-        metadata: Some(TemplateMetadata {
-            labels: (!labels.is_empty()).then(|| map(labels)),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            ..TemplateMetadata::default()
-        }),
-        ..SecretTemplateSpec::default()
-    });
+    sealed.spec.template = Some(template(labels, annotations));
     sealed
 }
 
+/// Someone else's Secret `NS/name` with `data`, labelled.
 fn plain_secret(name: &str, annotations: &[(&str, &str)], data: &[(&str, &str)]) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            labels: Some(map(&[("existing", "label")])),
-            ..ObjectMeta::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect(),
-        ),
-        ..Secret::default()
-    }
-}
-
-fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
+    support::plain_secret(name, annotations, &[("existing", "label")], data)
 }
 
 fn key_secrets(server: &ApiServer) -> Vec<Secret> {
@@ -678,7 +588,7 @@ fn synced(server: &ApiServer, name: &str) -> Option<String> {
 
 async fn wait_synced(server: &ApiServer, name: &str, status: &str) -> TestResult {
     until(&format!("{name} Synced={status}"), || {
-        (synced(server, name).as_deref() == Some(status)).then_some(())
+        synced(server, name).as_deref() == Some(status)
     })
     .await
 }
@@ -688,7 +598,7 @@ async fn wait_secret(
     name: &str,
     check: impl Fn(&Secret) -> bool,
 ) -> TestResult<Secret> {
-    until(&format!("Secret {NS}/{name}"), || {
+    until_some(&format!("Secret {NS}/{name}"), || {
         server.get::<Secret>(Some(NS), name).filter(|s| check(s))
     })
     .await
@@ -701,24 +611,6 @@ fn event_count(server: &ApiServer, name: &str, reason: &str) -> i64 {
         .filter(|e| e["regarding"]["name"] == name && e["reason"] == reason)
         .map(|e| 1 + e["series"]["count"].as_i64().unwrap_or(0))
         .sum()
-}
-
-/// A plain HTTP request to the controller's own server; returns the status code.
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> TestResult<u16> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response
-        .split_whitespace()
-        .nth(1)
-        .ok_or("no status line")?
-        .parse()?)
 }
 
 fn lease_holders(server: &ApiServer) -> BTreeMap<String, Option<String>> {
@@ -747,14 +639,11 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
 
     // First start with no key: one is generated and stored as a key Secret.
     let first = start_controller(server, creates, "replica-1", &["--key-renew-period=0"]).await?;
-    until("the first key", || first.keys().is_ready().then_some(())).await?;
-    until("readiness", || first.is_ready().then_some(())).await?;
+    until("the first key", || first.keys().is_ready()).await?;
+    until("readiness", || first.is_ready()).await?;
     // A second replica follows (and later takes over).
     let second = start_controller(server, creates, "replica-2", &["--key-renew-period=0"]).await?;
-    until("the second replica's keys", || {
-        second.keys().is_ready().then_some(())
-    })
-    .await?;
+    until("the second replica's keys", || second.keys().is_ready()).await?;
     let cert = newest_certificate(server)?;
 
     // New SealedSecret → Secret, status, event Unsealed.
@@ -769,7 +658,7 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     .await?;
     wait_synced(server, "db", "True").await?;
     until("event Unsealed", || {
-        (event_count(server, "db", "Unsealed") > 0).then_some(())
+        event_count(server, "db", "Unsealed") > 0
     })
     .await?;
 
@@ -786,7 +675,7 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     // A second Unsealed for the same object: kube-rs's Recorder patches the first event
     // (its series count) instead of creating another.
     until("a repeated Unsealed", || {
-        (event_count(server, "db", "Unsealed") > 1).then_some(())
+        event_count(server, "db", "Unsealed") > 1
     })
     .await?;
 
@@ -839,7 +728,7 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     server.put(&sealed_secret(&cert, "foreign", &[("password", "ours")]))?;
     wait_synced(server, "foreign", "False").await?;
     until("event ErrUpdateFailed", || {
-        (event_count(server, "foreign", "ErrUpdateFailed") > 0).then_some(())
+        event_count(server, "foreign", "ErrUpdateFailed") > 0
     })
     .await?;
 
@@ -853,12 +742,10 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     ))?;
     wait_synced(server, "later", "False").await?;
     until("event ErrUnsealFailed", || {
-        (event_count(server, "later", "ErrUnsealFailed") > 0).then_some(())
+        event_count(server, "later", "ErrUnsealFailed") > 0
     })
     .await?;
-    let mut key = KeySecret::from_key_pair(&extra, CONTROLLER_NS, "sealed-secrets-key").to_json();
-    key["metadata"]["name"] = json!("sealed-secrets-key-extra");
-    server.put_object(&secrets, key)?;
+    server.put(&support::key_secret(&extra, "sealed-secrets-key-extra"))?;
     wait_secret(server, "later", |_| true).await?;
 
     // No ownerReference (skip-set-owner-references).
@@ -884,7 +771,7 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     let sealed_json = serde_json::to_string(&server.get_object(&sealed_gvr, Some(NS), "db"))?;
     for replica in [&first, &second] {
         let addr = replica.local_addr();
-        http(addr, "GET", "/v1/cert.pem", "").await?;
+        http_get(addr, "/v1/cert.pem").await?;
         http(addr, "POST", "/v1/verify", &sealed_json).await?;
         http(addr, "POST", "/v1/rotate", &sealed_json).await?;
     }
@@ -903,7 +790,7 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     };
     leader.shutdown().await?;
     until(&format!("{follower_name} taking the Lease over"), || {
-        holder(follower_name).then_some(())
+        holder(follower_name)
     })
     .await?;
     server.put(&sealed_secret(&cert, "after-failover", &[("a", "1")]))?;
@@ -914,25 +801,20 @@ async fn representative_run(server: &ApiServer, creates: &ApplyCreates) -> TestR
     let keys_before = key_secrets(server).len();
     let renewing =
         start_controller(server, creates, "replica-3", &["--key-renew-period=1s"]).await?;
-    until("a renewed key", || {
-        (key_secrets(server).len() > keys_before).then_some(())
-    })
-    .await?;
+    until("a renewed key", || key_secrets(server).len() > keys_before).await?;
     renewing.shutdown().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_rules_match_the_requests_the_controller_makes() -> TestResult {
-    init_logs();
     let (grants, controller_ns) = controller_grants()?;
     assert_eq!(
         controller_ns, CONTROLLER_NS,
         "the kustomize base installs the controller in {controller_ns}; this test assumes {CONTROLLER_NS}"
     );
 
-    let server = ApiServer::new();
-    server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
+    let server = support::api_server(&[]).await?;
     server.clear_request_log();
     let creates = ApplyCreates::default();
     representative_run(&server, &creates).await?;

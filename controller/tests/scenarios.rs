@@ -1,76 +1,39 @@
 //! The controller's scenarios, each against the in-process API double with the real
 //! `sealbox_controller::start` (kube-rs `Controller`, watchers, key lifecycle, HTTP server).
 //!
-//! One test binary; RSA test keys (2048-bit) are generated once for all of it.
+//! One test binary; each RSA test key (2048-bit) is generated once for all of it.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{GroupVersionResource, ObjectMeta};
+use kube::core::GroupVersionResource;
 use kube::{Client, CustomResourceExt as _, ResourceExt as _};
-use sealbox_controller::{Config, FIELD_MANAGER, Running};
+use sealbox_controller::{FIELD_MANAGER, Running};
 use sealbox_crds::{
     MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
-    SealedSecretSpec, SecretTemplateSpec, TemplateMetadata,
+    SealedSecretSpec, SecretTemplateSpec,
 };
-use sealbox_crypto::KeyPair;
-use sealbox_crypto::key_secret::{KEY_LABEL, KeySecret};
+use sealbox_crypto::key_secret::KEY_LABEL;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
 };
 use sealbox_tests::{ApiServer, FaultRule};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-const WAIT: Duration = Duration::from_secs(15);
-const CONTROLLER_NS: &str = "kube-system";
-const NS: &str = "app";
+use support::{
+    BoxError, CONTROLLER_NS, NS, TestResult, WAIT, http_get, init_logs, map, pair, plain_secret,
+    seal, secret_data, start_controller, template, test_key_secret, until,
+};
 
 // ---------------------------------------------------------------------------------------------
-// Keys and sealing
-
-/// Twelve 2048-bit key pairs, newest first, an hour apart.
-fn pairs() -> &'static [KeyPair] {
-    static PAIRS: OnceLock<Vec<KeyPair>> = OnceLock::new();
-    PAIRS.get_or_init(|| {
-        let now = SystemTime::now() - Duration::from_secs(60);
-        (0..12u64)
-            .map(|i| {
-                KeyPair::generate_with_bits(2048, "test", now - Duration::from_secs(3600 * i))
-                    .expect("key generation")
-            })
-            .collect()
-    })
-}
-
-fn seal(pair: &KeyPair, plaintext: &str, label: &[u8]) -> String {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let sealed = sealbox_crypto::seal(
-        &rng,
-        pair.certificate.public_key(),
-        plaintext.as_bytes(),
-        label,
-    )
-    .expect("seal");
-    STANDARD.encode(sealed)
-}
-
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+// Sealing
 
 /// A SealedSecret `namespace/name` with `values` sealed (strict scope unless annotated) for
 /// test key `key`.
@@ -85,83 +48,11 @@ fn sealed_secret_with(
     values: &[(&str, &str)],
     annotations: &[(&str, &str)],
 ) -> SealedSecret {
-    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
-    sealed.metadata.namespace = Some(namespace.into());
-    if !annotations.is_empty() {
-        sealed.metadata.annotations = Some(map(annotations));
-    }
-    let label = sealed.label();
-    sealed.spec.encrypted_data = values
-        .iter()
-        .map(|(k, v)| (k.to_string(), seal(&pairs()[key], v, &label)))
-        .collect();
-    sealed
-}
-
-fn template(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> SecretTemplateSpec {
-    SecretTemplateSpec {
-        metadata: Some(TemplateMetadata {
-            labels: (!labels.is_empty()).then(|| map(labels)),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            ..TemplateMetadata::default()
-        }),
-        ..SecretTemplateSpec::default()
-    }
-}
-
-fn key_secret(index: usize) -> Secret {
-    let mut manifest =
-        KeySecret::from_key_pair(&pairs()[index], CONTROLLER_NS, "sealed-secrets-key").to_json();
-    manifest["metadata"]["name"] = json!(format!("sealed-secrets-key-test{index}"));
-    serde_json::from_value(manifest).expect("key Secret")
-}
-
-fn plain_secret(
-    name: &str,
-    annotations: &[(&str, &str)],
-    labels: &[(&str, &str)],
-    data: &[(&str, &str)],
-) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            labels: (!labels.is_empty()).then(|| map(labels)),
-            ..ObjectMeta::default()
-        },
-        data: (!data.is_empty()).then(|| {
-            data.iter()
-                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-                .collect()
-        }),
-        ..Secret::default()
-    }
-}
-
-fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
+    support::sealed_secret_for(&pair(key).certificate, namespace, name, values, annotations)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
 
 struct Harness {
     server: ApiServer,
@@ -172,38 +63,25 @@ struct Harness {
 impl Harness {
     /// A fresh API double with the CRD and the given test keys stored, and the controller
     /// started with `args`.
-    async fn start(
-        keys: &[usize],
-        args: &[&str],
-    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
+    async fn start(keys: &[usize], args: &[&str]) -> Result<Harness, BoxError> {
         let harness = Harness::without_controller(keys).await?;
         harness.with_controller(args).await
     }
 
-    async fn without_controller(
-        keys: &[usize],
-    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
-        init_logs();
-        let server = ApiServer::new();
-        server.apply_crd(serde_json::to_value(SealedSecret::crd())?)?;
-        let client = server.client();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), CONTROLLER_NS);
-        for &index in keys {
-            secrets
-                .create(&PostParams::default(), &key_secret(index))
-                .await?;
-        }
-        Ok(Harness {
-            server,
-            client,
-            running: None,
-        })
+    async fn without_controller(keys: &[usize]) -> Result<Harness, BoxError> {
+        Ok(Harness::on(support::api_server(keys).await?))
     }
 
-    async fn with_controller(
-        mut self,
-        args: &[&str],
-    ) -> Result<Harness, Box<dyn std::error::Error + Send + Sync>> {
+    /// A harness on `server`, no controller started yet.
+    fn on(server: ApiServer) -> Harness {
+        Harness {
+            client: server.client(),
+            server,
+            running: None,
+        }
+    }
+
+    async fn with_controller(mut self, args: &[&str]) -> Result<Harness, BoxError> {
         self.running = Some(start_controller(&self.server, args).await?);
         Ok(self)
     }
@@ -240,18 +118,9 @@ impl Harness {
         namespace: &str,
         name: &str,
         check: impl Fn(&Secret) -> bool,
-    ) -> Result<Secret, Box<dyn std::error::Error + Send + Sync>> {
-        let api = self.secrets(namespace);
+    ) -> Result<Secret, BoxError> {
         let mut last = None;
-        let found = eventually(
-            || {
-                let api = api.clone();
-                async move { api.get_opt(name).await.ok().flatten() }
-            },
-            check,
-            &mut last,
-        )
-        .await;
+        let found = get_eventually(&self.secrets(namespace), name, check, &mut last).await;
         found.ok_or_else(|| {
             format!("Secret {namespace}/{name} never matched; last seen: {last:?}").into()
         })
@@ -264,14 +133,11 @@ impl Harness {
         namespace: &str,
         name: &str,
         status: &str,
-    ) -> Result<SealedSecret, Box<dyn std::error::Error + Send + Sync>> {
-        let api = self.sealed(namespace);
+    ) -> Result<SealedSecret, BoxError> {
         let mut last = None;
-        let found = eventually(
-            || {
-                let api = api.clone();
-                async move { api.get_opt(name).await.ok().flatten() }
-            },
+        let found = get_eventually(
+            &self.sealed(namespace),
+            name,
             |s: &SealedSecret| {
                 s.synced_condition().is_some_and(|c| c.status == status)
                     && s.status.as_ref().and_then(|st| st.observed_generation)
@@ -287,6 +153,15 @@ impl Harness {
             )
             .into()
         })
+    }
+
+    /// Waits until the SealedSecret is Synced=False; the condition's message.
+    async fn failure_message(&self, namespace: &str, name: &str) -> Result<String, BoxError> {
+        let failed = self.synced(namespace, name, "False").await?;
+        Ok(failed
+            .synced_condition()
+            .and_then(|c| c.message.clone())
+            .unwrap_or_default())
     }
 
     async fn events(&self, namespace: &str, name: &str) -> Vec<Event> {
@@ -313,7 +188,7 @@ impl Harness {
         namespace: &str,
         name: &str,
         reason: &str,
-    ) -> Result<Event, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Event, BoxError> {
         let mut last = None;
         eventually(
             || async {
@@ -329,19 +204,18 @@ impl Harness {
         .ok_or_else(|| format!("no {reason} event for {namespace}/{name}").into())
     }
 
+    /// Sets the key label of key Secret `name` to `value`.
+    async fn label_key(&self, name: &str, value: &str) -> TestResult {
+        let relabel = json!({ "metadata": { "labels": { KEY_LABEL: value } } });
+        self.secrets(CONTROLLER_NS)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&relabel))
+            .await?;
+        Ok(())
+    }
+
     /// Successful writes (create, update, patch) of one Secret, from the request log.
     fn secret_writes(&self, namespace: &str, name: &str) -> usize {
-        self.server
-            .request_log()
-            .iter()
-            .filter(|r| {
-                r.resource == "secrets"
-                    && r.namespace.as_deref() == Some(namespace)
-                    && r.name.as_deref() == Some(name)
-                    && matches!(r.verb.as_str(), "create" | "update" | "patch")
-                    && r.status < 300
-            })
-            .count()
+        support::secret_writes(&self.server, namespace, name)
     }
 
     /// Successful status writes of one SealedSecret.
@@ -386,25 +260,8 @@ impl Drop for Harness {
     }
 }
 
-async fn start_controller(
-    server: &ApiServer,
-    args: &[&str],
-) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-    let mut argv = vec![
-        "sealbox-controller",
-        "--listen-addr=127.0.0.1:0",
-        "--listen-metrics-addr=127.0.0.1:0",
-        "--namespace",
-        CONTROLLER_NS,
-        "--key-size=2048",
-        "--key-renew-period=0",
-    ];
-    argv.extend_from_slice(args);
-    let config = <Config as clap::Parser>::try_parse_from(&argv)?;
-    Ok(sealbox_controller::start(server.client(), &config).await?)
-}
-
 /// Polls `fetch` until `check` accepts a value or [`WAIT`] passes; `last` keeps the last value.
+/// Each try is an API request, so it tries less often than [`until`].
 async fn eventually<T, F, Fut>(
     mut fetch: F,
     check: impl Fn(&T) -> bool,
@@ -430,38 +287,22 @@ where
     }
 }
 
-/// Waits until `check()` holds.
-async fn until(what: &str, mut check: impl FnMut() -> bool) -> TestResult {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Ok(())
-}
-
-/// A plain HTTP GET; returns the status code.
-async fn http_status(
-    addr: std::net::SocketAddr,
-    path: &str,
-) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .ok_or("no status line")?
-        .parse()?;
-    Ok(code)
+/// [`eventually`] for object `name` read through `api`.
+async fn get_eventually<K>(
+    api: &Api<K>,
+    name: &str,
+    check: impl Fn(&K) -> bool,
+    last: &mut Option<K>,
+) -> Option<K>
+where
+    K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    eventually(
+        || async { api.get_opt(name).await.ok().flatten() },
+        check,
+        last,
+    )
+    .await
 }
 
 fn secrets_gvr() -> GroupVersionResource {
@@ -556,13 +397,10 @@ async fn s02_updated_value_updates_the_secret() -> TestResult {
 
     h.secret_where(NS, "db", |s| secret_data(s) == map(&[("password", "two")]))
         .await?;
-    let api = h.sealed(NS);
     let mut last = None;
-    let second = eventually(
-        || {
-            let api = api.clone();
-            async move { api.get_opt("db").await.ok().flatten() }
-        },
+    let second = get_eventually(
+        &h.sealed(NS),
+        "db",
         |s: &SealedSecret| s.status.as_ref().and_then(|st| st.observed_generation) == Some(2),
         &mut last,
     )
@@ -746,11 +584,7 @@ async fn s07_foreign_secret_is_refused() -> TestResult {
     h.create(&sealed_secret(NS, "db", 0, &[("password", "ours")]))
         .await?;
 
-    let status = h.synced(NS, "db", "False").await?;
-    let message = status
-        .synced_condition()
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = h.failure_message(NS, "db").await?;
     assert_eq!(
         message,
         "Resource \"db\" already exists and is not managed by SealedSecret"
@@ -819,11 +653,7 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     let h = Harness::start(&[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 5, &[("password", "later")]))
         .await?;
-    let status = h.synced(NS, "db", "False").await?;
-    let message = status
-        .synced_condition()
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = h.failure_message(NS, "db").await?;
     assert!(
         message.contains("encryptedData[\"password\"]: no key could decrypt"),
         "{message}"
@@ -833,7 +663,7 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     assert!(h.secrets(NS).get_opt("db").await?.is_none());
 
     h.secrets(CONTROLLER_NS)
-        .create(&PostParams::default(), &key_secret(5))
+        .create(&PostParams::default(), &test_key_secret(5))
         .await?;
     let secret = h.secret_where(NS, "db", |_| true).await?;
     assert_eq!(secret_data(&secret), map(&[("password", "later")]));
@@ -841,13 +671,7 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     assert_eq!(h.running().keys().snapshot().len(), 2);
 
     // Relabelled away from `active`, the key is dropped (and kept in the cluster).
-    let relabel = json!({ "metadata": { "labels": { KEY_LABEL: "compromised" } } });
-    h.secrets(CONTROLLER_NS)
-        .patch(
-            "sealed-secrets-key-test5",
-            &PatchParams::default(),
-            &Patch::Merge(&relabel),
-        )
+    h.label_key("sealed-secrets-key-test5", "compromised")
         .await?;
     until("the relabelled key to be dropped", || {
         h.running().keys().snapshot().len() == 1
@@ -860,14 +684,7 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
             .is_some()
     );
     // Back to active, then deleted by someone: picked up and dropped again.
-    let relabel = json!({ "metadata": { "labels": { KEY_LABEL: "active" } } });
-    h.secrets(CONTROLLER_NS)
-        .patch(
-            "sealed-secrets-key-test5",
-            &PatchParams::default(),
-            &Patch::Merge(&relabel),
-        )
-        .await?;
+    h.label_key("sealed-secrets-key-test5", "active").await?;
     until("the key to be back", || {
         h.running().keys().snapshot().len() == 2
     })
@@ -911,11 +728,7 @@ async fn s10_custom_type_and_immutable_secrets() -> TestResult {
     h.sealed(NS)
         .patch("pull", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
-    let status = h.synced(NS, "pull", "False").await?;
-    let message = status
-        .synced_condition()
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default();
+    let message = h.failure_message(NS, "pull").await?;
     assert!(message.contains("immutable"), "{message}");
     let event = h.wait_event(NS, "pull", "ErrUpdateFailed").await?;
     assert!(event.note.unwrap_or_default().contains("immutable"));
@@ -982,11 +795,7 @@ async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
         ("other", "nsw"),
         ("other", "widened"),
     ] {
-        let status = h.synced(namespace, name, "False").await?;
-        let message = status
-            .synced_condition()
-            .and_then(|c| c.message.clone())
-            .unwrap_or_default();
+        let message = h.failure_message(namespace, name).await?;
         assert!(
             message.contains("no key could decrypt"),
             "{namespace}/{name}: {message}"
@@ -1051,25 +860,14 @@ async fn s12_template_data() -> TestResult {
 /// naming the key or field; other SealedSecrets keep reconciling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
-    init_logs();
-    let server = ApiServer::new();
     // A looser schema than ours, so an object of the wrong shape can be stored at all (a CRD
     // from another release, or one edited by hand).
     let mut crd = serde_json::to_value(SealedSecret::crd())?;
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
         json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
-    server.apply_crd(crd)?;
-    let client = server.client();
-    Api::<Secret>::namespaced(client.clone(), CONTROLLER_NS)
-        .create(&PostParams::default(), &key_secret(0))
+    let h = Harness::on(support::api_server_with_crd(crd, &[0]).await?)
+        .with_controller(&[])
         .await?;
-    let h = Harness {
-        server,
-        client,
-        running: None,
-    }
-    .with_controller(&[])
-    .await?;
 
     let mut bad_base64 = sealed_secret(NS, "bad-base64", 0, &[("good", "1")]);
     bad_base64
@@ -1080,7 +878,7 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
 
     let mut legacy = sealed_secret(NS, "legacy", 0, &[]);
     legacy.spec.data = Some(seal(
-        &pairs()[0],
+        &pair(0).certificate,
         r#"{"apiVersion":"v1","kind":"Secret"}"#,
         b"app/legacy",
     ));
@@ -1099,18 +897,13 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
     h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
         .await?;
 
-    let message = |s: SealedSecret| {
-        s.synced_condition()
-            .and_then(|c| c.message.clone())
-            .unwrap_or_default()
-    };
-    let m = message(h.synced(NS, "bad-base64", "False").await?);
+    let m = h.failure_message(NS, "bad-base64").await?;
     assert!(
         m.contains("encryptedData[\"broken\"]: invalid base64"),
         "{m}"
     );
     assert!(!m.contains("good"), "{m}");
-    let m = message(h.synced(NS, "legacy", "False").await?);
+    let m = h.failure_message(NS, "legacy").await?;
     assert!(m.contains("spec.data"), "{m}");
     // Not readable as a typed SealedSecret: read the stored object.
     let gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
@@ -1156,13 +949,13 @@ async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
     h.server.set_latency(Duration::from_millis(300));
     h = h.with_controller(&[]).await?;
     let addr = h.running().local_addr();
-    assert_eq!(http_status(addr, "/healthz").await?, 200);
-    assert_eq!(http_status(addr, "/readyz").await?, 503);
+    assert_eq!(http_get(addr, "/healthz").await?.0, 200);
+    assert_eq!(http_get(addr, "/readyz").await?.0, 503);
     assert!(!h.running().keys().is_ready());
     h.server.set_latency(Duration::ZERO);
     until("the first key", || h.running().keys().is_ready()).await?;
     until("readiness", || h.running().is_ready()).await?;
-    assert_eq!(http_status(addr, "/readyz").await?, 200);
+    assert_eq!(http_get(addr, "/readyz").await?.0, 200);
 
     let keys: Api<Secret> = h.secrets(CONTROLLER_NS);
     let listed = keys
@@ -1190,15 +983,14 @@ async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
 
     // It unseals what is sealed for its certificate.
     let cert = sealbox_crypto::Certificate::from_pem(tls_crt.as_bytes())?;
-    let mut sealed = SealedSecret::new("db", SealedSecretSpec::default());
-    sealed.metadata.namespace = Some(NS.into());
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let value = sealbox_crypto::seal(&rng, cert.public_key(), b"generated", &sealed.label())?;
-    sealed
-        .spec
-        .encrypted_data
-        .insert("v".into(), STANDARD.encode(value));
-    h.create(&sealed).await?;
+    h.create(&support::sealed_secret_for(
+        &cert,
+        NS,
+        "db",
+        &[("v", "generated")],
+        &[],
+    ))
+    .await?;
     h.secret_where(NS, "db", |s| secret_data(s) == map(&[("v", "generated")]))
         .await?;
 
@@ -1336,7 +1128,7 @@ async fn private_key_operations_with_and_without_hint() -> TestResult {
     let ops = || h.running().keys().private_key_operations();
 
     let hinted_key = 7;
-    let hint = pairs()[hinted_key].fingerprint().to_string();
+    let hint = pair(hinted_key).fingerprint().to_string();
     let values = [("a", "1"), ("b", "2"), ("c", "3")];
     let before = ops();
     h.create(&sealed_secret_with(
@@ -1367,7 +1159,7 @@ async fn private_key_operations_with_and_without_hint() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_verbs_and_legacy_key() -> TestResult {
     let h = Harness::without_controller(&[]).await?;
-    let mut legacy = key_secret(3);
+    let mut legacy = test_key_secret(3);
     legacy.metadata.name = Some("sealed-secrets-key".into());
     legacy.metadata.labels = None;
     h.secrets(CONTROLLER_NS)
@@ -1382,7 +1174,7 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
             .snapshot()
             .sealing_key()
             .map(|k| k.fingerprint()),
-        Some(pairs()[3].fingerprint())
+        Some(pair(3).fingerprint())
     );
 
     // The test's own requests go around the log: only the controller's are counted.
@@ -1444,7 +1236,7 @@ async fn shutdown_is_prompt_even_when_the_crd_is_missing() -> TestResult {
     until("a generated key", || running.keys().is_ready()).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!running.is_ready());
-    assert_eq!(http_status(running.local_addr(), "/readyz").await?, 503);
+    assert_eq!(http_get(running.local_addr(), "/readyz").await?.0, 503);
     tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await??;
     Ok(())
 }
