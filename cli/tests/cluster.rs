@@ -40,6 +40,8 @@ const CANARY: &str = "PLAINTEXT-CANARY-cluster";
 const KEY_NAMESPACE: &str = "kube-system";
 const CONTROLLER: &str = "sealed-secrets-controller";
 const DAY: Duration = Duration::from_secs(86_400);
+/// The backups' passphrase, in the file `pass` or in `SEALBOX_BACKUP_PASSPHRASE`.
+const PASSPHRASE: &str = "correct horse battery staple";
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -184,6 +186,35 @@ impl Cluster {
             .current_dir(self.dir.path());
         cmd
     }
+
+    /// `keys backup -o keys.age --passphrase-file pass`, with [`PASSPHRASE`] written to `pass`.
+    fn backup_with_passphrase_file(&self) -> Command {
+        std::fs::write(self.path("pass"), format!("{PASSPHRASE}\n")).unwrap();
+        let mut cmd = self.sealbox();
+        cmd.args([
+            "keys",
+            "backup",
+            "-o",
+            "keys.age",
+            "--passphrase-file",
+            "pass",
+        ]);
+        cmd
+    }
+
+    /// `keys restore BACKUP --controller-namespace NAMESPACE` with [`PASSPHRASE`] from the
+    /// environment.
+    fn restore_with_env_passphrase(&self, backup: &str, namespace: &str) -> Command {
+        let mut cmd = self.sealbox();
+        cmd.env("SEALBOX_BACKUP_PASSPHRASE", PASSPHRASE).args([
+            "keys",
+            "restore",
+            backup,
+            "--controller-namespace",
+            namespace,
+        ]);
+        cmd
+    }
 }
 
 /// The active key Secrets of a namespace of the double, newest last.
@@ -304,6 +335,13 @@ fn sealed_to(pair: &KeyPair, namespace: &str, name: &str, hint: bool) -> Value {
             "template": {"metadata": {"name": name, "namespace": namespace, "labels": {"app": "web"}}, "type": "Opaque"}
         }
     })
+}
+
+/// Writes [`sealed_to`]`(pair, "prod", name, hint)` to `dir/name.yaml`; the text written.
+fn write_sealed(dir: &Path, pair: &KeyPair, name: &str, hint: bool) -> String {
+    let text = yaml(&sealed_to(pair, "prod", name, hint));
+    std::fs::write(dir.join(format!("{name}.yaml")), &text).unwrap();
+    text
 }
 
 fn yaml(value: &Value) -> String {
@@ -568,17 +606,8 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
     assert!(stderr_of(&fetched).contains(&rotated));
 
     // Backup with a passphrase: armored age, 0600, no key material in any form.
-    std::fs::write(cluster.path("pass"), "correct horse battery staple\n").unwrap();
     let out = cluster
-        .sealbox()
-        .args([
-            "keys",
-            "backup",
-            "-o",
-            "keys.age",
-            "--passphrase-file",
-            "pass",
-        ])
+        .backup_with_passphrase_file()
         .assert()
         .success()
         .stdout("");
@@ -614,15 +643,7 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
 
     // Into an empty namespace, with the passphrase from the environment.
     let out = cluster
-        .sealbox()
-        .env("SEALBOX_BACKUP_PASSPHRASE", "correct horse battery staple")
-        .args([
-            "keys",
-            "restore",
-            "keys.age",
-            "--controller-namespace",
-            "restored",
-        ])
+        .restore_with_env_passphrase("keys.age", "restored")
         .assert()
         .success();
     assert!(
@@ -636,15 +657,7 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
     );
     // Again: every key is there already.
     let out = cluster
-        .sealbox()
-        .env("SEALBOX_BACKUP_PASSPHRASE", "correct horse battery staple")
-        .args([
-            "keys",
-            "restore",
-            "keys.age",
-            "--controller-namespace",
-            "restored",
-        ])
+        .restore_with_env_passphrase("keys.age", "restored")
         .assert()
         .success();
     assert!(stderr_of(&out).contains("0 of 3"), "{}", stderr_of(&out));
@@ -718,11 +731,7 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
         .stderr(predicate::str::contains("PLAINTEXT"));
     // A plaintext backup is a List that `unseal --key` reads.
     let plain = cluster.path("plain.yaml");
-    std::fs::write(
-        cluster.path("c.yaml"),
-        yaml(&sealed_to(old, "prod", "c", true)),
-    )
-    .unwrap();
+    write_sealed(cluster.dir.path(), old, "c", true);
     cluster
         .sealbox()
         .args(["unseal", "-f", "c.yaml", "--key"])
@@ -748,15 +757,7 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
     let truncated = &backup[..backup.len() / 2];
     std::fs::write(cluster.path("truncated.age"), truncated).unwrap();
     let out = cluster
-        .sealbox()
-        .env("SEALBOX_BACKUP_PASSPHRASE", "correct horse battery staple")
-        .args([
-            "keys",
-            "restore",
-            "truncated.age",
-            "--controller-namespace",
-            "x",
-        ])
+        .restore_with_env_passphrase("truncated.age", "x")
         .assert()
         .code(2);
     assert!(
@@ -808,12 +809,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
             1 | 2 => (old, true),
             _ => (old, false),
         };
-        let file = repo.join("apps").join(format!("s{i:03}.yaml"));
-        std::fs::write(
-            file,
-            yaml(&sealed_to(pair, "prod", &format!("s{i:03}"), hint)),
-        )
-        .unwrap();
+        write_sealed(&repo.join("apps"), pair, &format!("s{i:03}"), hint);
     }
     let others = [
         (
@@ -860,19 +856,19 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
     std::fs::write(cluster.path("new.pem"), new.certificate.to_pem()).unwrap();
 
     let started = std::time::Instant::now();
-    let out = cluster
-        .sealbox()
-        .args([
+    let reencrypt_offline = || {
+        let mut cmd = cluster.sealbox();
+        cmd.args([
             "reencrypt",
             "--key",
             "keys.yaml",
             "--cert",
             "new.pem",
             "repo",
-        ])
-        .assert()
-        .success()
-        .stdout("");
+        ]);
+        cmd
+    };
+    let out = reencrypt_offline().assert().success().stdout("");
     let elapsed = started.elapsed();
     let stderr = stderr_of(&out);
     assert!(
@@ -925,16 +921,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
     assert_eq!(diff, 2, "one ciphertext line and one hint line");
 
     // Idempotent.
-    cluster
-        .sealbox()
-        .args([
-            "reencrypt",
-            "--key",
-            "keys.yaml",
-            "--cert",
-            "new.pem",
-            "repo",
-        ])
+    reencrypt_offline()
         .assert()
         .success()
         .stderr(predicate::str::contains(
@@ -1009,22 +996,12 @@ fn reencrypt_online_asks_the_controller_to_rotate() {
     cluster.put_key(KEY_NAMESPACE, new);
     let repo = cluster.path("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("stale.yaml"),
-        yaml(&sealed_to(old, "prod", "stale", true)),
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("nohint.yaml"),
-        yaml(&sealed_to(old, "prod", "nohint", false)),
-    )
-    .unwrap();
-    let current = yaml(&sealed_to(new, "prod", "current", true));
-    std::fs::write(repo.join("current.yaml"), &current).unwrap();
+    write_sealed(&repo, old, "stale", true);
+    write_sealed(&repo, old, "nohint", false);
+    let current = write_sealed(&repo, new, "current", true);
     // Sealed for another cluster: the controller cannot decrypt it; the file stays.
     let foreign = KeyPair::generate_with_bits(2048, "", SystemTime::now()).unwrap();
-    let foreign_text = yaml(&sealed_to(&foreign, "prod", "foreign", true));
-    std::fs::write(repo.join("foreign.yaml"), &foreign_text).unwrap();
+    let foreign_text = write_sealed(&repo, &foreign, "foreign", true);
 
     let out = cluster
         .sealbox()
@@ -1065,10 +1042,7 @@ fn reencrypt_online_asks_the_controller_to_rotate() {
 /// 404).
 #[test]
 fn end_to_end_with_the_controller_binary() {
-    let Some(controller) = controller_binary() else {
-        eprintln!(
-            "SKIPPED end_to_end_with_the_controller_binary: the sealbox-controller binary is not built next to sealbox (cargo build -p sealbox-controller)"
-        );
+    let Some(controller) = controller_binary("end_to_end_with_the_controller_binary") else {
         return;
     };
     let cluster = Cluster::new();
@@ -1136,10 +1110,8 @@ fn end_to_end_with_the_controller_binary() {
 /// its HTTP API); skipped when the binary is not built.
 #[test]
 fn restored_keys_let_a_new_controller_unseal_old_files() {
-    let Some(controller) = controller_binary() else {
-        eprintln!(
-            "SKIPPED restored_keys_let_a_new_controller_unseal_old_files: the sealbox-controller binary is not built next to sealbox (cargo build -p sealbox-controller)"
-        );
+    let Some(controller) = controller_binary("restored_keys_let_a_new_controller_unseal_old_files")
+    else {
         return;
     };
     let cluster = Cluster::new();
@@ -1170,19 +1142,7 @@ fn restored_keys_let_a_new_controller_unseal_old_files() {
     assert_eq!(password, STANDARD.encode(CANARY));
     drop(first);
 
-    std::fs::write(cluster.path("pass"), "correct horse battery staple\n").unwrap();
-    cluster
-        .sealbox()
-        .args([
-            "keys",
-            "backup",
-            "-o",
-            "keys.age",
-            "--passphrase-file",
-            "pass",
-        ])
-        .assert()
-        .success();
+    cluster.backup_with_passphrase_file().assert().success();
     cluster
         .sealbox()
         .args(["keys", "restore", "keys.age", "--passphrase-file", "pass"])
@@ -1272,13 +1232,24 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn controller_binary() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_BIN_EXE_sealbox")).parent()?;
-    let path = dir.join(format!(
-        "sealbox-controller{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    path.is_file().then_some(path)
+/// The controller binary next to `sealbox`; `None`, saying that `test` is skipped, when it is
+/// not built.
+fn controller_binary(test: &str) -> Option<PathBuf> {
+    let binary = Path::new(env!("CARGO_BIN_EXE_sealbox"))
+        .parent()
+        .map(|dir| {
+            dir.join(format!(
+                "sealbox-controller{}",
+                std::env::consts::EXE_SUFFIX
+            ))
+        })
+        .filter(|path| path.is_file());
+    if binary.is_none() {
+        eprintln!(
+            "SKIPPED {test}: the sealbox-controller binary is not built next to sealbox (cargo build -p sealbox-controller)"
+        );
+    }
+    binary
 }
 
 fn free_port() -> u16 {
