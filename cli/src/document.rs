@@ -183,6 +183,24 @@ fn read_error(name: &str, path: &Path, source: std::io::Error) -> Error {
     }
 }
 
+/// [`read_input`] then [`parse`], refusing an input without documents; `expected` names what
+/// the command wants, e.g. "a Secret".
+pub fn read_documents(
+    file: Option<&Path>,
+    reader: impl Read,
+    expected: &'static str,
+) -> Result<Input> {
+    let (name, bytes) = read_input(file, reader)?;
+    let input = parse(&name, &bytes)?;
+    if input.documents.is_empty() {
+        return Err(Error::NoDocuments {
+            input: name,
+            expected,
+        });
+    }
+    Ok(input)
+}
+
 /// Parses YAML (several `---`-separated documents) or JSON (several objects in a row); JSON is
 /// recognised by a leading `{` or `[`. `kind: List` documents are replaced by their items.
 pub fn parse(name: &str, bytes: &[u8]) -> Result<Input> {

@@ -227,38 +227,21 @@ pub fn plan(
         });
     }
 
-    let data_in_sync = if replace {
-        same_map(existing.data.as_ref(), desired.data.as_ref())
-    } else {
-        contains_all(existing.data.as_ref(), desired.data.as_ref())
-    };
+    let data_in_sync = in_sync(replace, existing.data.as_ref(), desired.data.as_ref());
     if existing.immutable == Some(true) && !data_in_sync {
         return Err(Refusal::Immutable { name: name() });
     }
 
-    let (labels_in_sync, annotations_in_sync) = if replace {
-        (
-            same_map(
-                existing.metadata.labels.as_ref(),
-                desired.metadata.labels.as_ref(),
-            ),
-            same_map(
-                existing.metadata.annotations.as_ref(),
-                desired.metadata.annotations.as_ref(),
-            ),
-        )
-    } else {
-        (
-            contains_all(
-                existing.metadata.labels.as_ref(),
-                desired.metadata.labels.as_ref(),
-            ),
-            contains_all(
-                existing.metadata.annotations.as_ref(),
-                desired.metadata.annotations.as_ref(),
-            ),
-        )
-    };
+    let labels_in_sync = in_sync(
+        replace,
+        existing.metadata.labels.as_ref(),
+        desired.metadata.labels.as_ref(),
+    );
+    let annotations_in_sync = in_sync(
+        replace,
+        existing.metadata.annotations.as_ref(),
+        desired.metadata.annotations.as_ref(),
+    );
     let owner_in_sync = !set_owner
         || desired
             .metadata
@@ -323,6 +306,20 @@ fn has_owner(existing: &Secret, wanted: &OwnerReference) -> bool {
 }
 
 /// Map equality where absent and empty are the same.
+/// Whether `existing` already holds `desired`: the same map when the Secret is replaced, every
+/// desired entry when it is patched.
+fn in_sync<V: PartialEq>(
+    replace: bool,
+    existing: Option<&BTreeMap<String, V>>,
+    desired: Option<&BTreeMap<String, V>>,
+) -> bool {
+    if replace {
+        same_map(existing, desired)
+    } else {
+        contains_all(existing, desired)
+    }
+}
+
 fn same_map<V: PartialEq>(
     a: Option<&BTreeMap<String, V>>,
     b: Option<&BTreeMap<String, V>>,

@@ -295,9 +295,10 @@ fn check_sealed(
     findings: &mut Vec<Finding>,
 ) {
     let index = Some(document.origin.document);
-    let Some(key) = key else {
+    // Structural problems, value sizes compared with `compare` when given.
+    let report_invalid = |compare: Option<&PublicKey>, findings: &mut Vec<Finding>| {
         let mut problems = Vec::new();
-        check_document_with(document, None, HintCheck::Skip, &mut problems);
+        check_document_with(document, compare, HintCheck::Skip, &mut problems);
         for problem in problems {
             findings.push(finding(
                 FindingKind::Invalid,
@@ -306,6 +307,9 @@ fn check_sealed(
                 without_origin(&problem),
             ));
         }
+    };
+    let Some(key) = key else {
+        report_invalid(None, findings);
         return;
     };
     let hint = document
@@ -331,17 +335,10 @@ fn check_sealed(
                     .filter_map(Value::as_str)
                     .any(|v| sealed_rsa_len(v).is_some_and(|len| len != key.modulus_len()))
             });
-    let compare = (stale_hint.is_none() && !other_size).then_some(key);
-    let mut problems = Vec::new();
-    check_document_with(document, compare, HintCheck::Skip, &mut problems);
-    for problem in problems {
-        findings.push(finding(
-            FindingKind::Invalid,
-            index,
-            object.clone(),
-            without_origin(&problem),
-        ));
-    }
+    report_invalid(
+        (stale_hint.is_none() && !other_size).then_some(key),
+        findings,
+    );
     match (stale_hint, &hint) {
         (Some(hint), _) => findings.push(finding(
             FindingKind::Stale,

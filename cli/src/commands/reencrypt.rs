@@ -228,26 +228,22 @@ fn run_offline(
         let result = match read_sealed_file(file) {
             Err(result) => result,
             Ok(sealed_file) => {
-                let mut plan = Vec::with_capacity(sealed_file.sealed.len());
-                let mut failure = None;
-                for (index, object) in &sealed_file.sealed {
-                    match reseal_offline(object, &current, &ring, &rng) {
-                        Ok(resealed) => plan.push((*index, resealed)),
-                        Err(why) => {
-                            failure = Some(why);
-                            break;
-                        }
-                    }
-                }
-                match failure {
-                    Some(why) => FileResult::Failed(why),
-                    None => finish(
+                let plan = sealed_file
+                    .sealed
+                    .iter()
+                    .map(|(index, object)| {
+                        reseal_offline(object, &current, &ring, &rng).map(|r| (*index, r))
+                    })
+                    .collect::<std::result::Result<Vec<_>, String>>();
+                match plan {
+                    Ok(plan) => finish(
                         file,
                         &sealed_file,
                         &plan,
                         current.fingerprint(),
                         args.dry_run,
                     ),
+                    Err(why) => FileResult::Failed(why),
                 }
             }
         };
@@ -337,36 +333,9 @@ fn run_online(
             let result = match read_sealed_file(file) {
                 Err(result) => result,
                 Ok(sealed_file) => {
-                    let mut plan = Vec::with_capacity(sealed_file.sealed.len());
-                    let mut failure = None;
-                    for (index, object) in &sealed_file.sealed {
-                        if object.sealing_key_hint().as_ref() == Some(current) {
-                            plan.push((*index, None));
-                            continue;
-                        }
-                        if dry_run {
-                            plan.push((*index, Some(object.spec.encrypted_data.clone())));
-                            continue;
-                        }
-                        let document = &sealed_file.input.documents[*index];
-                        match reseal_online(cluster, &document.value, object).await {
-                            Ok(values) => plan.push((*index, Some(values))),
-                            Err(Error::ControllerRequest {
-                                code: 409, reason, ..
-                            }) => {
-                                failure = Some(format!(
-                                    "the controller cannot decrypt SealedSecret {} ({})",
-                                    sealed::display_name(object),
-                                    reason.trim()
-                                ));
-                                break;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    match failure {
-                        Some(why) => FileResult::Failed(why),
-                        None => finish(file, &sealed_file, &plan, current, dry_run),
+                    match plan_online(cluster, &sealed_file, current, dry_run).await? {
+                        Ok(plan) => finish(file, &sealed_file, &plan, current, dry_run),
+                        Err(why) => FileResult::Failed(why),
                     }
                 }
             };
@@ -375,6 +344,43 @@ fn run_online(
         }
         Ok(results)
     })?
+}
+
+/// The file's SealedSecrets as the controller re-seals them (those already sealed to `current`
+/// are left alone; with `dry_run` nothing is sent); `Ok(Err(why))` when the controller cannot
+/// decrypt one.
+async fn plan_online(
+    cluster: &Cluster,
+    sealed_file: &SealedFile,
+    current: &Fingerprint,
+    dry_run: bool,
+) -> Result<std::result::Result<Vec<(usize, Resealed)>, String>> {
+    let mut plan = Vec::with_capacity(sealed_file.sealed.len());
+    for (index, object) in &sealed_file.sealed {
+        if object.sealing_key_hint().as_ref() == Some(current) {
+            plan.push((*index, None));
+            continue;
+        }
+        if dry_run {
+            plan.push((*index, Some(object.spec.encrypted_data.clone())));
+            continue;
+        }
+        let document = &sealed_file.input.documents[*index];
+        match reseal_online(cluster, &document.value, object).await {
+            Ok(values) => plan.push((*index, Some(values))),
+            Err(Error::ControllerRequest {
+                code: 409, reason, ..
+            }) => {
+                return Ok(Err(format!(
+                    "the controller cannot decrypt SealedSecret {} ({})",
+                    sealed::display_name(object),
+                    reason.trim()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ok(plan))
 }
 
 /// POSTs one SealedSecret to `/v1/rotate`; returns every value as re-sealed.

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::cert::{self, CertSource, Expiry, SealingKey};
 use crate::cli::SealArgs;
 use crate::config::Configs;
-use crate::document::{Origin, parse, read_input};
+use crate::document::{Origin, read_documents, read_input};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::output::{Visibility, emit, render};
@@ -58,14 +58,7 @@ pub fn run(
         return run_raw(args, &rules, stdin, stdout);
     }
     let cert = rules.cert(args)?;
-    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
-    let input = parse(&input_name, &bytes)?;
-    if input.documents.is_empty() {
-        return Err(Error::NoDocuments {
-            input: input_name,
-            expected: "a Secret",
-        });
-    }
+    let input = read_documents(args.input.file.as_deref(), stdin, "a Secret")?;
     if args.name.is_some() && input.documents.len() > 1 {
         return Err(Error::NameForManyDocuments {
             count: input.documents.len(),

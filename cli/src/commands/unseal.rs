@@ -18,7 +18,7 @@ use zeroize::Zeroize;
 
 use crate::cli::UnsealArgs;
 use crate::commands::seal::note;
-use crate::document::{Origin, parse, read_file, read_input};
+use crate::document::{Origin, read_documents, read_file};
 use crate::error::{Error, Result};
 use crate::output::{Visibility, emit, render};
 use crate::sealed::{self, display_name};
@@ -32,14 +32,7 @@ pub fn run(
     mut stderr: impl Write,
 ) -> Result<()> {
     let keys = load_keys(&args.keys)?;
-    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
-    let input = parse(&input_name, &bytes)?;
-    if input.documents.is_empty() {
-        return Err(Error::NoDocuments {
-            input: input_name,
-            expected: "a SealedSecret",
-        });
-    }
+    let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let mut secrets = Vec::with_capacity(input.documents.len());
     for document in &input.documents {
         let sealed = sealed::from_document(document)?;

@@ -24,7 +24,7 @@ use crate::cert::Expiry;
 use crate::cli::VerifyArgs;
 use crate::cluster::{self, Cluster};
 use crate::commands::seal::note;
-use crate::document::{Document, Object, expect_kind, field_path, parse, read_input};
+use crate::document::{Document, Object, expect_kind, field_path, read_documents};
 use crate::error::{Error, Result};
 use crate::sealed::{self, api_version, display_name};
 use crate::secret::decode_base64;
@@ -43,14 +43,7 @@ pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Resul
     }
     let cert = crate::cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
     let cert = &cert;
-    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
-    let input = parse(&input_name, &bytes)?;
-    if input.documents.is_empty() {
-        return Err(Error::NoDocuments {
-            input: input_name,
-            expected: "a SealedSecret",
-        });
-    }
+    let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let now = SystemTime::now();
     let key = cert.load(now, Expiry::Accept)?;
     if key.not_after.is_some_and(|not_after| not_after < now) {
@@ -89,14 +82,7 @@ pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Resul
 /// `verify --online`: every document must be a SealedSecret; each is POSTed to the controller's
 /// `/v1/verify`, which answers 200 when it can decrypt it and 409 when it cannot.
 fn run_online(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Result<Outcome> {
-    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
-    let input = parse(&input_name, &bytes)?;
-    if input.documents.is_empty() {
-        return Err(Error::NoDocuments {
-            input: input_name,
-            expected: "a SealedSecret",
-        });
-    }
+    let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let mut requests = Vec::with_capacity(input.documents.len());
     for document in &input.documents {
         let sealed = sealed::from_document(document)?;
