@@ -340,6 +340,41 @@ impl ApiServer {
             .unwrap_or_default()
     }
 
+    /// How many objects of a resource are stored, in one namespace or (with `None`) all of
+    /// them. Unlike [`objects`](Self::objects) it copies at most one, so benchmarks can poll it.
+    ///
+    /// ```
+    /// use kube::core::GroupVersionResource;
+    /// use sealbox_tests::ApiServer;
+    ///
+    /// let server = ApiServer::new();
+    /// let namespaces = GroupVersionResource::gvr("", "v1", "namespaces");
+    /// let config_maps = GroupVersionResource::gvr("", "v1", "configmaps");
+    /// for name in ["a", "b"] {
+    ///     let map = serde_json::json!({"metadata": {"name": name, "namespace": "team"}});
+    ///     server.put_object(&config_maps, map).expect("stored");
+    /// }
+    /// assert_eq!(server.count(&namespaces, None), 4); // default, kube-system, kube-public, kube-node-lease
+    /// assert_eq!(server.count(&config_maps, None), 2);
+    /// assert_eq!(server.count(&config_maps, Some("team")), 2);
+    /// assert_eq!(server.count(&config_maps, Some("default")), 0);
+    /// ```
+    pub fn count(&self, gvr: &GroupVersionResource, namespace: Option<&str>) -> usize {
+        let Ok(mut target) = self.target(gvr, namespace) else {
+            return 0;
+        };
+        if namespace.is_none() {
+            target.namespace = None;
+        }
+        let query = ListQuery {
+            limit: Some(1),
+            ..ListQuery::default()
+        };
+        self.shared
+            .read(|store| store.list(&target, &query))
+            .map_or(0, |page| page.items.len() + page.remaining.unwrap_or(0))
+    }
+
     /// Registers a CustomResourceDefinition (JSON or parsed YAML), so its resources are
     /// served. It is immediately `Established`.
     pub fn apply_crd(&self, crd: Value) -> Result<Value, Error> {
