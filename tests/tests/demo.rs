@@ -42,11 +42,13 @@ fn demo_runs_end_to_end_and_cleans_up() {
     assert!(output.status.success(), "the demo failed:\n{stderr}");
     for shown in [
         "Starting a Kubernetes API double on http://127.0.0.1:",
+        "$ sealbox cert fetch -o cert.pem",
         "$ sealbox seal --cert cert.pem -f secret.yaml -w sealed-secret.yaml",
         "password: correct-horse-battery-staple",
         "restored it after",
         "$ sealbox keys rotate",
         "$ sealbox keys list",
+        "$ sealbox reencrypt sealed-secret.yaml",
         "Applied again: the controller unsealed it with the new key",
     ] {
         assert!(stdout.contains(shown), "the demo did not show {shown:?}");

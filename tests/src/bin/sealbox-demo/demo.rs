@@ -179,13 +179,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         first_key.name,
         waiting.elapsed().as_secs_f64()
     ));
-    let serves_cert = wait_for("the controller's HTTP API", RECONCILE_TIMEOUT, || {
+    wait_for("the controller's certificate", RECONCILE_TIMEOUT, || {
         controller.check_running()?;
-        Ok(match http_get(controller.http, "/v1/cert.pem") {
-            Some((200, _)) => Some(true),
-            Some((404, _)) => Some(false),
-            _ => None,
-        })
+        match http_get(controller.http, "/v1/cert.pem") {
+            Some((200, _)) => Ok(Some(())),
+            Some((404, _)) => bail!(
+                "{} does not serve /v1/cert.pem: rebuild it (cargo build -p sealbox-controller)",
+                binaries.controller.display()
+            ),
+            _ => Ok(None),
+        }
     })?;
 
     let cli_runner = Sealbox {
@@ -196,19 +199,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
     // 3. Sealing.
     say.step("Fetching the controller's certificate through the API server's service proxy, as kubeseal does.");
-    if serves_cert {
-        let args = ["cert", "fetch", "-o", "cert.pem"];
-        say.command(&args);
-        let out = cli_runner.run(&args)?;
-        say.output(&out.stderr);
-    } else {
-        say.say(
-            "This controller build does not serve /v1/cert.pem yet (404), so the demo takes the\n\
-             certificate from the key Secret's tls.crt instead.",
-        );
-        std::fs::write(dir.join("cert.pem"), &first_key.certificate)
-            .context("cannot write cert.pem")?;
-    }
+    let args = ["cert", "fetch", "-o", "cert.pem"];
+    say.command(&args);
+    let out = cli_runner.run(&args)?;
+    say.output(&out.stderr);
     let cert = std::fs::read_to_string(dir.join("cert.pem")).context("cannot read cert.pem")?;
     say.say(format!(
         "cert.pem: {} ({} bytes) — public, safe to share; it can only seal.",
@@ -313,19 +307,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             .into_iter()
             .find(|key| key.name != first_key.name))
     })?;
-    if serves_cert {
-        wait_for(
-            "the controller to load the new key",
-            RECONCILE_TIMEOUT,
-            || {
-                controller.check_running()?;
-                Ok(http_get(controller.http, "/v1/cert.pem")
-                    .filter(|(code, body)| *code == 200 && body.as_slice() == new_key.certificate)
-                    .map(|_| ()))
-            },
-        )?;
-        say.say("The controller picked up the new key: /v1/cert.pem now serves its certificate.");
-    }
+    wait_for(
+        "the controller to load the new key",
+        RECONCILE_TIMEOUT,
+        || {
+            controller.check_running()?;
+            Ok(http_get(controller.http, "/v1/cert.pem")
+                .filter(|(code, body)| *code == 200 && body.as_slice() == new_key.certificate)
+                .map(|_| ()))
+        },
+    )?;
+    say.say("The controller picked up the new key: /v1/cert.pem now serves its certificate.");
     let args = ["keys", "list"];
     say.command(&args);
     let out = cli_runner.run(&args)?;
@@ -334,35 +326,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     // 7. Re-encryption.
     say.step("Re-encrypting sealed-secret.yaml to the new key, in place.");
     let old_hint = hint(&sealed);
-    if serves_cert {
-        say.say("The controller's /v1/rotate re-seals each value; the plaintext never leaves it.");
-        let args = ["reencrypt", "sealed-secret.yaml"];
-        say.command(&args);
-        let out = cli_runner.run(&args)?;
-        say.output(&out.stderr);
-    } else {
-        say.say(
-            "This controller build has no /v1/rotate yet, so the demo re-encrypts offline with\n\
-             an (unencrypted, scratch-only) key backup instead.",
-        );
-        std::fs::write(dir.join("cert.pem"), &new_key.certificate)
-            .context("cannot write cert.pem")?;
-        for args in [
-            &["keys", "backup", "--unencrypted", "-o", "keys.yaml"][..],
-            &[
-                "reencrypt",
-                "--key",
-                "keys.yaml",
-                "--cert",
-                "cert.pem",
-                "sealed-secret.yaml",
-            ][..],
-        ] {
-            say.command(args);
-            let out = cli_runner.run(args)?;
-            say.output(&out.stderr);
-        }
-    }
+    say.say("The controller's /v1/rotate re-seals each value; the plaintext never leaves it.");
+    let args = ["reencrypt", "sealed-secret.yaml"];
+    say.command(&args);
+    let out = cli_runner.run(&args)?;
+    say.output(&out.stderr);
     let resealed = read_yaml(&dir.join("sealed-secret.yaml"))?;
     let new_hint = hint(&resealed);
     if new_hint == old_hint {
