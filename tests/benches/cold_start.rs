@@ -20,7 +20,8 @@
 //!   `SEALBOX_BENCH_UNRELATED_SECRETS` (as many as SealedSecrets);
 //! - `SEALBOX_BENCH_RUNS` (`hinted,unhinted,rss`);
 //! - `SEALBOX_BENCH_CONTROLLER`: the controller binary for the rss run (no build);
-//! - `SEALBOX_BENCH_CONTROLLER_ARGS`: more controller flags, for experiments.
+//! - `SEALBOX_BENCH_CONTROLLER_ARGS`: more controller flags, for experiments;
+//! - `SEALBOX_BENCH_WORKER_THREADS`: async worker threads of the in-process runs (the cores).
 //!
 //! Both the double and the controller share this machine's cores in the in-process runs, so
 //! the API server's work counts against the ratio; in a cluster it runs elsewhere.
@@ -72,18 +73,20 @@ struct Settings {
     cores: usize,
 }
 
+/// A number from the environment, or `default`.
+fn number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+        })
+        .unwrap_or(default)
+}
+
 impl Settings {
     fn from_env() -> Settings {
-        let number = |name: &str, default: usize| {
-            std::env::var(name)
-                .ok()
-                .map(|v| {
-                    v.trim()
-                        .parse()
-                        .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-                })
-                .unwrap_or(default)
-        };
         let sealed = number("SEALBOX_BENCH_SEALED_SECRETS", 10_000);
         let runs = std::env::var("SEALBOX_BENCH_RUNS")
             .unwrap_or_else(|_| "hinted,unhinted,rss".to_owned())
@@ -128,7 +131,7 @@ fn main() {
         .flatten();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.cores)
+        .worker_threads(number("SEALBOX_BENCH_WORKER_THREADS", settings.cores).max(1))
         .enable_all()
         .build()
         .unwrap();
