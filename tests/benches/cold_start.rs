@@ -437,6 +437,8 @@ struct Run {
     others: f64,
     steal: f64,
     operations: Option<u64>,
+    /// API requests by verb and resource, in the in-process runs.
+    requests: Vec<(String, usize)>,
     yardstick: Yardstick,
     /// The controller process, in the rss run.
     child: Option<ChildFigures>,
@@ -597,6 +599,7 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
     let cpu = process_cpu(std::process::id()).unwrap_or_default() - cpu_before;
     let machine = machine_cpu().since(machine_before);
     let operations = running.keys().private_key_operations();
+    let requests = requests_by_kind(&server);
     running.shutdown().await.unwrap();
     Run {
         count,
@@ -611,6 +614,7 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
         others: wall.as_secs_f64() * cores() - machine.idle - machine.steal - cpu,
         steal: machine.steal,
         operations: Some(operations),
+        requests,
         yardstick: Yardstick {
             before: 0.0,
             after: 0.0,
@@ -618,6 +622,21 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
         },
         child: None,
     }
+}
+
+/// Resource requests the double answered, counted by verb and resource, most first.
+fn requests_by_kind(server: &ApiServer) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for record in server.request_log() {
+        if record.is_resource_request() {
+            *counts
+                .entry(format!("{} {}", record.verb, record.resource))
+                .or_default() += 1;
+        }
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by_key(|kind| std::cmp::Reverse(kind.1));
+    counts
 }
 
 /// The release binary as a child process against the served double, with unrelated Secrets.
@@ -707,6 +726,7 @@ fn binary_run(
         others: wall.as_secs_f64() * cores() - machine.idle - machine.steal - bench_cpu - child_cpu,
         steal: machine.steal,
         operations,
+        requests: Vec::new(),
         yardstick: Yardstick {
             before: 0.0,
             after: 0.0,
@@ -798,6 +818,21 @@ fn report(name: &str, run: &Run, settings: &Settings, expected_operations: Optio
         summary.push_str(&format!(
             ", {per_object:.2} private-key ops each, ops/s ÷ (raw × cores) {op_ratio:.3}"
         ));
+    }
+    if !run.requests.is_empty() {
+        let total: usize = run.requests.iter().map(|(_, n)| n).sum();
+        let per = |n: usize| n as f64 / run.count as f64;
+        let kinds: Vec<String> = run
+            .requests
+            .iter()
+            .filter(|(_, n)| per(*n) >= 0.05)
+            .map(|(kind, n)| format!("{kind} {:.2}", per(*n)))
+            .collect();
+        println!(
+            "  API requests per SealedSecret: {:.2} ({})",
+            per(total),
+            kinds.join(", ")
+        );
     }
     let (line, adjusted) = contention(run, settings);
     println!("  {line}");
