@@ -75,10 +75,9 @@ fn demo_runs_end_to_end_and_cleans_up() {
 
 #[test]
 fn missing_binaries_are_named_with_the_command_that_builds_them() {
-    let empty = std::env::temp_dir().join("sealbox-demo-test-no-binaries");
-    std::fs::create_dir_all(&empty).expect("a scratch directory");
+    let empty = tempfile::tempdir().expect("a scratch directory");
     let output = demo()
-        .args(["--bin-dir".as_ref(), empty.as_os_str()])
+        .args(["--bin-dir".as_ref(), empty.path().as_os_str()])
         .output()
         .expect("the demo runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
