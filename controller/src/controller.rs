@@ -3,7 +3,9 @@
 //! shutdown.
 //!
 //! SealedSecrets are watched as dynamic objects and parsed per reconcile, so one object that
-//! does not fit the schema fails alone instead of breaking the list and the watch.
+//! does not fit the schema fails alone instead of breaking the list and the watch. Before they
+//! are cached, fields the controller never reads (`managedFields`, kubectl's last-applied
+//! copy of the whole object) are dropped: they can be larger than the object itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,8 @@ use futures::{Stream, StreamExt as _, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use sealbox_crds::SealedSecret;
 use tokio::sync::watch;
@@ -29,6 +31,8 @@ use crate::server::Readiness;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest wait at shutdown for running reconciles to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Written by `kubectl apply`: a JSON copy of the whole object, never read by the controller.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Which SealedSecrets to reconcile, and how many at once.
 #[derive(Debug, Clone, Default)]
@@ -72,7 +76,13 @@ pub async fn run(
         if let Some(selector) = &settings.label_selector {
             config = config.labels(selector);
         }
-        let controller = Controller::new_with(sealed, config, resource.clone())
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let objects = watcher(sealed, config)
+            .modify(trim_unused_fields)
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream_with(objects, store, resource.clone())
             // `owns` watches metadata only: the Secrets' data never enters the cache.
             .owns(secrets, watcher::Config::default())
             .reconcile_all_on(key_changes(ctx.keys()))
@@ -136,6 +146,14 @@ pub async fn run(
     tokio::join!(controllers, ready, prune);
 }
 
+/// Drops what the controller never reads from a SealedSecret before it is cached.
+fn trim_unused_fields(object: &mut DynamicObject) {
+    object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
 /// Resolves once shutdown was asked for and no reconcile is running (or the grace is over).
 async fn drained(ctx: &Context, shutdown: watch::Receiver<bool>) {
     stopped(shutdown).await;
@@ -180,5 +198,41 @@ async fn prune_memory(
                     .is_some_and(|o| o.uid().as_deref() == Some(uid))
             })
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_everything_reconcile_reads() {
+        let resource = ApiResource::erase::<SealedSecret>(&());
+        let mut object = DynamicObject::new("db", &resource)
+            .within("team-a")
+            .data(serde_json::json!({"spec": {"encryptedData": {"password": "AgB="}}}));
+        object.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        object.metadata.annotations = Some(BTreeMap::from([
+            (
+                LAST_APPLIED_ANNOTATION.to_owned(),
+                "{\"kind\":\"SealedSecret\"}".to_owned(),
+            ),
+            ("sealbox.dev/sealing-key".to_owned(), "k1".to_owned()),
+        ]));
+        let mut expected = object.clone();
+        expected.metadata.managed_fields = None;
+        if let Some(annotations) = expected.metadata.annotations.as_mut() {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+
+        trim_unused_fields(&mut object);
+
+        assert_eq!(object.metadata, expected.metadata);
+        assert_eq!(object.data, expected.data);
+        assert_eq!(object.annotations().len(), 1);
     }
 }
