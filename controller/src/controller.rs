@@ -2,10 +2,9 @@
 //! (metadata only: no Secret data is cached), re-queuing everything when the keys change, and
 //! shutdown.
 //!
-//! SealedSecrets are watched as dynamic objects and parsed per reconcile, so one object that
-//! does not fit the schema fails alone instead of breaking the list and the watch. Before they
-//! are cached, fields the controller never reads (`managedFields`, kubectl's last-applied
-//! copy of the whole object) are dropped: they can be larger than the object itself.
+//! SealedSecrets are parsed as they arrive into [`WatchedSealedSecret`]s, which carry a malformed
+//! object's problem instead of failing: one object that does not fit the schema fails alone
+//! instead of breaking the list and the watch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,17 +12,16 @@ use std::time::Duration;
 use futures::future::join_all;
 use futures::{Stream, StreamExt as _, stream};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt as _};
-use sealbox_crds::SealedSecret;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::keys::KeyRegistry;
-use crate::reconcile::{Context, error_chain, error_policy, reconcile_object};
+use crate::reconcile::{Context, WatchedSealedSecret, error_chain, error_policy, reconcile_object};
 use crate::server::Readiness;
 
 /// How often memory (and the condition metric) of deleted SealedSecrets is dropped. Deletions
@@ -31,8 +29,6 @@ use crate::server::Readiness;
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest wait at shutdown for running reconciles to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-/// Written by `kubectl apply`: a JSON copy of the whole object, never read by the controller.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Which SealedSecrets to reconcile, and how many at once.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +49,6 @@ pub async fn run(
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,
 ) {
-    let resource = ApiResource::erase::<SealedSecret>(&());
     let scopes = match &settings.namespaces {
         None => vec![None],
         Some(namespaces) => namespaces.iter().cloned().map(Some).collect(),
@@ -62,13 +57,10 @@ pub async fn run(
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
-        let (sealed, secrets): (Api<DynamicObject>, Api<Secret>) = match &scope {
-            None => (
-                Api::all_with(client.clone(), &resource),
-                Api::all(client.clone()),
-            ),
+        let (sealed, secrets): (Api<WatchedSealedSecret>, Api<Secret>) = match &scope {
+            None => (Api::all(client.clone()), Api::all(client.clone())),
             Some(ns) => (
-                Api::namespaced_with(client.clone(), ns, &resource),
+                Api::namespaced(client.clone(), ns),
                 Api::namespaced(client.clone(), ns),
             ),
         };
@@ -76,13 +68,7 @@ pub async fn run(
         if let Some(selector) = &settings.label_selector {
             config = config.labels(selector);
         }
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let objects = watcher(sealed, config)
-            .modify(trim_unused_fields)
-            .reflect(writer)
-            .applied_objects();
-        let controller = Controller::for_stream_with(objects, store, resource.clone())
+        let controller = Controller::new(sealed, config)
             // `owns` watches metadata only: the Secrets' data never enters the cache.
             .owns(secrets, watcher::Config::default())
             .reconcile_all_on(key_changes(ctx.keys()))
@@ -134,7 +120,7 @@ pub async fn run(
             }
         }
     };
-    let prune = prune_memory(ctx.clone(), stores, resource, shutdown.clone());
+    let prune = prune_memory(ctx.clone(), stores, shutdown.clone());
     // kube's Controller drains its whole queue on shutdown, delayed retries included, and
     // never ends while its cache is unsynced; only running reconciles are worth waiting for.
     let controllers = async move {
@@ -144,14 +130,6 @@ pub async fn run(
         }
     };
     tokio::join!(controllers, ready, prune);
-}
-
-/// Drops what the controller never reads from a SealedSecret before it is cached.
-fn trim_unused_fields(object: &mut DynamicObject) {
-    object.metadata.managed_fields = None;
-    if let Some(annotations) = object.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-    }
 }
 
 /// Resolves once shutdown was asked for and no reconcile is running (or the grace is over).
@@ -180,8 +158,7 @@ async fn stopped(mut shutdown: watch::Receiver<bool>) {
 /// Drops what the context remembers about SealedSecrets no store holds any more.
 async fn prune_memory(
     ctx: Arc<Context>,
-    stores: Vec<Store<DynamicObject>>,
-    resource: ApiResource,
+    stores: Vec<Store<WatchedSealedSecret>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -190,49 +167,12 @@ async fn prune_memory(
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
         ctx.retain_objects(|(namespace, name), uid| {
-            let reference =
-                ObjectRef::<DynamicObject>::new_with(name, resource.clone()).within(namespace);
+            let reference = ObjectRef::<WatchedSealedSecret>::new(name).within(namespace);
             stores.iter().any(|store| {
                 store
                     .get(&reference)
                     .is_some_and(|o| o.uid().as_deref() == Some(uid))
             })
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-
-    use super::*;
-
-    #[test]
-    fn trimming_keeps_everything_reconcile_reads() {
-        let resource = ApiResource::erase::<SealedSecret>(&());
-        let mut object = DynamicObject::new("db", &resource)
-            .within("team-a")
-            .data(serde_json::json!({"spec": {"encryptedData": {"password": "AgB="}}}));
-        object.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
-        object.metadata.annotations = Some(BTreeMap::from([
-            (
-                LAST_APPLIED_ANNOTATION.to_owned(),
-                "{\"kind\":\"SealedSecret\"}".to_owned(),
-            ),
-            ("sealbox.dev/sealing-key".to_owned(), "k1".to_owned()),
-        ]));
-        let mut expected = object.clone();
-        expected.metadata.managed_fields = None;
-        if let Some(annotations) = expected.metadata.annotations.as_mut() {
-            annotations.remove(LAST_APPLIED_ANNOTATION);
-        }
-
-        trim_unused_fields(&mut object);
-
-        assert_eq!(object.metadata, expected.metadata);
-        assert_eq!(object.data, expected.data);
-        assert_eq!(object.annotations().len(), 1);
     }
 }

@@ -11,6 +11,7 @@
 //! digest of everything the Secret depends on and the Secret's resourceVersion after our write:
 //! while both match, a reconcile is one metadata-only GET.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -20,12 +21,15 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretSpec, SealedSecretStatus};
 use sealbox_crypto::Fingerprint;
+use serde::{Deserialize, Deserializer};
 use tokio::sync::Semaphore;
 use tracing::{Span, debug, info, instrument, warn};
 
@@ -46,6 +50,9 @@ pub const FIELD_MANAGER: &str = "sealbox-controller";
 const REASON_METRIC_UNSEAL: &str = "unseal";
 const REASON_METRIC_UNMANAGED: &str = "unmanaged";
 const REASON_METRIC_UPDATE: &str = "update";
+
+/// Written by `kubectl apply`: a JSON copy of the whole object, never read by the controller.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Transient failures in a row after which the status reports them.
 const FAILURES_BEFORE_REPORTING: u32 = 3;
@@ -195,33 +202,106 @@ impl Context {
     }
 }
 
-/// Entry point for the controller: parses the object leniently so a malformed SealedSecret
-/// fails alone, then reconciles it.
-pub async fn reconcile_object(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
-    let _in_flight = InFlight::enter(&ctx);
-    match parse_sealed_secret(&object) {
-        Ok(sealed) => reconcile(Arc::new(sealed), ctx).await,
-        Err(problem) => {
-            let sealed = SealedSecret {
-                metadata: object.metadata.clone(),
-                spec: SealedSecretSpec::default(),
-                status: object
-                    .data
-                    .get("status")
-                    .and_then(|s| serde_json::from_value(s.clone()).ok()),
-            };
-            let key = object_key(&sealed);
-            let uid = sealed.metadata.uid.clone().unwrap_or_default();
-            warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
-            ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
-            let outcome = Outcome::Failed {
-                reason: REASON_UNSEAL_FAILED,
-                message: problem.to_string(),
-            };
-            report(&ctx, &sealed, &key, &uid, &outcome).await?;
-            Ok(Action::await_change())
+/// A SealedSecret as the controller watches and caches it: parsed once, when it arrives, or
+/// the reason it could not be. Deserializing never fails on the spec, so one object that does
+/// not fit the schema fails alone instead of breaking the list and the watch; and the cache
+/// holds the typed object, not its JSON tree (a `serde_json::Value` costs several times the
+/// size of the data it holds).
+#[derive(Clone, Debug)]
+pub struct WatchedSealedSecret {
+    sealed: Arc<SealedSecret>,
+    /// Why the object is malformed (names a field, never a value).
+    malformed: Option<String>,
+}
+
+impl WatchedSealedSecret {
+    /// Parses `object`, dropping what the controller never reads: `managedFields` and
+    /// kubectl's last-applied copy, which can be larger than the object itself.
+    pub fn from_object(mut object: DynamicObject) -> Self {
+        object.metadata.managed_fields = None;
+        if let Some(annotations) = object.metadata.annotations.as_mut() {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+        match parse_sealed_secret(&object) {
+            Ok(sealed) => Self {
+                sealed: Arc::new(sealed),
+                malformed: None,
+            },
+            Err(problem) => Self {
+                sealed: Arc::new(SealedSecret {
+                    spec: SealedSecretSpec::default(),
+                    status: object
+                        .data
+                        .get("status")
+                        .and_then(|s| serde_json::from_value(s.clone()).ok()),
+                    metadata: object.metadata,
+                }),
+                malformed: Some(problem.to_string()),
+            },
         }
     }
+}
+
+impl<'de> Deserialize<'de> for WatchedSealedSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        DynamicObject::deserialize(deserializer).map(Self::from_object)
+    }
+}
+
+impl Resource for WatchedSealedSecret {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        SealedSecret::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        SealedSecret::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        SealedSecret::version(dt)
+    }
+
+    fn api_version(dt: &()) -> Cow<'_, str> {
+        SealedSecret::api_version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        SealedSecret::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.sealed.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut Arc::make_mut(&mut self.sealed).metadata
+    }
+}
+
+/// Entry point for the controller: reconciles a well-formed SealedSecret, reports a malformed
+/// one.
+pub async fn reconcile_object(
+    object: Arc<WatchedSealedSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let _in_flight = InFlight::enter(&ctx);
+    let Some(problem) = &object.malformed else {
+        return reconcile(object.sealed.clone(), ctx).await;
+    };
+    let sealed = &object.sealed;
+    let key = object_key(sealed);
+    let uid = sealed.metadata.uid.clone().unwrap_or_default();
+    warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
+    ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
+    let outcome = Outcome::Failed {
+        reason: REASON_UNSEAL_FAILED,
+        message: problem.clone(),
+    };
+    report(&ctx, sealed, &key, &uid, &outcome).await?;
+    Ok(Action::await_change())
 }
 
 /// Counts a running reconcile until dropped.
@@ -278,7 +358,7 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
 }
 
 /// Retries transient failures with exponential backoff per object.
-pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = (object.namespace().unwrap_or_default(), object.name_any());
     let failures = ctx.lock().get(&key).map_or(1, |m| m.failures.max(1));
     let delay = backoff(failures);
@@ -755,6 +835,43 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("spec.template.immutable"), "{text}");
         assert!(!text.contains("very-secret-string"), "{text}");
+    }
+
+    #[test]
+    fn watched_objects_drop_what_reconcile_never_reads() {
+        let mut object = object(serde_json::json!({"encryptedData": {"password": "AgB..."}}));
+        object.metadata.managed_fields = Some(vec![Default::default()]);
+        object.metadata.annotations = Some(
+            [
+                (LAST_APPLIED_ANNOTATION, "{\"kind\":\"SealedSecret\"}"),
+                ("sealbox.dev/sealing-key", "k1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        );
+        let watched = WatchedSealedSecret::from_object(object);
+        assert_eq!(watched.malformed, None);
+        assert_eq!(watched.sealed.metadata.managed_fields, None);
+        assert_eq!(
+            watched.annotations().keys().collect::<Vec<_>>(),
+            ["sealbox.dev/sealing-key"]
+        );
+        assert_eq!(watched.sealed.spec.encrypted_data.len(), 1);
+    }
+
+    #[test]
+    fn a_malformed_object_deserializes_and_carries_its_problem() {
+        let watched: WatchedSealedSecret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "bitnami.com/v1alpha1",
+            "kind": "SealedSecret",
+            "metadata": {"name": "db", "namespace": "prod", "uid": "u1"},
+            "spec": {"encryptedData": {"password": 12345678}},
+        }))
+        .expect("deserializes");
+        let problem = watched.malformed.as_deref().expect("malformed");
+        assert!(problem.contains("spec.encryptedData.password"), "{problem}");
+        assert_eq!(watched.uid().as_deref(), Some("u1"));
     }
 
     #[test]
