@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -273,7 +273,7 @@ impl LeaderWork {
         let ctx = Arc::new(Context::new(
             self.client.clone(),
             self.keys.clone(),
-            Recorder::new(self.client.clone(), reporter),
+            reporter,
             self.reconcile_settings,
             std::thread::available_parallelism().map_or(1, usize::from),
             self.metrics.clone(),

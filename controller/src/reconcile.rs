@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretSpec, SealedSecretStatus};
 use sealbox_crypto::Fingerprint;
@@ -74,7 +74,12 @@ pub struct ReconcileSettings {
 pub struct Context {
     client: Client,
     keys: KeyRegistry,
+    /// Warnings go through one `Recorder`, whose cache turns a repeated warning into a series
+    /// (it keeps every event for six minutes, with no bound).
     recorder: Recorder,
+    /// Normal events, one per unsealed object and rarely repeated, bypass that cache: at cold
+    /// start it would hold one event per SealedSecret (~2 KB each).
+    reporter: Reporter,
     settings: ReconcileSettings,
     unseal_permits: Arc<Semaphore>,
     memory: Mutex<HashMap<ObjectKey, Memory>>,
@@ -128,15 +133,16 @@ impl Context {
     pub fn new(
         client: Client,
         keys: KeyRegistry,
-        recorder: Recorder,
+        reporter: Reporter,
         settings: ReconcileSettings,
         unseal_parallelism: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Context {
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             keys,
-            recorder,
             settings,
             unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
             memory: Mutex::new(HashMap::new()),
@@ -706,7 +712,15 @@ async fn publish(ctx: &Context, sealed: &SealedSecret, type_: EventType, reason:
         action: "Unseal".to_owned(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &sealed.object_ref(&())).await {
+    let result = match type_ {
+        EventType::Warning => ctx.recorder.publish(&event, &sealed.object_ref(&())).await,
+        EventType::Normal => {
+            Recorder::new(ctx.client.clone(), ctx.reporter.clone())
+                .publish(&event, &sealed.object_ref(&()))
+                .await
+        }
+    };
+    if let Err(error) = result {
         warn!(error = %error_chain(&error), reason, "publishing an event failed");
     }
 }
