@@ -114,9 +114,17 @@ struct Memory {
     /// The key-set epoch at which unsealing the inputs of `digest` failed (and was reported):
     /// until the object or the keys change, trying again cannot succeed.
     unseal_failed_at: Option<u64>,
-    /// The status last written, with the object's resourceVersion just before the write: while
-    /// the cache still shows that version, it has not seen our write yet.
-    written_status: Option<(Option<String>, SealedSecretStatus)>,
+    /// The status last written, until the cache shows it.
+    written_status: Option<Box<WrittenStatus>>,
+}
+
+/// A status write the cache may not have seen yet.
+#[derive(Debug, Clone)]
+struct WrittenStatus {
+    /// The object's resourceVersion just before the write: while the cache still shows this
+    /// version, it predates the write.
+    version: Option<String>,
+    status: SealedSecretStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -654,11 +662,19 @@ async fn report(
         return Ok(());
     }
 
-    // Until the watch delivers our last status write, the cached object predates it.
+    // Until the watch delivers our last status write, the cached object predates it. Once it
+    // has, the copy is dropped: kept for every object, it would be most of what the controller
+    // remembers about them.
     let cached = sealed.status.as_ref();
     let current = match &memory.written_status {
-        Some((version, written)) if *version == sealed.metadata.resource_version => Some(written),
-        _ => cached,
+        Some(written) if written.version == sealed.metadata.resource_version => {
+            Some(&written.status)
+        }
+        Some(_) => {
+            ctx.update(key, uid, |m| m.written_status = None);
+            cached
+        }
+        None => cached,
     };
     let Some(next) = status::next_status(
         current,
@@ -689,8 +705,11 @@ async fn report(
             });
         }
     }
-    let version = sealed.metadata.resource_version.clone();
-    ctx.update(key, uid, |m| m.written_status = Some((version, next)));
+    let written = WrittenStatus {
+        version: sealed.metadata.resource_version.clone(),
+        status: next,
+    };
+    ctx.update(key, uid, |m| m.written_status = Some(Box::new(written)));
     Ok(())
 }
 
