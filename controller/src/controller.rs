@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use futures::{Stream, StreamExt as _, stream};
+use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -57,20 +58,29 @@ pub async fn run(
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
-        let (sealed, secrets): (Api<WatchedSealedSecret>, Api<Secret>) = match &scope {
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-        };
+        let (sealed, secrets): (Api<WatchedSealedSecret>, Api<PartialObjectMeta<Secret>>) =
+            match &scope {
+                None => (Api::all(client.clone()), Api::all(client.clone())),
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+            };
         let mut config = watcher::Config::default();
         if let Some(selector) = &settings.label_selector {
             config = config.labels(selector);
         }
+        // Owned Secrets are watched metadata only (their data never enters the controller's
+        // memory), and their versions noted on the way, so that the reconciles our own writes
+        // cause need not ask the API server whether the Secret is still as written.
+        let owned = {
+            let ctx = ctx.clone();
+            watcher(secrets, watcher::Config::default())
+                .inspect_ok(move |event| ctx.owned_secrets().observe(event))
+                .touched_objects()
+        };
         let controller = Controller::new(sealed, config)
-            // `owns` watches metadata only: the Secrets' data never enters the cache.
-            .owns(secrets, watcher::Config::default())
+            .owns_stream(owned)
             .reconcile_all_on(key_changes(ctx.keys()))
             .with_config(controller::Config::default().concurrency(settings.concurrency))
             .graceful_shutdown_on(stopped(shutdown.clone()));

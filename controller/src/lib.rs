@@ -21,6 +21,7 @@ pub mod error;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod owned;
 pub mod ownership;
 pub mod reconcile;
 pub mod reseal;
@@ -427,4 +428,3 @@ async fn shutdown_signal() {
 fn unseal_parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from) + 1
 }
-

@@ -37,6 +37,7 @@ use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
 use crate::error::{Error, Result};
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
+use crate::owned::OwnedSecrets;
 use crate::ownership::{self, Leftovers, Plan};
 use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
@@ -83,6 +84,7 @@ pub struct Context {
     settings: ReconcileSettings,
     unseal_permits: Arc<Semaphore>,
     memory: Mutex<HashMap<ObjectKey, Memory>>,
+    owned: OwnedSecrets,
     in_flight: AtomicUsize,
     metrics: Arc<Metrics>,
 }
@@ -154,6 +156,7 @@ impl Context {
             settings,
             unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
             memory: Mutex::new(HashMap::new()),
+            owned: OwnedSecrets::default(),
             in_flight: AtomicUsize::new(0),
             metrics,
         }
@@ -167,6 +170,13 @@ impl Context {
     /// The key registry.
     pub fn keys(&self) -> &KeyRegistry {
         &self.keys
+    }
+
+    /// The owned Secrets' versions as the watch shows them; [`controller::run`] feeds it.
+    ///
+    /// [`controller::run`]: crate::controller::run
+    pub fn owned_secrets(&self) -> &OwnedSecrets {
+        &self.owned
     }
 
     /// Forgets objects that no longer exist, and their condition metric.
@@ -398,19 +408,23 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
     let digest = digest(sealed, ctx.settings);
     let memory = ctx.recall(key, uid);
 
-    // Fast path: nothing this Secret depends on changed since we last made it match.
+    // Fast path: nothing this Secret depends on changed since we last made it match, and the
+    // Secret is still as we left it: the watch shows it so, or else the API server does.
     if memory.digest == digest
         && let Some(Reported::Synced { secret_version }) = &memory.reported
     {
-        let current =
-            secrets
+        let unchanged = match secret_version {
+            Some(version) if ctx.owned.is_at(key, version) => true,
+            _ => secrets
                 .get_metadata_opt(&key.1)
                 .await
                 .map_err(|source| Error::GetSecret {
                     secret: format!("{}/{}", key.0, key.1),
                     source,
-                })?;
-        if current.is_some_and(|m| m.metadata.resource_version == *secret_version) {
+                })?
+                .is_some_and(|m| m.metadata.resource_version == *secret_version),
+        };
+        if unchanged {
             report(ctx, sealed, key, uid, &Outcome::Synced).await?;
             return Ok(Action::await_change());
         }

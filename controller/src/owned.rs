@@ -1,0 +1,181 @@
+//! The resourceVersion of every Secret a SealedSecret controls, as the Secret watch last showed
+//! it.
+//!
+//! Each write of the controller comes back as watch events (the Secret it applied, the status
+//! it patched), and each of them queues another reconcile of the object. When the Secret is
+//! still at the version the controller wrote, that reconcile has nothing to do, and this map
+//! lets it know without asking the API server. Anything else (the watch has not caught up yet,
+//! the Secret changed, it is gone) falls back to asking.
+//!
+//! Only Secrets with a SealedSecret as controller are kept: a cluster's other Secrets cost
+//! nothing here.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::Event;
+use kube::{Resource as _, ResourceExt as _};
+use sealbox_crds::SealedSecret;
+
+use crate::reconcile::ObjectKey;
+
+type Versions = HashMap<ObjectKey, String>;
+
+/// Owned Secrets' resourceVersions, by `(namespace, name)`.
+#[derive(Debug, Default)]
+pub struct OwnedSecrets {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    current: Versions,
+    /// While the watch lists again: what it listed so far, which replaces `current` when the
+    /// list is complete (Secrets missing from it were deleted meanwhile).
+    relisting: Option<Versions>,
+}
+
+impl OwnedSecrets {
+    /// Takes in one event of the Secret metadata watch.
+    pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            Event::Init => inner.relisting = Some(Versions::new()),
+            Event::InitApply(secret) => {
+                if let Some(listed) = inner.relisting.as_mut() {
+                    record(listed, secret);
+                }
+            }
+            Event::InitDone => {
+                if let Some(listed) = inner.relisting.take() {
+                    inner.current = listed;
+                }
+            }
+            Event::Apply(secret) => record(&mut inner.current, secret),
+            Event::Delete(secret) => {
+                inner.current.remove(&key(secret));
+            }
+        }
+    }
+
+    /// Whether the watch last showed the Secret `key` at `version`, controlled by a SealedSecret.
+    pub fn is_at(&self, key: &ObjectKey, version: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.current.get(key).is_some_and(|seen| seen == version)
+    }
+
+    /// How many Secrets are known.
+    pub fn len(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.current.len()
+    }
+
+    /// Whether no Secret is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn key(secret: &PartialObjectMeta<Secret>) -> ObjectKey {
+    (secret.namespace().unwrap_or_default(), secret.name_any())
+}
+
+/// Keeps the version of a Secret a SealedSecret controls; forgets any other (one that lost its
+/// controller reference must not look unchanged).
+fn record(versions: &mut Versions, secret: &PartialObjectMeta<Secret>) {
+    let controlled = secret.owner_references().iter().any(|owner| {
+        owner.controller == Some(true)
+            && owner.kind == "SealedSecret"
+            && owner.api_version.split('/').next() == Some(SealedSecret::group(&()).as_ref())
+    });
+    match (controlled, secret.resource_version()) {
+        (true, Some(version)) => {
+            versions.insert(key(secret), version);
+        }
+        _ => {
+            versions.remove(&key(secret));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::*;
+
+    fn secret(name: &str, version: &str, owner_kind: Option<&str>) -> PartialObjectMeta<Secret> {
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some("prod".to_owned()),
+                resource_version: Some(version.to_owned()),
+                owner_references: owner_kind.map(|kind| {
+                    vec![OwnerReference {
+                        api_version: "bitnami.com/v1alpha1".to_owned(),
+                        kind: kind.to_owned(),
+                        name: name.to_owned(),
+                        uid: "u1".to_owned(),
+                        controller: Some(true),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    fn key(name: &str) -> ObjectKey {
+        ("prod".to_owned(), name.to_owned())
+    }
+
+    #[test]
+    fn follows_owned_secrets_through_changes_and_deletion() {
+        let owned = OwnedSecrets::default();
+        owned.observe(&Event::Apply(secret("db", "5", Some("SealedSecret"))));
+        assert!(owned.is_at(&key("db"), "5"));
+        assert!(!owned.is_at(&key("db"), "4"));
+
+        owned.observe(&Event::Apply(secret("db", "9", Some("SealedSecret"))));
+        assert!(!owned.is_at(&key("db"), "5"));
+        assert!(owned.is_at(&key("db"), "9"));
+
+        owned.observe(&Event::Delete(secret("db", "9", Some("SealedSecret"))));
+        assert!(!owned.is_at(&key("db"), "9"));
+        assert!(owned.is_empty());
+    }
+
+    #[test]
+    fn other_secrets_are_not_kept_and_a_lost_owner_forgets() {
+        let owned = OwnedSecrets::default();
+        owned.observe(&Event::Apply(secret("token", "3", None)));
+        owned.observe(&Event::Apply(secret("cm", "4", Some("ConfigMap"))));
+        assert!(owned.is_empty());
+
+        owned.observe(&Event::Apply(secret("db", "5", Some("SealedSecret"))));
+        owned.observe(&Event::Apply(secret("db", "6", None)));
+        assert!(!owned.is_at(&key("db"), "6"));
+        assert!(owned.is_empty());
+    }
+
+    #[test]
+    fn a_relist_replaces_what_was_known() {
+        let owned = OwnedSecrets::default();
+        owned.observe(&Event::Apply(secret("gone", "1", Some("SealedSecret"))));
+        owned.observe(&Event::Apply(secret("kept", "2", Some("SealedSecret"))));
+
+        owned.observe(&Event::Init);
+        owned.observe(&Event::InitApply(secret("kept", "7", Some("SealedSecret"))));
+        // Until the list is complete, what was known stands.
+        assert!(owned.is_at(&key("gone"), "1"));
+        owned.observe(&Event::InitDone);
+
+        assert!(!owned.is_at(&key("gone"), "1"));
+        assert!(owned.is_at(&key("kept"), "7"));
+        assert_eq!(owned.len(), 1);
+    }
+}
