@@ -9,6 +9,16 @@ use std::net::SocketAddr;
 /// Everything that can go wrong in the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading a SealedSecret whole (to unseal it) failed.
+    #[error("reading SealedSecret {sealed_secret} failed")]
+    GetSealedSecret {
+        /// `namespace/name`.
+        sealed_secret: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// Reading the Secret a SealedSecret names failed.
     #[error("reading Secret {secret} failed")]
     GetSecret {
@@ -154,6 +164,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::GetSecret { .. } => "get_secret",
+            Error::GetSealedSecret { .. } => "get_sealed_secret",
             Error::ApplySecret { .. } | Error::PruneSecret { .. } => "update",
             Error::PatchStatus { .. } => "status",
             Error::NoKeys => "no_keys",
@@ -173,6 +184,7 @@ impl Error {
     pub fn api_status(&self) -> Option<&kube::core::Status> {
         match self {
             Error::GetSecret { source, .. }
+            | Error::GetSealedSecret { source, .. }
             | Error::ApplySecret { source, .. }
             | Error::PruneSecret { source, .. }
             | Error::PatchStatus { source, .. }

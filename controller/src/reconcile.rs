@@ -228,29 +228,51 @@ impl Context {
 
 /// A SealedSecret as the controller watches and caches it: parsed once, when it arrives, or
 /// the reason it could not be. Deserializing never fails on the spec, so one object that does
-/// not fit the schema fails alone instead of breaking the list and the watch; and the cache
-/// holds the typed object, not its JSON tree (a `serde_json::Value` costs several times the
-/// size of the data it holds).
+/// not fit the schema fails alone instead of breaking the list and the watch.
+///
+/// The cache keeps metadata, status and a digest of the spec, not the spec: the sealed values
+/// are most of an object's size (~2.2 KB of 3 KB for three values, far more for certificates)
+/// and are read only to unseal, which [`reconcile`] does from a fresh GET.
 #[derive(Clone, Debug)]
 pub struct WatchedSealedSecret {
     sealed: Arc<SealedSecret>,
+    /// Digest of the spec as it arrived, sealed values included.
+    spec_digest: u64,
     /// Why the object is malformed (names a field, never a value).
     malformed: Option<String>,
 }
 
 impl WatchedSealedSecret {
-    /// Parses `object`, dropping what the controller never reads: `managedFields` and
-    /// kubectl's last-applied copy, which can be larger than the object itself.
-    pub fn from_object(mut object: DynamicObject) -> Self {
+    /// Parses `object` for the cache, leaving out its spec and what the controller never reads:
+    /// `managedFields` and kubectl's last-applied copy, which can be larger than the object.
+    pub fn from_object(object: DynamicObject) -> Self {
+        Self::parse(object, false)
+    }
+
+    /// Parses `object`, with its spec when `with_spec`.
+    fn parse(mut object: DynamicObject, with_spec: bool) -> Self {
         object.metadata.managed_fields = None;
         if let Some(annotations) = object.metadata.annotations.as_mut() {
             annotations.remove(LAST_APPLIED_ANNOTATION);
         }
+        let spec_digest = {
+            let mut hasher = DefaultHasher::new();
+            if let Some(spec) = object.data.get("spec") {
+                spec.to_string().hash(&mut hasher);
+            }
+            hasher.finish()
+        };
         match parse_sealed_secret(&object) {
-            Ok(sealed) => Self {
-                sealed: Arc::new(sealed),
-                malformed: None,
-            },
+            Ok(mut sealed) => {
+                if !with_spec {
+                    sealed.spec = SealedSecretSpec::default();
+                }
+                Self {
+                    sealed: Arc::new(sealed),
+                    spec_digest,
+                    malformed: None,
+                }
+            }
             Err(problem) => Self {
                 sealed: Arc::new(SealedSecret {
                     spec: SealedSecretSpec::default(),
@@ -260,6 +282,7 @@ impl WatchedSealedSecret {
                         .and_then(|s| serde_json::from_value(s.clone()).ok()),
                     metadata: object.metadata,
                 }),
+                spec_digest,
                 malformed: Some(problem.to_string()),
             },
         }
@@ -313,7 +336,7 @@ pub async fn reconcile_object(
 ) -> Result<Action> {
     let _in_flight = InFlight::enter(&ctx);
     let Some(problem) = &object.malformed else {
-        return reconcile(object.sealed.clone(), ctx).await;
+        return reconcile(object, ctx).await;
     };
     let sealed = &object.sealed;
     let key = object_key(sealed);
@@ -344,10 +367,11 @@ impl Drop for InFlight {
     }
 }
 
-/// Reconciles one SealedSecret.
+/// Reconciles one well-formed SealedSecret.
 #[instrument(skip_all, fields(namespace, name))]
-pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action> {
-    let key = object_key(&sealed);
+pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> Result<Action> {
+    let sealed = &object.sealed;
+    let key = object_key(sealed);
     Span::current().record("namespace", key.0.as_str());
     Span::current().record("name", key.1.as_str());
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
@@ -355,7 +379,7 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
 
-    match sync(&sealed, &ctx, &key, &uid).await {
+    match sync(&object, &ctx, &key, &uid).await {
         Ok(action) => {
             ctx.update(&key, &uid, |m| m.failures = 0);
             Ok(action)
@@ -372,7 +396,7 @@ pub async fn reconcile(sealed: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<A
                     reason: REASON_UPDATE_FAILED,
                     message: error_chain(&error),
                 };
-                if let Err(e) = report(&ctx, &sealed, &key, &uid, &outcome).await {
+                if let Err(e) = report(&ctx, sealed, &key, &uid, &outcome).await {
                     debug!(error = %error_chain(&e), "reporting a transient failure failed");
                 }
             }
@@ -399,13 +423,18 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
 }
 
-async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) -> Result<Action> {
+async fn sync(
+    cached: &WatchedSealedSecret,
+    ctx: &Context,
+    key: &ObjectKey,
+    uid: &str,
+) -> Result<Action> {
     let keys = ctx.keys.snapshot();
     if keys.is_empty() {
         return Err(Error::NoKeys);
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
-    let digest = digest(sealed, ctx.settings);
+    let digest = digest(cached, ctx.settings);
     let memory = ctx.recall(key, uid);
 
     // Fast path: nothing this Secret depends on changed since we last made it match, and the
@@ -425,7 +454,7 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
                 .is_some_and(|m| m.metadata.resource_version == *secret_version),
         };
         if unchanged {
-            report(ctx, sealed, key, uid, &Outcome::Synced).await?;
+            report(ctx, &cached.sealed, key, uid, &Outcome::Synced).await?;
             return Ok(Action::await_change());
         }
     }
@@ -434,6 +463,20 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
     if memory.digest == digest && memory.unseal_failed_at == Some(epoch) {
         return Ok(Action::await_change());
     }
+
+    // Unsealing needs the sealed values, which the cache leaves out: read the object afresh. It
+    // may be newer than the cache; what follows is about it.
+    let Some(fetched) = fetch(ctx, key).await? else {
+        // Deleted meanwhile.
+        return Ok(Action::await_change());
+    };
+    if fetched.malformed.is_some() || fetched.sealed.metadata.uid.as_deref() != Some(uid) {
+        // Changed into a malformed object, or deleted and created again: the watch delivers
+        // that version next, and its reconcile deals with it.
+        return Ok(Action::await_change());
+    }
+    let digest = self::digest(&fetched, ctx.settings);
+    let sealed = fetched.sealed.as_ref();
 
     let unsealed = unseal(ctx, sealed, memory.key.clone()).await?;
     let desired = match unsealed {
@@ -497,6 +540,21 @@ async fn sync(sealed: &SealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) 
         }
     }
     Ok(Action::await_change())
+}
+
+/// Reads the SealedSecret `key` whole, or `None` when it is gone.
+async fn fetch(ctx: &Context, key: &ObjectKey) -> Result<Option<WatchedSealedSecret>> {
+    // Dynamic, not typed: a malformed object must not fail to parse.
+    let resource = ApiResource::erase::<SealedSecret>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.0, &resource);
+    let object = api
+        .get_opt(&key.1)
+        .await
+        .map_err(|source| Error::GetSealedSecret {
+            sealed_secret: format!("{}/{}", key.0, key.1),
+            source,
+        })?;
+    Ok(object.map(|object| WatchedSealedSecret::parse(object, true)))
 }
 
 /// Unseals on a blocking thread, at most one object per core at a time.
@@ -763,14 +821,13 @@ fn object_key(sealed: &SealedSecret) -> ObjectKey {
 }
 
 /// Everything the Secret depends on besides the keys: a change means unsealing again.
-fn digest(sealed: &SealedSecret, settings: ReconcileSettings) -> u64 {
+fn digest(object: &WatchedSealedSecret, settings: ReconcileSettings) -> u64 {
+    let metadata = &object.sealed.metadata;
     let mut hasher = DefaultHasher::new();
-    sealed.metadata.uid.hash(&mut hasher);
-    sealed.metadata.generation.hash(&mut hasher);
-    sealed.metadata.annotations.hash(&mut hasher);
-    serde_json::to_string(&sealed.spec)
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    metadata.uid.hash(&mut hasher);
+    metadata.generation.hash(&mut hasher);
+    metadata.annotations.hash(&mut hasher);
+    object.spec_digest.hash(&mut hasher);
     settings.accept_deprecated_v1_data.hash(&mut hasher);
     hasher.finish()
 }
@@ -897,14 +954,43 @@ mod tests {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         );
-        let watched = WatchedSealedSecret::from_object(object);
+        let watched = WatchedSealedSecret::from_object(object.clone());
         assert_eq!(watched.malformed, None);
         assert_eq!(watched.sealed.metadata.managed_fields, None);
         assert_eq!(
             watched.annotations().keys().collect::<Vec<_>>(),
             ["sealbox.dev/sealing-key"]
         );
-        assert_eq!(watched.sealed.spec.encrypted_data.len(), 1);
+        // The sealed values stay out of the cache; a fetch for unsealing keeps them.
+        assert!(watched.sealed.spec.encrypted_data.is_empty());
+        let fetched = WatchedSealedSecret::parse(object, true);
+        assert_eq!(fetched.sealed.spec.encrypted_data.len(), 1);
+        assert_eq!(watched.spec_digest, fetched.spec_digest);
+    }
+
+    #[test]
+    fn the_digest_follows_the_spec_the_cache_leaves_out() {
+        let settings = ReconcileSettings {
+            update_status: true,
+            accept_deprecated_v1_data: false,
+        };
+        let digest_of = |spec| digest(&WatchedSealedSecret::from_object(object(spec)), settings);
+        let before = digest_of(serde_json::json!({"encryptedData": {"password": "AgB..."}}));
+        assert_eq!(
+            before,
+            digest_of(serde_json::json!({"encryptedData": {"password": "AgB..."}}))
+        );
+        assert_ne!(
+            before,
+            digest_of(serde_json::json!({"encryptedData": {"password": "AgC..."}}))
+        );
+        assert_ne!(
+            before,
+            digest_of(serde_json::json!({
+                "encryptedData": {"password": "AgB..."},
+                "template": {"type": "kubernetes.io/tls"}
+            }))
+        );
     }
 
     #[test]
