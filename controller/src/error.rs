@@ -63,14 +63,14 @@ pub enum Error {
     #[error("no sealing key is loaded yet")]
     NoKeys,
 
-    /// The blocking unseal task died.
+    /// Unsealing a SealedSecret panicked.
     #[error("the unseal task for SealedSecret {sealed_secret} failed")]
     UnsealTask {
         /// `namespace/name`.
         sealed_secret: String,
         /// Why the task ended.
         #[source]
-        source: tokio::task::JoinError,
+        source: crate::pool::Panicked,
     },
 
     /// Listing the key Secrets failed.

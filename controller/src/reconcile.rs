@@ -30,7 +30,6 @@ use kube::{Client, Resource, ResourceExt};
 use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretSpec, SealedSecretStatus};
 use sealbox_crypto::Fingerprint;
 use serde::{Deserialize, Deserializer};
-use tokio::sync::Semaphore;
 use tracing::{Span, debug, info, instrument, warn};
 
 use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
@@ -39,6 +38,7 @@ use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
 use crate::owned::OwnedSecrets;
 use crate::ownership::{self, Leftovers, Plan};
+use crate::pool::UnsealPool;
 use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
 
@@ -82,7 +82,7 @@ pub struct Context {
     /// start it would hold one event per SealedSecret (~2 KB each).
     reporter: Reporter,
     settings: ReconcileSettings,
-    unseal_permits: Arc<Semaphore>,
+    unseal_pool: UnsealPool,
     memory: Mutex<HashMap<ObjectKey, Memory>>,
     owned: OwnedSecrets,
     in_flight: AtomicUsize,
@@ -138,14 +138,13 @@ enum Reported {
 }
 
 impl Context {
-    /// A context unsealing with `keys`, at most `unseal_parallelism` objects at once, counting
-    /// in `metrics`.
+    /// A context unsealing with `keys` on `unseal_threads` threads, counting in `metrics`.
     pub fn new(
         client: Client,
         keys: KeyRegistry,
         reporter: Reporter,
         settings: ReconcileSettings,
-        unseal_parallelism: usize,
+        unseal_threads: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         Context {
@@ -154,7 +153,7 @@ impl Context {
             client,
             keys,
             settings,
-            unseal_permits: Arc::new(Semaphore::new(unseal_parallelism.max(1))),
+            unseal_pool: UnsealPool::new(unseal_threads),
             memory: Mutex::new(HashMap::new()),
             owned: OwnedSecrets::default(),
             in_flight: AtomicUsize::new(0),
@@ -476,7 +475,7 @@ async fn sync(
         return Ok(Action::await_change());
     }
     let digest = self::digest(&fetched, ctx.settings);
-    let sealed = fetched.sealed.as_ref();
+    let sealed = &fetched.sealed;
 
     let unsealed = unseal(ctx, sealed, memory.key.clone()).await?;
     let desired = match unsealed {
@@ -557,39 +556,37 @@ async fn fetch(ctx: &Context, key: &ObjectKey) -> Result<Option<WatchedSealedSec
     Ok(object.map(|object| WatchedSealedSecret::parse(object, true)))
 }
 
-/// Unseals on a blocking thread, at most one object per core at a time.
+/// Unseals on one of the unseal threads.
 async fn unseal(
     ctx: &Context,
-    sealed: &SealedSecret,
+    sealed: &Arc<SealedSecret>,
     remembered: Option<Fingerprint>,
 ) -> Result<std::result::Result<crate::desired::DesiredSecret, UnsealError>> {
-    // The semaphore is never closed; without a permit the unseal just runs unbounded.
-    let permit = ctx.unseal_permits.clone().acquire_owned().await.ok();
     let keys = ctx.keys.snapshot();
     let accept_deprecated_v1_data = ctx.settings.accept_deprecated_v1_data;
     let object = sealed.clone();
     let metrics = ctx.metrics.clone();
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let _timer = metrics.unseal_started();
-        desired_secret(
-            &object,
-            &keys,
-            &UnsealOptions {
-                accept_deprecated_v1_data,
-                remembered_key: remembered.as_ref(),
-            },
-        )
-    })
-    .await
-    .map_err(|source| Error::UnsealTask {
-        sealed_secret: format!(
-            "{}/{}",
-            sealed.namespace().unwrap_or_default(),
-            sealed.name_any()
-        ),
-        source,
-    })
+    ctx.unseal_pool
+        .run(move || {
+            let _timer = metrics.unseal_started();
+            desired_secret(
+                &object,
+                &keys,
+                &UnsealOptions {
+                    accept_deprecated_v1_data,
+                    remembered_key: remembered.as_ref(),
+                },
+            )
+        })
+        .await
+        .map_err(|source| Error::UnsealTask {
+            sealed_secret: format!(
+                "{}/{}",
+                sealed.namespace().unwrap_or_default(),
+                sealed.name_any()
+            ),
+            source,
+        })
 }
 
 enum Written {
