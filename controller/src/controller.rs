@@ -3,8 +3,8 @@
 //! shutdown.
 //!
 //! SealedSecrets are parsed as they arrive into [`WatchedSealedSecret`]s, which carry a malformed
-//! object's problem instead of failing: one object that does not fit the schema fails alone
-//! instead of breaking the list and the watch.
+//! object's problem instead of failing (one object that does not fit the schema fails alone
+//! instead of breaking the list and the watch), and leave the sealed values out of the cache.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -36,7 +36,7 @@ impl UnsealPool {
         for index in 0..threads.max(1) {
             let jobs = jobs.clone();
             let started = std::thread::Builder::new()
-                .name(format!("sealbox-unseal-{index}"))
+                .name(format!("unseal-{index}"))
                 .spawn(move || work(&jobs));
             if let Err(error) = started {
                 warn!(%error, "starting an unseal thread failed");
@@ -89,7 +89,7 @@ mod tests {
             .run(|| std::thread::current().name().map(str::to_owned))
             .await
             .expect("runs");
-        assert!(name.is_some_and(|n| n.starts_with("sealbox-unseal-")));
+        assert!(name.is_some_and(|n| n.starts_with("unseal-")));
 
         let panicked = pool.run(|| -> u32 { panic!("boom") }).await;
         assert!(panicked.is_err());

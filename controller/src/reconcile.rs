@@ -9,7 +9,11 @@
 //! Watch events arrive for our own writes (the Secret we applied, the status we patched). To keep
 //! those from costing a second unseal, each object's last successful result is remembered with a
 //! digest of everything the Secret depends on and the Secret's resourceVersion after our write:
-//! while both match, a reconcile is one metadata-only GET.
+//! while both match, a reconcile costs no request when the Secret watch has shown that version
+//! ([`OwnedSecrets`]), else one metadata-only GET.
+//!
+//! The cache holds SealedSecrets without their sealed values; a reconcile that has to unseal
+//! reads the object whole first. Unsealing runs on the [`UnsealPool`]'s threads.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
