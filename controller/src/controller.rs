@@ -74,9 +74,9 @@ pub async fn run(
         // memory), and their versions noted on the way, so that the reconciles our own writes
         // cause need not ask the API server whether the Secret is still as written.
         let owned = {
-            let ctx = ctx.clone();
+            let (ctx, scope) = (ctx.clone(), scope.clone());
             watcher(secrets, watcher::Config::default())
-                .inspect_ok(move |event| ctx.owned_secrets().observe(event))
+                .inspect_ok(move |event| ctx.owned_secrets().observe(scope.as_deref(), event))
                 .touched_objects()
         };
         let controller = Controller::new(sealed, config)

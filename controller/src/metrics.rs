@@ -6,7 +6,7 @@
 //! `…_condition_info{namespace,name,condition}` (1 True, 0 Unknown, -1 False),
 //! `…_http_requests_total{path,code,method}` and `…_http_request_duration_seconds{path,method}`.
 //! Sealbox adds `sealbox_unseal_duration_seconds`, `sealbox_private_key_operations_total`,
-//! `sealbox_keys_loaded` and `sealbox_leader`.
+//! `sealbox_keys_loaded`, `sealbox_leader` and `sealbox_reconciles_total{result}`.
 //!
 //! prometheus-client appends `_total` to counter samples itself, so counters are registered
 //! without it.
@@ -58,6 +58,13 @@ pub struct ConditionLabels {
     pub condition: String,
 }
 
+/// Labels of `sealbox_reconciles_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `success` or `error` (an error is retried).
+    pub result: &'static str,
+}
+
 /// Labels of `sealed_secrets_controller_http_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -94,6 +101,7 @@ pub struct Metrics {
     http_duration: HistogramFamily<HttpDurationLabels>,
     unseal_duration: Histogram,
     leader: Gauge,
+    reconciles: Family<ReconcileLabels, Counter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -121,6 +129,7 @@ impl Metrics {
             http_duration: Family::new_with_constructor(default_histogram),
             unseal_duration: default_histogram(),
             leader: Gauge::default(),
+            reconciles: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -158,6 +167,11 @@ impl Metrics {
             "1 while this replica leads (unseals and renews keys), else 0",
             metrics.leader.clone(),
         );
+        registry.register(
+            "sealbox_reconciles",
+            "Reconciles of SealedSecrets that ran to the end, by result",
+            metrics.reconciles.clone(),
+        );
         registry.register_collector(Box::new(KeyFigures { keys }));
         Metrics {
             registry,
@@ -172,6 +186,21 @@ impl Metrics {
             histogram: &self.unseal_duration,
             started: Instant::now(),
         }
+    }
+
+    /// A reconcile ended: `ok` when it succeeded.
+    pub fn reconciled(&self, ok: bool) {
+        let result = if ok { "success" } else { "error" };
+        self.reconciles
+            .get_or_create(&ReconcileLabels { result })
+            .inc();
+    }
+
+    /// Reconciles that ended with `result` (`success` or `error`) so far.
+    pub fn reconciles(&self, result: &'static str) -> u64 {
+        self.reconciles
+            .get_or_create(&ReconcileLabels { result })
+            .get()
     }
 
     /// A reconcile of a SealedSecret in `namespace` failed for `reason`.
@@ -322,6 +351,9 @@ mod tests {
         metrics.set_condition("prod", "web", "Synced", Some(true));
         metrics.observe_http("/v1/verify", "POST", StatusCode::CONFLICT, 0.01);
         metrics.set_leader(true);
+        metrics.reconciled(true);
+        metrics.reconciled(true);
+        metrics.reconciled(false);
         let text = metrics.encode().expect("encodes");
         for line in [
             "sealed_secrets_controller_unseal_requests_total 1",
@@ -334,6 +366,8 @@ mod tests {
             "sealbox_private_key_operations_total 0",
             "sealbox_keys_loaded 0",
             "sealbox_leader 1",
+            "sealbox_reconciles_total{result=\"success\"} 2",
+            "sealbox_reconciles_total{result=\"error\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -32,25 +32,32 @@ pub struct OwnedSecrets {
 #[derive(Debug, Default)]
 struct Inner {
     current: Versions,
-    /// While the watch lists again: what it listed so far, which replaces `current` when the
-    /// list is complete (Secrets missing from it were deleted meanwhile).
-    relisting: Option<Versions>,
+    /// Per watch (by namespace; `None` for all) that is listing again: what it listed so far,
+    /// which replaces what `current` holds in its namespace when the list is complete (Secrets
+    /// missing from it were deleted meanwhile).
+    relisting: HashMap<Option<String>, Versions>,
 }
 
 impl OwnedSecrets {
-    /// Takes in one event of the Secret metadata watch.
-    pub fn observe(&self, event: &Event<PartialObjectMeta<Secret>>) {
+    /// Takes in one event of the Secret metadata watch of `namespace` (`None`: all of them).
+    pub fn observe(&self, namespace: Option<&str>, event: &Event<PartialObjectMeta<Secret>>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let scope = namespace.map(str::to_owned);
         match event {
-            Event::Init => inner.relisting = Some(Versions::new()),
+            Event::Init => {
+                inner.relisting.insert(scope, Versions::new());
+            }
             Event::InitApply(secret) => {
-                if let Some(listed) = inner.relisting.as_mut() {
+                if let Some(listed) = inner.relisting.get_mut(&scope) {
                     record(listed, secret);
                 }
             }
             Event::InitDone => {
-                if let Some(listed) = inner.relisting.take() {
-                    inner.current = listed;
+                if let Some(listed) = inner.relisting.remove(&scope) {
+                    inner
+                        .current
+                        .retain(|(ns, _), _| namespace.is_some_and(|watched| watched != ns));
+                    inner.current.extend(listed);
                 }
             }
             Event::Apply(secret) => record(&mut inner.current, secret),
@@ -136,15 +143,18 @@ mod tests {
     #[test]
     fn follows_owned_secrets_through_changes_and_deletion() {
         let owned = OwnedSecrets::default();
-        owned.observe(&Event::Apply(secret("db", "5", Some("SealedSecret"))));
+        owned.observe(None, &Event::Apply(secret("db", "5", Some("SealedSecret"))));
         assert!(owned.is_at(&key("db"), "5"));
         assert!(!owned.is_at(&key("db"), "4"));
 
-        owned.observe(&Event::Apply(secret("db", "9", Some("SealedSecret"))));
+        owned.observe(None, &Event::Apply(secret("db", "9", Some("SealedSecret"))));
         assert!(!owned.is_at(&key("db"), "5"));
         assert!(owned.is_at(&key("db"), "9"));
 
-        owned.observe(&Event::Delete(secret("db", "9", Some("SealedSecret"))));
+        owned.observe(
+            None,
+            &Event::Delete(secret("db", "9", Some("SealedSecret"))),
+        );
         assert!(!owned.is_at(&key("db"), "9"));
         assert!(owned.is_empty());
     }
@@ -152,12 +162,12 @@ mod tests {
     #[test]
     fn other_secrets_are_not_kept_and_a_lost_owner_forgets() {
         let owned = OwnedSecrets::default();
-        owned.observe(&Event::Apply(secret("token", "3", None)));
-        owned.observe(&Event::Apply(secret("cm", "4", Some("ConfigMap"))));
+        owned.observe(None, &Event::Apply(secret("token", "3", None)));
+        owned.observe(None, &Event::Apply(secret("cm", "4", Some("ConfigMap"))));
         assert!(owned.is_empty());
 
-        owned.observe(&Event::Apply(secret("db", "5", Some("SealedSecret"))));
-        owned.observe(&Event::Apply(secret("db", "6", None)));
+        owned.observe(None, &Event::Apply(secret("db", "5", Some("SealedSecret"))));
+        owned.observe(None, &Event::Apply(secret("db", "6", None)));
         assert!(!owned.is_at(&key("db"), "6"));
         assert!(owned.is_empty());
     }
@@ -165,17 +175,50 @@ mod tests {
     #[test]
     fn a_relist_replaces_what_was_known() {
         let owned = OwnedSecrets::default();
-        owned.observe(&Event::Apply(secret("gone", "1", Some("SealedSecret"))));
-        owned.observe(&Event::Apply(secret("kept", "2", Some("SealedSecret"))));
+        owned.observe(
+            None,
+            &Event::Apply(secret("gone", "1", Some("SealedSecret"))),
+        );
+        owned.observe(
+            None,
+            &Event::Apply(secret("kept", "2", Some("SealedSecret"))),
+        );
 
-        owned.observe(&Event::Init);
-        owned.observe(&Event::InitApply(secret("kept", "7", Some("SealedSecret"))));
+        owned.observe(None, &Event::Init);
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "7", Some("SealedSecret"))),
+        );
         // Until the list is complete, what was known stands.
         assert!(owned.is_at(&key("gone"), "1"));
-        owned.observe(&Event::InitDone);
+        owned.observe(None, &Event::InitDone);
 
         assert!(!owned.is_at(&key("gone"), "1"));
         assert!(owned.is_at(&key("kept"), "7"));
         assert_eq!(owned.len(), 1);
+    }
+
+    #[test]
+    fn a_relist_of_one_namespace_keeps_the_others() {
+        let owned = OwnedSecrets::default();
+        let mut elsewhere = secret("db", "1", Some("SealedSecret"));
+        elsewhere.metadata.namespace = Some("dev".to_owned());
+        owned.observe(Some("dev"), &Event::Apply(elsewhere));
+        owned.observe(
+            Some("prod"),
+            &Event::Apply(secret("gone", "2", Some("SealedSecret"))),
+        );
+
+        owned.observe(Some("prod"), &Event::Init);
+        owned.observe(
+            Some("prod"),
+            &Event::InitApply(secret("db", "3", Some("SealedSecret"))),
+        );
+        owned.observe(Some("prod"), &Event::InitDone);
+
+        assert!(owned.is_at(&("dev".to_owned(), "db".to_owned()), "1"));
+        assert!(owned.is_at(&key("db"), "3"));
+        assert!(!owned.is_at(&key("gone"), "2"));
+        assert_eq!(owned.len(), 2);
     }
 }

@@ -338,19 +338,25 @@ pub async fn reconcile_object(
     ctx: Arc<Context>,
 ) -> Result<Action> {
     let _in_flight = InFlight::enter(&ctx);
-    let Some(problem) = &object.malformed else {
-        return reconcile(object, ctx).await;
+    let result = match &object.malformed {
+        None => reconcile(object.clone(), ctx.clone()).await,
+        Some(problem) => report_malformed(&object.sealed, problem, &ctx).await,
     };
-    let sealed = &object.sealed;
+    ctx.metrics.reconciled(result.is_ok());
+    result
+}
+
+/// Reports a SealedSecret that does not fit the schema; it waits for a change.
+async fn report_malformed(sealed: &SealedSecret, problem: &str, ctx: &Context) -> Result<Action> {
     let key = object_key(sealed);
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
     warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
     ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
     let outcome = Outcome::Failed {
         reason: REASON_UNSEAL_FAILED,
-        message: problem.clone(),
+        message: problem.to_owned(),
     };
-    report(&ctx, sealed, &key, &uid, &outcome).await?;
+    report(ctx, sealed, &key, &uid, &outcome).await?;
     Ok(Action::await_change())
 }
 

@@ -363,6 +363,21 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
     let unsealed = h.event_reasons(NS, "db").await;
     assert_eq!(unsealed, vec!["Unsealed".to_string()]);
 
+    // A reconcile with nothing to do (a new label) reads nothing: the Secret watch has shown
+    // the Secret at the version the controller wrote.
+    let requests = h.secret_requests(NS);
+    let reconciles = h.running().metrics().reconciles("success");
+    let patch = serde_json::json!({"metadata": {"labels": {"team": "payments"}}});
+    h.sealed(NS)
+        .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    until("a reconcile after the label", || {
+        h.running().metrics().reconciles("success") > reconciles
+    })
+    .await?;
+    assert_eq!(h.secret_requests(NS), requests);
+    assert_eq!(h.secret_writes(NS, "db"), 1);
+
     // A restart finds everything in sync: no write, no status change, no new event.
     let mut h = h;
     h.stop().await?;
