@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -14,7 +15,7 @@ pub const SYNCED_CONDITION: &str = "Synced";
 /// The controller unseals it into a Secret of the same name and namespace.
 // Clippy mistakes the repeated `type_ = "string"` of two printer columns for a duplicate.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "bitnami.com",
     version = "v1alpha1",
@@ -55,6 +56,20 @@ pub struct SealedSecretSpec {
     /// controller is told to accept it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+}
+
+/// Names the sealed keys, never the sealed values (no ciphertext in logs or errors).
+impl fmt::Debug for SealedSecretSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSecretSpec")
+            .field(
+                "encrypted_data",
+                &self.encrypted_data.keys().collect::<Vec<_>>(),
+            )
+            .field("template", &self.template)
+            .field("data", &self.data.as_ref().map(|_| "<sealed>"))
+            .finish()
+    }
 }
 
 /// The shape of the Secret to create.
@@ -182,6 +197,22 @@ impl SealedSecret {
 mod tests {
     use super::*;
     use sealbox_crypto::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
+
+    #[test]
+    fn debug_names_sealed_keys_but_never_shows_sealed_values() {
+        let mut object = SealedSecret::new(
+            "db",
+            SealedSecretSpec {
+                encrypted_data: [("password".to_owned(), "AgCiphertextCanary".to_owned())].into(),
+                data: Some("AgLegacyCanary".to_owned()),
+                ..SealedSecretSpec::default()
+            },
+        );
+        object.metadata.namespace = Some("prod".to_owned());
+        let text = format!("{object:?}");
+        assert!(text.contains("password"), "{text}");
+        assert!(!text.contains("Canary"), "{text}");
+    }
 
     fn sealed(annotations: &[(&str, &str)], template_annotations: &[(&str, &str)]) -> SealedSecret {
         let map = |pairs: &[(&str, &str)]| {
