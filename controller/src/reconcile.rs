@@ -252,6 +252,11 @@ impl WatchedSealedSecret {
         Self::parse(object, false)
     }
 
+    /// Parses `object` whole, sealed values included, for unsealing.
+    fn whole(object: DynamicObject) -> Self {
+        Self::parse(object, true)
+    }
+
     /// Parses `object`, with its spec when `with_spec`.
     fn parse(mut object: DynamicObject, with_spec: bool) -> Self {
         object.metadata.managed_fields = None;
@@ -563,7 +568,7 @@ async fn fetch(ctx: &Context, key: &ObjectKey) -> Result<Option<WatchedSealedSec
             sealed_secret: format!("{}/{}", key.0, key.1),
             source,
         })?;
-    Ok(object.map(|object| WatchedSealedSecret::parse(object, true)))
+    Ok(object.map(WatchedSealedSecret::whole))
 }
 
 /// Unseals on one of the unseal threads.
@@ -970,7 +975,7 @@ mod tests {
         );
         // The sealed values stay out of the cache; a fetch for unsealing keeps them.
         assert!(watched.sealed.spec.encrypted_data.is_empty());
-        let fetched = WatchedSealedSecret::parse(object, true);
+        let fetched = WatchedSealedSecret::whole(object);
         assert_eq!(fetched.sealed.spec.encrypted_data.len(), 1);
         assert_eq!(watched.spec_digest, fetched.spec_digest);
     }
