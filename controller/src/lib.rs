@@ -275,6 +275,7 @@ impl LeaderWork {
         let ctx = Arc::new(Context::new(
             self.client.clone(),
             self.keys.clone(),
+            self.key_settings.namespace.clone(),
             reporter,
             self.reconcile_settings,
             unseal_parallelism(),

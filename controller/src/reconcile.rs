@@ -36,7 +36,7 @@ use sealbox_crypto::Fingerprint;
 use serde::{Deserialize, Deserializer};
 use tracing::{Span, debug, info, instrument, warn};
 
-use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
+use crate::desired::{SecretWithData, UnsealOptions, check_key_trust, desired_secret};
 use crate::error::{Error, Result};
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
@@ -79,6 +79,8 @@ pub struct ReconcileSettings {
 pub struct Context {
     client: Client,
     keys: KeyRegistry,
+    /// The namespace of the key Secrets: no SealedSecret produces a Secret loadable as a key.
+    key_namespace: String,
     /// Warnings go through one `Recorder`, whose cache turns a repeated warning into a series
     /// (it keeps every event for six minutes, with no bound).
     recorder: Recorder,
@@ -142,10 +144,12 @@ enum Reported {
 }
 
 impl Context {
-    /// A context unsealing with `keys` on `unseal_threads` threads, counting in `metrics`.
+    /// A context unsealing with `keys` (kept in `key_namespace`) on `unseal_threads` threads,
+    /// counting in `metrics`.
     pub fn new(
         client: Client,
         keys: KeyRegistry,
+        key_namespace: String,
         reporter: Reporter,
         settings: ReconcileSettings,
         unseal_threads: usize,
@@ -156,6 +160,7 @@ impl Context {
             reporter,
             client,
             keys,
+            key_namespace,
             settings,
             unseal_pool: UnsealPool::new(unseal_threads),
             memory: Mutex::new(HashMap::new()),
@@ -492,7 +497,10 @@ async fn sync(
     let digest = self::digest(&fetched, ctx.settings);
     let sealed = &fetched.sealed;
 
-    let unsealed = unseal(ctx, sealed, memory.key.clone()).await?;
+    let unsealed = match check_key_trust(sealed, Some(&ctx.key_namespace)) {
+        Ok(()) => unseal(ctx, sealed, memory.key.clone()).await?,
+        Err(refused) => Err(refused),
+    };
     let desired = match unsealed {
         Ok(desired) => desired,
         Err(error) => {

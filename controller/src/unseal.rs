@@ -11,6 +11,7 @@ use sealbox_crypto::{Error as CryptoError, Fingerprint};
 use zeroize::Zeroizing;
 
 use crate::keys::Keys;
+use crate::keys::trust::KeyMarker;
 
 /// The order in which one object's values try the keys.
 #[derive(Debug, Clone)]
@@ -168,6 +169,13 @@ pub enum UnsealError {
     /// The deprecated `spec.data` blob could not be used.
     #[error("spec.data: {0}")]
     LegacyData(Reason),
+
+    /// The Secret would be loadable as a sealing key (key trust, see `keys::trust`).
+    #[error(
+        "refused: {0}; a SealedSecret never produces a sealing key (see \"Key trust\" in \
+         docs/USAGE.md)"
+    )]
+    KeySecret(KeyMarker),
 }
 
 impl UnsealError {
@@ -186,6 +194,7 @@ impl UnsealError {
             UnsealError::LegacyDataRefused
             | UnsealError::LegacyDataWithEncryptedData
             | UnsealError::LegacyData(_) => "legacy_data",
+            UnsealError::KeySecret(_) => "key_trust",
         }
     }
 }
