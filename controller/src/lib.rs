@@ -14,6 +14,7 @@
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
 
+pub mod bounds;
 pub mod cli;
 pub mod controller;
 pub mod desired;

@@ -1407,3 +1407,62 @@ async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounds
+
+/// Huge SealedSecrets fail alone with bounded reports: 2,000 encryptedData keys with 1-byte
+/// values, and keys with 10 KB names, each get a status message and an event note of at most
+/// 1 KiB that still names failing keys and counts the rest; another SealedSecret syncs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
+    const MAX_MESSAGE: usize = 1024;
+    let h = Harness::start(&[0], &[]).await?;
+
+    let mut many = sealed_secret(NS, "many-keys", 0, &[]);
+    many.spec.encrypted_data = (0..2000)
+        .map(|i| (format!("key-{i:04}"), "A".into()))
+        .collect();
+    h.create(&many).await?;
+    let mut long = sealed_secret(NS, "long-names", 0, &[]);
+    long.spec.encrypted_data = (0..5)
+        .map(|i| (format!("{i}{}", "n".repeat(10_000)), "A".into()))
+        .collect();
+    h.create(&long).await?;
+    h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
+        .await?;
+
+    for (name, shown) in [
+        ("many-keys", "encryptedData[\"key-0000\"]"),
+        ("long-names", "nnnn"),
+    ] {
+        let message = h.failure_message(NS, name).await?;
+        assert!(
+            message.len() <= MAX_MESSAGE,
+            "{name}: {} bytes",
+            message.len()
+        );
+        assert!(message.starts_with("failed to unseal: "), "{message}");
+        assert!(message.contains(shown), "{message}");
+        assert!(message.contains("invalid base64"), "{message}");
+        let event = h.wait_event(NS, name, "ErrUnsealFailed").await?;
+        let note = event.note.unwrap_or_default();
+        assert!(
+            note.len() <= MAX_MESSAGE,
+            "{name}: note of {} bytes",
+            note.len()
+        );
+        assert!(h.secrets(NS).get_opt(name).await?.is_none());
+    }
+    let message = h.failure_message(NS, "many-keys").await?;
+    let shown = message.matches("encryptedData[").count();
+    assert!(
+        message.ends_with(&format!(" and {} more", 2000 - shown)),
+        "{message}"
+    );
+
+    let secret = h.secret_where(NS, "fine", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
+    h.synced(NS, "fine", "True").await?;
+    Ok(())
+}
