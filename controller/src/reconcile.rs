@@ -424,8 +424,9 @@ pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Co
     let key = (object.namespace().unwrap_or_default(), object.name_any());
     let failures = ctx.lock().get(&key).map_or(1, |m| m.failures.max(1));
     let delay = backoff(failures);
+    let error = error_chain(error);
     warn!(
-        namespace = %key.0, name = %key.1, error = %error_chain(error),
+        namespace = %key.0, name = %key.1, error = %bounds::truncate(&error, MAX_MESSAGE),
         retry_in = ?delay, "reconcile failed"
     );
     Action::requeue(delay)
