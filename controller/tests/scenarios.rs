@@ -1466,3 +1466,37 @@ async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
     h.synced(NS, "fine", "True").await?;
     Ok(())
 }
+
+/// Key trust on takeovers: a Secret carrying the key label (here a retired key handed over with
+/// `patch` and `managed`) is never written by a SealedSecret, so its data cannot be swapped for
+/// an attacker's key and its label cannot be flipped back to active by a later template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labelled_secret_is_never_taken_over() -> TestResult {
+    let h = Harness::without_controller(&[0]).await?;
+    let mut retired = test_key_secret(1);
+    retired.metadata.name = Some("retired".into());
+    retired.metadata.labels = Some(map(&[(KEY_LABEL, "retired")]));
+    retired.metadata.annotations = Some(map(&[
+        (PATCH_ANNOTATION, "true"),
+        (MANAGED_ANNOTATION, "true"),
+    ]));
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &retired)
+        .await?;
+    let h = h.with_controller(&[]).await?;
+
+    let tls_key = attacker_pair().private_key.to_pkcs1_pem();
+    let mut takeover = sealed_secret(CONTROLLER_NS, "retired", 0, &[("tls.key", &tls_key)]);
+    takeover.spec.template = Some(SecretTemplateSpec {
+        type_: Some("kubernetes.io/tls".into()),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&takeover).await?;
+    let message = h.failure_message(CONTROLLER_NS, "retired").await?;
+    assert!(message.contains("sealing key"), "{message}");
+    assert_eq!(h.secret_writes(CONTROLLER_NS, "retired"), 0);
+    let stored = h.secrets(CONTROLLER_NS).get("retired").await?;
+    assert_eq!(stored.data, test_key_secret(1).data);
+    still_sealing_with_key_0(&h).await?;
+    Ok(())
+}
