@@ -1353,7 +1353,9 @@ async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     still_sealing_with_key_0(&h).await?;
-    assert_eq!(h.secret_writes(CONTROLLER_NS, "innocent"), 0);
+    for name in ["innocent", "retired", "sealed-secrets-key"] {
+        assert!(h.secrets(CONTROLLER_NS).get_opt(name).await?.is_none());
+    }
     Ok(())
 }
 
