@@ -3,7 +3,8 @@
 //! Metadata comes from the template, forced to the SealedSecret's name and namespace; `type` and
 //! `immutable` from the template; `data` from the decrypted values with `template.data` rendered
 //! over them; and an ownerReference to the SealedSecret unless the template opts out. Every value
-//! must decrypt or nothing is produced, and every failing key is named.
+//! must decrypt or nothing is produced, and every failing key is named. Nothing is produced that
+//! the key registry could load as a sealing key ([`check_key_trust`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use sealbox_crds::{GROUP, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret, VE
 use sealbox_crypto::Fingerprint;
 use zeroize::Zeroizing;
 
+use crate::keys::trust::{KeyMarker, key_marker};
 use crate::keys::{Keys, wipe_secret_data};
 use crate::template::{self, TemplateValues};
 use crate::unseal::{Field, KeyFailure, KeyOrder, Reason, UnsealError, decrypt_reason};
@@ -85,12 +87,39 @@ pub struct DesiredSecret {
     pub decrypted_with: Option<Fingerprint>,
 }
 
-/// Unseals `sealed` into the Secret it stands for.
+/// Key trust, desired side: refuses, before anything is decrypted, a SealedSecret whose Secret a
+/// controller keeping its keys in `key_namespace` could load as a sealing key: template labels
+/// with the key label (any value), or the legacy key Secret's name in that namespace (`None`:
+/// the labels alone are judged).
+pub fn check_key_trust(
+    sealed: &SealedSecret,
+    key_namespace: Option<&str>,
+) -> Result<(), UnsealError> {
+    let labels = sealed
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref());
+    match key_marker(
+        labels,
+        sealed.metadata.name.as_deref(),
+        sealed.metadata.namespace.as_deref(),
+        key_namespace,
+    ) {
+        Some(marker) => Err(UnsealError::KeySecret(marker)),
+        None => Ok(()),
+    }
+}
+
+/// Unseals `sealed` into the Secret it stands for. Refuses (before decrypting, for the template's
+/// labels) a Secret carrying the key label; the controller also applies [`check_key_trust`].
 pub fn desired_secret(
     sealed: &SealedSecret,
     keys: &Keys,
     options: &UnsealOptions<'_>,
 ) -> Result<DesiredSecret, UnsealError> {
+    check_key_trust(sealed, None)?;
     let mut order = KeyOrder::new(
         keys,
         sealed.sealing_key_hint().as_ref(),
@@ -109,6 +138,10 @@ pub fn desired_secret(
     };
 
     let metadata = &mut secret.get_mut().metadata;
+    // The deprecated blob carries its own labels.
+    if key_marker(metadata.labels.as_ref(), None, None, None) == Some(KeyMarker::Label) {
+        return Err(UnsealError::KeySecret(KeyMarker::Label));
+    }
     metadata.name = sealed.metadata.name.clone();
     metadata.namespace = sealed.metadata.namespace.clone();
     metadata.owner_references = owner_reference(sealed).map(|r| vec![r]);
@@ -525,6 +558,60 @@ mod tests {
             ..SecretTemplateSpec::default()
         });
         assert!(unseal(&widened, 1).is_err());
+    }
+
+    #[test]
+    fn a_secret_loadable_as_a_key_is_never_produced() {
+        let key_label = sealbox_crypto::key_secret::KEY_LABEL;
+        let mut labelled = sealed_secret(&[("tls.key", "attacker's key")], 0, &[]);
+        labelled.spec.template = Some(SecretTemplateSpec {
+            metadata: Some(TemplateMetadata {
+                labels: Some(map(&[(key_label, "active")])),
+                ..TemplateMetadata::default()
+            }),
+            ..SecretTemplateSpec::default()
+        });
+        // Refused before any private-key operation.
+        let keys = keys(1);
+        let error = desired_secret(&labelled, &keys, &UnsealOptions::default()).expect_err("key");
+        assert_eq!(error, UnsealError::KeySecret(KeyMarker::Label));
+        assert_eq!(keys.ops().get(), 0);
+        assert_eq!(error.category(), "key_trust");
+        let text = error.to_string();
+        assert!(
+            text.contains(key_label) && text.contains("sealing key"),
+            "{text}"
+        );
+        assert!(!text.contains("attacker"), "{text}");
+
+        // The legacy key name, in the key namespace only.
+        let mut legacy = sealed_secret(&[], 0, &[]);
+        legacy.metadata.name = Some("sealed-secrets-key".into());
+        assert_eq!(
+            check_key_trust(&legacy, Some("prod")),
+            Err(UnsealError::KeySecret(KeyMarker::LegacyName))
+        );
+        assert_eq!(check_key_trust(&legacy, Some("kube-system")), Ok(()));
+
+        // The deprecated blob's own labels count too.
+        let mut blob = sealed_secret(&[], 0, &[]);
+        let inner = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"labels": {key_label: "active"}}, "data": {"tls.key": "MQ=="}
+        });
+        blob.spec.data = Some(seal(
+            &pairs()[0],
+            inner.to_string().as_bytes(),
+            &blob.label(),
+        ));
+        let options = UnsealOptions {
+            accept_deprecated_v1_data: true,
+            remembered_key: None,
+        };
+        assert_eq!(
+            desired_secret(&blob, &keys, &options).expect_err("key"),
+            UnsealError::KeySecret(KeyMarker::Label)
+        );
     }
 
     #[test]

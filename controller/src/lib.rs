@@ -14,6 +14,7 @@
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
 
+pub mod bounds;
 pub mod cli;
 pub mod controller;
 pub mod desired;
@@ -275,6 +276,7 @@ impl LeaderWork {
         let ctx = Arc::new(Context::new(
             self.client.clone(),
             self.keys.clone(),
+            self.key_settings.namespace.clone(),
             reporter,
             self.reconcile_settings,
             unseal_parallelism(),

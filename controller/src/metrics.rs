@@ -28,6 +28,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::bounds::label_value;
 use crate::keys::KeyRegistry;
 
 /// Prometheus client_golang's default buckets, which Bitnami's HTTP histogram uses.
@@ -56,6 +57,18 @@ pub struct ConditionLabels {
     pub name: String,
     /// The condition type (`Synced`).
     pub condition: String,
+}
+
+impl ConditionLabels {
+    /// The labels of one SealedSecret's condition, each bounded by
+    /// [`MAX_LABEL_VALUE`](crate::bounds::MAX_LABEL_VALUE).
+    fn new(namespace: &str, name: &str, condition: &str) -> Self {
+        ConditionLabels {
+            namespace: label_value(namespace).into_owned(),
+            name: label_value(name).into_owned(),
+            condition: label_value(condition).into_owned(),
+        }
+    }
 }
 
 /// Labels of `sealbox_reconciles_total`.
@@ -207,8 +220,8 @@ impl Metrics {
     pub fn unseal_failed(&self, reason: &str, namespace: &str) {
         self.unseal_errors
             .get_or_create(&UnsealErrorLabels {
-                reason: reason.to_owned(),
-                namespace: namespace.to_owned(),
+                reason: label_value(reason).into_owned(),
+                namespace: label_value(namespace).into_owned(),
             })
             .inc();
     }
@@ -228,21 +241,14 @@ impl Metrics {
             None => 0,
         };
         self.conditions
-            .get_or_create(&ConditionLabels {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                condition: condition.to_owned(),
-            })
+            .get_or_create(&ConditionLabels::new(namespace, name, condition))
             .set(value);
     }
 
     /// The SealedSecret is gone: its condition series go too.
     pub fn forget_condition(&self, namespace: &str, name: &str, condition: &str) {
-        self.conditions.remove(&ConditionLabels {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            condition: condition.to_owned(),
-        });
+        self.conditions
+            .remove(&ConditionLabels::new(namespace, name, condition));
     }
 
     /// This replica stopped reconciling: another one reports conditions now.
@@ -341,6 +347,25 @@ async fn scrape(State(metrics): State<Arc<Metrics>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_from_objects_are_bounded() {
+        let metrics = Metrics::default();
+        let long = "n".repeat(10_000);
+        metrics.unseal_failed("unseal", &long);
+        metrics.set_condition(&long, &long, "Synced", Some(false));
+        let text = metrics.encode().expect("encodes");
+        assert!(text.len() < 4096, "{}", text.len());
+        for line in text.lines().filter(|l| l.contains("nnnn")) {
+            for value in line.split('"').skip(1).step_by(2) {
+                assert!(value.len() <= crate::bounds::MAX_LABEL_VALUE, "{line}");
+            }
+        }
+        // The same name maps to the same series: forgetting it removes it.
+        metrics.forget_condition(&long, &long, "Synced");
+        let text = metrics.encode().expect("encodes");
+        assert!(!text.contains("condition_info{"), "{text}");
+    }
 
     #[test]
     fn exposes_bitnami_names_and_values() {

@@ -6,7 +6,10 @@
 //! - `patch: "true"`: merge data keys, labels and annotations into what is there, taking
 //!   ownership only when also `managed`;
 //! - anything else is someone else's Secret: refuse, whatever the controller's permissions
-//!   (Stackable's secret-operator documents the overwrite attack this prevents).
+//!   (Stackable's secret-operator documents the overwrite attack this prevents);
+//! - a Secret carrying the sealing-key label is never written, whatever its annotations: a
+//!   takeover or a patch would put a SealedSecret's data into a key (see
+//!   [`keys::trust`](crate::keys::trust)).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +17,8 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sealbox_crds::{MANAGED_ANNOTATION, PATCH_ANNOTATION};
+
+use crate::keys::trust::key_marker;
 
 /// How the controller relates to an existing Secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,11 @@ pub enum Refusal {
         /// The Secret's name.
         name: String,
     },
+    /// The Secret carries the sealing-key label: it is, or may become, a sealing key.
+    KeySecret {
+        /// The Secret's name.
+        name: String,
+    },
     /// The Secret is immutable and its data would change.
     Immutable {
         /// The Secret's name.
@@ -92,6 +102,12 @@ impl fmt::Display for Refusal {
             Refusal::NotManaged { name } => write!(
                 f,
                 "Resource {name:?} already exists and is not managed by SealedSecret"
+            ),
+            Refusal::KeySecret { name } => write!(
+                f,
+                "Secret {name:?} carries label {:?} and may be a sealing key: a SealedSecret \
+                 never writes to it, whatever its annotations",
+                sealbox_crypto::key_secret::KEY_LABEL
             ),
             Refusal::Immutable { name } => write!(
                 f,
@@ -210,6 +226,14 @@ pub fn plan(
             leftovers: Leftovers::default(),
         }));
     };
+
+    let labels = [existing, desired].map(|s| s.metadata.labels.as_ref());
+    if labels
+        .into_iter()
+        .any(|l| key_marker(l, None, None, None).is_some())
+    {
+        return Err(Refusal::KeySecret { name: name() });
+    }
 
     let mode = ownership(&existing.metadata, owner_uid);
     let (replace, set_owner) = match mode {
@@ -547,6 +571,28 @@ mod tests {
             plan(Some(&current), &desired(), Some(UID)),
             Ok(Plan::Write(_))
         ));
+    }
+
+    #[test]
+    fn a_key_secret_is_never_taken_over_or_patched() {
+        let key_label = sealbox_crypto::key_secret::KEY_LABEL;
+        for annotations in [
+            vec![(MANAGED_ANNOTATION, "true")],
+            vec![(PATCH_ANNOTATION, "true")],
+            vec![(PATCH_ANNOTATION, "true"), (MANAGED_ANNOTATION, "true")],
+        ] {
+            for value in ["active", "retired"] {
+                let mut key = existing(&annotations, None);
+                key.metadata.labels = map(&[(key_label, value)]);
+                let refusal = plan(Some(&key), &desired(), Some(UID)).expect_err("refused");
+                assert_eq!(refusal, Refusal::KeySecret { name: "db".into() });
+                assert!(refusal.to_string().contains("sealing key"), "{refusal}");
+            }
+        }
+        // Not even when a SealedSecret owns it already (written before this rule).
+        let mut owned = existing(&[], Some(UID));
+        owned.metadata.labels = map(&[(key_label, "active")]);
+        assert!(plan(Some(&owned), &desired(), Some(UID)).is_err());
     }
 
     #[test]

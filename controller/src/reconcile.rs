@@ -36,7 +36,8 @@ use sealbox_crypto::Fingerprint;
 use serde::{Deserialize, Deserializer};
 use tracing::{Span, debug, info, instrument, warn};
 
-use crate::desired::{SecretWithData, UnsealOptions, desired_secret};
+use crate::bounds::{self, MAX_MESSAGE};
+use crate::desired::{SecretWithData, UnsealOptions, check_key_trust, desired_secret};
 use crate::error::{Error, Result};
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
@@ -63,8 +64,6 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 const FAILURES_BEFORE_REPORTING: u32 = 3;
 /// Longest wait between retries of a transient failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Longest event note the API accepts.
-const MAX_NOTE: usize = 1024;
 
 /// Behaviour chosen by flags.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +78,8 @@ pub struct ReconcileSettings {
 pub struct Context {
     client: Client,
     keys: KeyRegistry,
+    /// The namespace of the key Secrets: no SealedSecret produces a Secret loadable as a key.
+    key_namespace: String,
     /// Warnings go through one `Recorder`, whose cache turns a repeated warning into a series
     /// (it keeps every event for six minutes, with no bound).
     recorder: Recorder,
@@ -142,10 +143,12 @@ enum Reported {
 }
 
 impl Context {
-    /// A context unsealing with `keys` on `unseal_threads` threads, counting in `metrics`.
+    /// A context unsealing with `keys` (kept in `key_namespace`) on `unseal_threads` threads,
+    /// counting in `metrics`.
     pub fn new(
         client: Client,
         keys: KeyRegistry,
+        key_namespace: String,
         reporter: Reporter,
         settings: ReconcileSettings,
         unseal_threads: usize,
@@ -156,6 +159,7 @@ impl Context {
             reporter,
             client,
             keys,
+            key_namespace,
             settings,
             unseal_pool: UnsealPool::new(unseal_threads),
             memory: Mutex::new(HashMap::new()),
@@ -355,12 +359,11 @@ pub async fn reconcile_object(
 async fn report_malformed(sealed: &SealedSecret, problem: &str, ctx: &Context) -> Result<Action> {
     let key = object_key(sealed);
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
-    warn!(namespace = %key.0, name = %key.1, error = %problem, "malformed SealedSecret");
+    let outcome = Outcome::failed(REASON_UNSEAL_FAILED, problem);
+    if let Outcome::Failed { message, .. } = &outcome {
+        warn!(namespace = %key.0, name = %key.1, error = %message, "malformed SealedSecret");
+    }
     ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
-    let outcome = Outcome::Failed {
-        reason: REASON_UNSEAL_FAILED,
-        message: problem.to_owned(),
-    };
     report(ctx, sealed, &key, &uid, &outcome).await?;
     Ok(Action::await_change())
 }
@@ -406,10 +409,7 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
                 failures = m.failures;
             });
             if failures >= FAILURES_BEFORE_REPORTING && !matches!(error, Error::NoKeys) {
-                let outcome = Outcome::Failed {
-                    reason: REASON_UPDATE_FAILED,
-                    message: error_chain(&error),
-                };
+                let outcome = Outcome::failed(REASON_UPDATE_FAILED, &error_chain(&error));
                 if let Err(e) = report(&ctx, sealed, &key, &uid, &outcome).await {
                     debug!(error = %error_chain(&e), "reporting a transient failure failed");
                 }
@@ -424,8 +424,9 @@ pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Co
     let key = (object.namespace().unwrap_or_default(), object.name_any());
     let failures = ctx.lock().get(&key).map_or(1, |m| m.failures.max(1));
     let delay = backoff(failures);
+    let error = error_chain(error);
     warn!(
-        namespace = %key.0, name = %key.1, error = %error_chain(error),
+        namespace = %key.0, name = %key.1, error = %bounds::truncate(&error, MAX_MESSAGE),
         retry_in = ?delay, "reconcile failed"
     );
     Action::requeue(delay)
@@ -492,7 +493,10 @@ async fn sync(
     let digest = self::digest(&fetched, ctx.settings);
     let sealed = &fetched.sealed;
 
-    let unsealed = unseal(ctx, sealed, memory.key.clone()).await?;
+    let unsealed = match check_key_trust(sealed, Some(&ctx.key_namespace)) {
+        Ok(()) => unseal(ctx, sealed, memory.key.clone()).await?,
+        Err(refused) => Err(refused),
+    };
     let desired = match unsealed {
         Ok(desired) => desired,
         Err(error) => {
@@ -707,8 +711,10 @@ async fn fail(
     reason: &'static str,
     message: String,
 ) -> Result<()> {
-    warn!(reason, error = %message, "cannot sync SealedSecret");
-    let outcome = Outcome::Failed { reason, message };
+    let outcome = Outcome::failed(reason, &message);
+    if let Outcome::Failed { message, .. } = &outcome {
+        warn!(reason, error = %message, "cannot sync SealedSecret");
+    }
     report(ctx, sealed, key, uid, &outcome).await
 }
 
@@ -799,19 +805,10 @@ async fn report(
 
 /// Publishes an event about `sealed`; a failure to publish is logged, never fatal.
 async fn publish(ctx: &Context, sealed: &SealedSecret, type_: EventType, reason: &str, note: &str) {
-    let mut note = note.to_owned();
-    if note.len() > MAX_NOTE {
-        let mut end = MAX_NOTE - 3;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-        note.push_str("...");
-    }
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(note),
+        note: Some(event_note(note)),
         action: "Unseal".to_owned(),
         secondary: None,
     };
@@ -826,6 +823,11 @@ async fn publish(ctx: &Context, sealed: &SealedSecret, type_: EventType, reason:
     if let Err(error) = result {
         warn!(error = %error_chain(&error), reason, "publishing an event failed");
     }
+}
+
+/// An event's note: at most [`MAX_MESSAGE`] bytes, the longest the events API accepts.
+fn event_note(note: &str) -> String {
+    bounds::truncate(note, MAX_MESSAGE).into_owned()
 }
 
 fn object_key(sealed: &SealedSecret) -> ObjectKey {
@@ -1017,6 +1019,27 @@ mod tests {
         let problem = watched.malformed.as_deref().expect("malformed");
         assert!(problem.contains("spec.encryptedData.password"), "{problem}");
         assert_eq!(watched.uid().as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn event_notes_are_bounded() {
+        assert_eq!(
+            event_note("SealedSecret unsealed successfully"),
+            "SealedSecret unsealed successfully"
+        );
+        let note = event_note(&"é".repeat(MAX_MESSAGE));
+        assert!(note.len() <= MAX_MESSAGE && note.ends_with("..."));
+    }
+
+    #[test]
+    fn malformed_objects_with_huge_key_names_get_bounded_messages() {
+        let name = "k".repeat(10_000);
+        let watched = WatchedSealedSecret::from_object(object(serde_json::json!({
+            "encryptedData": {name: 1}
+        })));
+        let problem = watched.malformed.as_deref().expect("malformed");
+        assert!(problem.len() <= MAX_MESSAGE, "{}", problem.len());
+        assert!(problem.contains("spec.encryptedData.kkk"), "{problem}");
     }
 
     #[test]

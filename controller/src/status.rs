@@ -9,6 +9,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sealbox_crds::{SYNCED_CONDITION, SealedSecretCondition, SealedSecretStatus};
 
+use crate::bounds::{self, MAX_MESSAGE};
+
 /// Event and condition reason: the Secret was written or is in sync.
 pub const REASON_UNSEALED: &str = "Unsealed";
 /// Event and condition reason: the values could not be unsealed.
@@ -25,12 +27,22 @@ pub enum Outcome {
     Failed {
         /// `ErrUnsealFailed` or `ErrUpdateFailed`.
         reason: &'static str,
-        /// For humans; never holds a secret value.
+        /// For humans; never holds a secret value. At most [`MAX_MESSAGE`] bytes when made by
+        /// [`Outcome::failed`].
         message: String,
     },
 }
 
 impl Outcome {
+    /// A failure whose message is cut to [`MAX_MESSAGE`]: it becomes the condition message, the
+    /// event note and a log field, and is remembered per object.
+    pub fn failed(reason: &'static str, message: &str) -> Outcome {
+        Outcome::Failed {
+            reason,
+            message: bounds::truncate(message, MAX_MESSAGE).into_owned(),
+        }
+    }
+
     fn condition_status(&self) -> &'static str {
         match self {
             Outcome::Synced => "True",
@@ -82,7 +94,9 @@ fn synced_condition(
 ) -> SealedSecretCondition {
     let status = outcome.condition_status();
     let reason = Some(outcome.reason().to_owned());
-    let message = outcome.message().map(str::to_owned);
+    let message = outcome
+        .message()
+        .map(|m| bounds::truncate(m, MAX_MESSAGE).into_owned());
     match previous {
         Some(previous) if previous.status == status => {
             if previous.reason == reason && previous.message == message {
@@ -180,6 +194,26 @@ mod tests {
         let c = synced(&back);
         assert_eq!(c.last_transition_time, Some(Time(at(30))));
         assert_eq!(c.message, None);
+    }
+
+    #[test]
+    fn messages_are_bounded() {
+        let long = "x".repeat(100 * MAX_MESSAGE);
+        let Outcome::Failed { message, .. } = Outcome::failed(REASON_UNSEAL_FAILED, &long) else {
+            panic!("a failure");
+        };
+        assert!(message.len() <= MAX_MESSAGE);
+        // However the outcome was made, the condition message is bounded.
+        let status = next_status(None, Some(1), &failed(&long), at(0)).expect("new");
+        let written = synced(&status).message.as_deref().unwrap_or_default();
+        assert!(written.len() <= MAX_MESSAGE && written.ends_with("..."));
+        // A message within the bound is kept whole.
+        let status = next_status(None, Some(1), &failed("no key could decrypt"), at(0));
+        let status = status.expect("new");
+        assert_eq!(
+            synced(&status).message.as_deref(),
+            Some("no key could decrypt")
+        );
     }
 
     #[test]

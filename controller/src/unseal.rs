@@ -10,7 +10,9 @@ use std::fmt;
 use sealbox_crypto::{Error as CryptoError, Fingerprint};
 use zeroize::Zeroizing;
 
+use crate::bounds::{self, MAX_MESSAGE, MAX_NAME_IN_MESSAGE, MAX_PATH_IN_MESSAGE, MAX_REASON};
 use crate::keys::Keys;
+use crate::keys::trust::KeyMarker;
 
 /// The order in which one object's values try the keys.
 #[derive(Debug, Clone)]
@@ -115,7 +117,7 @@ impl fmt::Display for Reason {
             Reason::InvalidBase64 => f.write_str("invalid base64"),
             Reason::TooShort => f.write_str("sealed data is too short"),
             Reason::NoKeyCouldDecrypt => f.write_str("no key could decrypt"),
-            Reason::Template(message) => f.write_str(message),
+            Reason::Template(message) => f.write_str(&bounds::truncate(message, MAX_REASON)),
         }
     }
 }
@@ -133,7 +135,8 @@ pub struct KeyFailure {
 
 impl fmt::Display for KeyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{:?}]: {}", self.field, self.key, self.reason)
+        let key = bounds::truncate_chars(&self.key, MAX_NAME_IN_MESSAGE);
+        write!(f, "{}[{:?}]: {}", self.field, key, self.reason)
     }
 }
 
@@ -146,7 +149,11 @@ pub enum UnsealError {
     Values(Vec<KeyFailure>),
 
     /// The object does not match the SealedSecret schema.
-    #[error("malformed SealedSecret: {path}: {problem}")]
+    #[error(
+        "malformed SealedSecret: {}: {}",
+        bounds::truncate_chars(path, MAX_PATH_IN_MESSAGE),
+        bounds::truncate(problem, MAX_REASON)
+    )]
     Malformed {
         /// The JSON path of the offending field.
         path: String,
@@ -168,6 +175,13 @@ pub enum UnsealError {
     /// The deprecated `spec.data` blob could not be used.
     #[error("spec.data: {0}")]
     LegacyData(Reason),
+
+    /// The Secret would be loadable as a sealing key (key trust, see `keys::trust`).
+    #[error(
+        "refused: {0}; a SealedSecret never produces a sealing key (see \"Key trust\" in \
+         docs/USAGE.md)"
+    )]
+    KeySecret(KeyMarker),
 }
 
 impl UnsealError {
@@ -186,16 +200,15 @@ impl UnsealError {
             UnsealError::LegacyDataRefused
             | UnsealError::LegacyDataWithEncryptedData
             | UnsealError::LegacyData(_) => "legacy_data",
+            UnsealError::KeySecret(_) => "key_trust",
         }
     }
 }
 
+/// "failed to unseal: " and every failing key, as many as fit in [`MAX_MESSAGE`] (the rest are
+/// counted), each name cut to [`MAX_NAME_IN_MESSAGE`].
 fn describe_failures(failures: &[KeyFailure]) -> String {
-    let list = failures
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    const PREFIX: &str = "failed to unseal: ";
     let hint = if failures
         .iter()
         .any(|f| f.reason == Reason::NoKeyCouldDecrypt)
@@ -204,7 +217,14 @@ fn describe_failures(failures: &[KeyFailure]) -> String {
     } else {
         ""
     };
-    format!("failed to unseal: {list}{hint}")
+    let budget = MAX_MESSAGE.saturating_sub(PREFIX.len() + hint.len());
+    let list = bounds::join_within(
+        failures.iter().map(ToString::to_string),
+        failures.len(),
+        "; ",
+        budget,
+    );
+    format!("{PREFIX}{list}{hint}")
 }
 
 /// Maps the crypto layer's decrypt errors onto the reasons reported to users.
@@ -212,5 +232,54 @@ pub(crate) fn decrypt_reason(error: &CryptoError) -> Reason {
     match error {
         CryptoError::TooShort => Reason::TooShort,
         _ => Reason::NoKeyCouldDecrypt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failures(count: usize, name_len: usize) -> Vec<KeyFailure> {
+        (0..count)
+            .map(|i| KeyFailure {
+                key: format!("{i}{}", "k".repeat(name_len)),
+                field: Field::EncryptedData,
+                reason: Reason::InvalidBase64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_failure_list_is_bounded_and_counts_what_it_leaves_out() {
+        let text = UnsealError::Values(failures(2000, 1)).to_string();
+        assert!(text.len() <= MAX_MESSAGE, "{}", text.len());
+        assert!(text.starts_with("failed to unseal: encryptedData[\"0k\"]: invalid base64; "));
+        let shown = text.matches("encryptedData[").count();
+        assert!(shown > 10, "{text}");
+        assert!(
+            text.ends_with(&format!(" and {} more", 2000 - shown)),
+            "{text}"
+        );
+
+        // Names of 10 KB: each cut, several still listed.
+        let text = UnsealError::Values(failures(5, 10_000)).to_string();
+        assert!(text.len() <= MAX_MESSAGE, "{}", text.len());
+        assert!(text.matches("encryptedData[").count() >= 3, "{text}");
+
+        // A long template error is cut too.
+        let template = vec![KeyFailure {
+            key: "url".into(),
+            field: Field::TemplateData,
+            reason: Reason::Template("e".repeat(100_000)),
+        }];
+        let text = UnsealError::Values(template).to_string();
+        assert!(text.len() <= MAX_REASON + 64, "{}", text.len());
+
+        let malformed = UnsealError::Malformed {
+            path: format!("spec.encryptedData.{}", "p".repeat(10_000)),
+            problem: "wrong type, expected a string".into(),
+        };
+        assert!(malformed.to_string().len() <= MAX_MESSAGE);
+        assert!(malformed.to_string().contains("spec.encryptedData.ppp"));
     }
 }

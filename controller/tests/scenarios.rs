@@ -1257,3 +1257,248 @@ async fn shutdown_is_prompt_even_when_the_crd_is_missing() -> TestResult {
     tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await??;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key trust
+
+/// A key pair newer than every test key: loaded, it would become the sealing key.
+fn attacker_pair() -> &'static sealbox_crypto::KeyPair {
+    static PAIR: std::sync::OnceLock<sealbox_crypto::KeyPair> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        sealbox_crypto::KeyPair::generate_with_bits(2048, "attacker", later).expect("key")
+    })
+}
+
+/// Asserts the controller still seals with test key 0 only: /v1/cert.pem serves its certificate
+/// and /v1/rotate re-seals a value for it.
+async fn still_sealing_with_key_0(h: &Harness) -> TestResult {
+    let keys = h.running().keys().snapshot().fingerprints();
+    assert_eq!(keys, vec![pair(0).fingerprint().clone()], "loaded keys");
+    let addr = h.running().local_addr();
+    let (code, cert) = http_get(addr, "/v1/cert.pem").await?;
+    assert_eq!(code, 200);
+    assert_eq!(cert.trim(), pair(0).certificate.to_pem().trim());
+
+    let victim = sealed_secret(NS, "victim", 0, &[("password", "victim-plaintext")]);
+    let body = serde_json::to_string(&victim)?;
+    let (code, rotated) = support::http(addr, "POST", "/v1/rotate", &body).await?;
+    assert_eq!(code, 200, "{rotated}");
+    let rotated: serde_json::Value = serde_json::from_str(&rotated)?;
+    assert_eq!(
+        rotated["metadata"]["annotations"][SEALING_KEY_ANNOTATION],
+        pair(0).fingerprint().to_string()
+    );
+    let value = rotated["spec"]["encryptedData"]["password"]
+        .as_str()
+        .ok_or("rotated value")?;
+    let ciphertext = STANDARD.decode(value)?;
+    let attacker = sealbox_crypto::unseal(&attacker_pair().private_key, &ciphertext, b"app/victim");
+    assert!(attacker.is_err(), "re-sealed for the attacker's key");
+    let plaintext = sealbox_crypto::unseal(&pair(0).private_key, &ciphertext, b"app/victim")?;
+    assert_eq!(plaintext.as_slice(), b"victim-plaintext");
+    Ok(())
+}
+
+/// Finding 3 of issue 12: a tenant who may create SealedSecrets in the controller's namespace
+/// seals an attacker's key (for the controller's own certificate: anyone can) with a template
+/// that labels the output as an active sealing key. The controller refuses to unseal it
+/// (Synced=False, ErrUnsealFailed, no Secret), /v1/cert.pem keeps serving the real certificate and
+/// /v1/rotate keeps re-sealing to the real key. The legacy key name is refused the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
+    let h = Harness::start(&[0], &[]).await?;
+    until("keys", || h.running().keys().is_ready()).await?;
+    let attacker = attacker_pair();
+    let tls_key = attacker.private_key.to_pkcs1_pem();
+    let tls_crt = attacker.certificate.to_pem();
+    let values = [("tls.key", tls_key.as_str()), ("tls.crt", tls_crt.as_str())];
+
+    let mut labelled = sealed_secret(CONTROLLER_NS, "innocent", 0, &values);
+    let mut injected = template(&[(KEY_LABEL, "active"), ("app", "web")], &[]);
+    injected.type_ = Some("kubernetes.io/tls".into());
+    labelled.spec.template = Some(injected.clone());
+    h.create(&labelled).await?;
+
+    // The label with another value is refused too: it takes one relabel to activate it.
+    let mut retired = sealed_secret(CONTROLLER_NS, "retired", 0, &values);
+    let mut retired_template = template(&[(KEY_LABEL, "compromised")], &[]);
+    retired_template.type_ = Some("kubernetes.io/tls".into());
+    retired.spec.template = Some(retired_template);
+    h.create(&retired).await?;
+
+    // The legacy key Secret is loaded whatever its labels.
+    let mut legacy = sealed_secret(CONTROLLER_NS, "sealed-secrets-key", 0, &values);
+    legacy.spec.template = Some(SecretTemplateSpec {
+        type_: Some("kubernetes.io/tls".into()),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&legacy).await?;
+
+    // A SealedSecret elsewhere with the legacy name is an ordinary one.
+    h.create(&sealed_secret(NS, "sealed-secrets-key", 0, &[("a", "1")]))
+        .await?;
+    h.synced(NS, "sealed-secrets-key", "True").await?;
+
+    for name in ["innocent", "retired", "sealed-secrets-key"] {
+        let message = h.failure_message(CONTROLLER_NS, name).await?;
+        assert!(message.contains("sealing key"), "{name}: {message}");
+        assert!(!message.contains("BEGIN"), "{name}: {message}");
+        let event = h.wait_event(CONTROLLER_NS, name, "ErrUnsealFailed").await?;
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+        assert!(
+            h.secrets(CONTROLLER_NS).get_opt(name).await?.is_none(),
+            "Secret {name} was written"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    still_sealing_with_key_0(&h).await?;
+    for name in ["innocent", "retired", "sealed-secrets-key"] {
+        assert!(h.secrets(CONTROLLER_NS).get_opt(name).await?.is_none());
+    }
+    Ok(())
+}
+
+/// The registry side of key trust: Secrets a SealedSecret produced (ownerReference to a
+/// SealedSecret, or a SealedSecret's hand-over annotations) are never loaded as keys, even when
+/// they carry the active label or the legacy name (written by Bitnami's controller or by an
+/// earlier Sealbox). The controller's own and an operator's key Secrets still are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
+    let h = Harness::without_controller(&[0]).await?;
+    let owner = json!([{
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "name": "innocent", "uid": "3f1c5f4e-0000-4000-8000-000000000001", "controller": true
+    }]);
+    let mut owned = support::key_secret(attacker_pair(), "innocent");
+    owned.metadata.owner_references = Some(serde_json::from_value(owner.clone())?);
+    let mut legacy = support::key_secret(attacker_pair(), "sealed-secrets-key");
+    legacy.metadata.owner_references = Some(serde_json::from_value(owner)?);
+    // skip-set-owner-references: no owner, but the template's annotation is on the Secret.
+    let mut unowned = support::key_secret(attacker_pair(), "unowned");
+    unowned.metadata.annotations = Some(map(&[(SKIP_SET_OWNER_REFERENCES_ANNOTATION, "true")]));
+    for secret in [owned, legacy, unowned] {
+        h.secrets(CONTROLLER_NS)
+            .create(&PostParams::default(), &secret)
+            .await?;
+    }
+    let h = h.with_controller(&[]).await?;
+    until("keys", || h.running().keys().is_ready()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    still_sealing_with_key_0(&h).await?;
+
+    // Added while running: the same.
+    let mut managed = support::key_secret(attacker_pair(), "managed");
+    managed.metadata.annotations = Some(map(&[(MANAGED_ANNOTATION, "true")]));
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &managed)
+        .await?;
+    // An operator's key is still loaded, so the watch has seen what came before it.
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &test_key_secret(1))
+        .await?;
+    until("the operator's key", || {
+        h.running().keys().snapshot().len() == 2
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keys = h.running().keys().snapshot().fingerprints();
+    assert_eq!(
+        keys,
+        vec![pair(0).fingerprint().clone(), pair(1).fingerprint().clone()]
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounds
+
+/// Huge SealedSecrets fail alone with bounded reports: 2,000 encryptedData keys with 1-byte
+/// values, and keys with 10 KB names, each get a status message and an event note of at most
+/// 1 KiB that still names failing keys and counts the rest; another SealedSecret syncs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
+    const MAX_MESSAGE: usize = 1024;
+    let h = Harness::start(&[0], &[]).await?;
+
+    let mut many = sealed_secret(NS, "many-keys", 0, &[]);
+    many.spec.encrypted_data = (0..2000)
+        .map(|i| (format!("key-{i:04}"), "A".into()))
+        .collect();
+    h.create(&many).await?;
+    let mut long = sealed_secret(NS, "long-names", 0, &[]);
+    long.spec.encrypted_data = (0..5)
+        .map(|i| (format!("{i}{}", "n".repeat(10_000)), "A".into()))
+        .collect();
+    h.create(&long).await?;
+    h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
+        .await?;
+
+    for (name, shown) in [
+        ("many-keys", "encryptedData[\"key-0000\"]"),
+        ("long-names", "nnnn"),
+    ] {
+        let message = h.failure_message(NS, name).await?;
+        assert!(
+            message.len() <= MAX_MESSAGE,
+            "{name}: {} bytes",
+            message.len()
+        );
+        assert!(message.starts_with("failed to unseal: "), "{message}");
+        assert!(message.contains(shown), "{message}");
+        assert!(message.contains("invalid base64"), "{message}");
+        let event = h.wait_event(NS, name, "ErrUnsealFailed").await?;
+        let note = event.note.unwrap_or_default();
+        assert!(
+            note.len() <= MAX_MESSAGE,
+            "{name}: note of {} bytes",
+            note.len()
+        );
+        assert!(h.secrets(NS).get_opt(name).await?.is_none());
+    }
+    let message = h.failure_message(NS, "many-keys").await?;
+    let shown = message.matches("encryptedData[").count();
+    assert!(
+        message.ends_with(&format!(" and {} more", 2000 - shown)),
+        "{message}"
+    );
+
+    let secret = h.secret_where(NS, "fine", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
+    h.synced(NS, "fine", "True").await?;
+    Ok(())
+}
+
+/// Key trust on takeovers: a Secret carrying the key label (here a retired key handed over with
+/// `patch` and `managed`) is never written by a SealedSecret, so its data cannot be swapped for
+/// an attacker's key and its label cannot be flipped back to active by a later template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labelled_secret_is_never_taken_over() -> TestResult {
+    let h = Harness::without_controller(&[0]).await?;
+    let mut retired = test_key_secret(1);
+    retired.metadata.name = Some("retired".into());
+    retired.metadata.labels = Some(map(&[(KEY_LABEL, "retired")]));
+    retired.metadata.annotations = Some(map(&[
+        (PATCH_ANNOTATION, "true"),
+        (MANAGED_ANNOTATION, "true"),
+    ]));
+    h.secrets(CONTROLLER_NS)
+        .create(&PostParams::default(), &retired)
+        .await?;
+    let h = h.with_controller(&[]).await?;
+
+    let tls_key = attacker_pair().private_key.to_pkcs1_pem();
+    let mut takeover = sealed_secret(CONTROLLER_NS, "retired", 0, &[("tls.key", &tls_key)]);
+    takeover.spec.template = Some(SecretTemplateSpec {
+        type_: Some("kubernetes.io/tls".into()),
+        ..SecretTemplateSpec::default()
+    });
+    h.create(&takeover).await?;
+    let message = h.failure_message(CONTROLLER_NS, "retired").await?;
+    assert!(message.contains("sealing key"), "{message}");
+    assert_eq!(h.secret_writes(CONTROLLER_NS, "retired"), 0);
+    let stored = h.secrets(CONTROLLER_NS).get("retired").await?;
+    assert_eq!(stored.data, test_key_secret(1).data);
+    still_sealing_with_key_0(&h).await?;
+    Ok(())
+}

@@ -4,7 +4,9 @@
 //! Active keys are Secrets labelled `sealedsecrets.bitnami.com/sealed-secrets-key: active`
 //! (any other value retires a key: it no longer unseals here, and it is never deleted), plus the
 //! legacy Secret named exactly `sealed-secrets-key`. A watch keeps the registry current, so keys
-//! added, relabelled or removed take effect without a restart.
+//! added, relabelled or removed take effect without a restart. A Secret a SealedSecret produced
+//! is never loaded, whatever its labels or name ([`trust`](super::trust)); each such Secret is
+//! logged once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -20,6 +22,7 @@ use sealbox_crypto::key_secret::{KEY_LABEL, KEY_LABEL_ACTIVE, KeySecret};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::trust::{self, FromSealedSecret};
 use super::{KeyEntry, KeyRegistry, LEGACY_KEY_SECRET};
 use crate::error::{Error, Result};
 use crate::reconcile::{FIELD_MANAGER, error_chain};
@@ -95,13 +98,23 @@ enum Source {
     Legacy,
 }
 
-/// The keys each watch has seen, by Secret name, and whether each has listed once.
+/// What one watch has seen: its keys and the Secrets it refused, by Secret name.
+#[derive(Debug, Default)]
+struct Seen {
+    keys: BTreeMap<String, KeyEntry>,
+    /// Secrets refused as keys because a SealedSecret produced them, and why. Each is logged
+    /// when it is first refused (or refused for another reason), not at every event or relist.
+    /// Bounded like `keys`: by the Secrets this watch selects in one namespace.
+    refused: BTreeMap<String, FromSealedSecret>,
+}
+
+/// The keys each watch has seen, and whether each has listed once.
 #[derive(Debug, Default)]
 struct WatchState {
-    labelled: BTreeMap<String, KeyEntry>,
-    legacy: BTreeMap<String, KeyEntry>,
-    labelled_pending: Option<BTreeMap<String, KeyEntry>>,
-    legacy_pending: Option<BTreeMap<String, KeyEntry>>,
+    labelled: Seen,
+    legacy: Seen,
+    labelled_pending: Option<Seen>,
+    legacy_pending: Option<Seen>,
     labelled_synced: bool,
     legacy_synced: bool,
 }
@@ -123,12 +136,12 @@ impl WatchState {
         };
         match event {
             watcher::Event::Init => {
-                *pending = Some(BTreeMap::new());
+                *pending = Some(Seen::default());
                 false
             }
             watcher::Event::InitApply(secret) => {
-                let target = pending.get_or_insert_with(BTreeMap::new);
-                upsert(target, source, secret);
+                let target = pending.get_or_insert_with(Seen::default);
+                upsert(target, Some(&current.refused), source, secret);
                 false
             }
             watcher::Event::InitDone => {
@@ -137,11 +150,13 @@ impl WatchState {
                 self.labelled_synced && self.legacy_synced
             }
             watcher::Event::Apply(secret) => {
-                upsert(current, source, secret);
+                upsert(current, None, source, secret);
                 self.labelled_synced && self.legacy_synced
             }
             watcher::Event::Delete(secret) => {
-                current.remove(&secret.name_any());
+                let name = secret.name_any();
+                current.keys.remove(&name);
+                current.refused.remove(&name);
                 self.labelled_synced && self.legacy_synced
             }
         }
@@ -149,29 +164,55 @@ impl WatchState {
 
     fn entries(&self) -> Vec<KeyEntry> {
         self.labelled
+            .keys
             .values()
-            .chain(self.legacy.values())
+            .chain(self.legacy.keys.values())
             .cloned()
             .collect()
     }
 }
 
 /// Adds or replaces the key a Secret holds, or drops it when the Secret is no longer an active
-/// key (relabelled, or unreadable).
-fn upsert(map: &mut BTreeMap<String, KeyEntry>, source: Source, secret: Secret) {
+/// key (relabelled, or unreadable) or shows that a SealedSecret produced it: then it is noted as
+/// refused, and logged unless it was refused so already (in `seen`, or in `known`: what the watch
+/// knew before the relist `seen` is filled by).
+fn upsert(
+    seen: &mut Seen,
+    known: Option<&BTreeMap<String, FromSealedSecret>>,
+    source: Source,
+    mut secret: Secret,
+) {
     let name = secret.name_any();
     let active = secret.labels().get(KEY_LABEL).map(String::as_str) == Some(KEY_LABEL_ACTIVE);
     if source == Source::Labelled && !active {
-        map.remove(&name);
+        seen.keys.remove(&name);
+        seen.refused.remove(&name);
         return;
     }
+    if let Some(why) = trust::from_sealed_secret(&secret.metadata) {
+        super::wipe_secret_data(&mut secret);
+        seen.keys.remove(&name);
+        let logged = [Some(&seen.refused), known]
+            .into_iter()
+            .flatten()
+            .any(|refused| refused.get(&name) == Some(&why));
+        if !logged {
+            warn!(
+                secret = %name, reason = %why,
+                "not loading a Secret a SealedSecret produced as a sealing key"
+            );
+        }
+        seen.refused.insert(name, why);
+        return;
+    }
+    seen.refused.remove(&name);
     match KeyEntry::from_secret(secret) {
         Ok(entry) => {
-            map.insert(name, entry);
+            seen.keys.insert(name, entry);
         }
         Err(e) => {
             warn!(secret = %name, error = %e, "ignoring unreadable key Secret");
-            map.remove(&name);
+            seen.keys.remove(&name);
         }
     }
 }
@@ -305,4 +346,103 @@ pub async fn create_key(api: &Api<Secret>, settings: &KeySettings) -> Result<(St
 
 fn system_time(timestamp: Timestamp) -> SystemTime {
     SystemTime::from(timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
+    use sealbox_crds::SKIP_SET_OWNER_REFERENCES_ANNOTATION;
+
+    use super::*;
+    use crate::keys::testing::pairs;
+
+    /// Key Secret `name` holding test key `index`, as the API server would show it.
+    fn key_secret(index: usize, name: &str) -> Secret {
+        let mut manifest = KeySecret::from_key_pair(&pairs()[index], "kube-system", "k").to_json();
+        manifest["metadata"]["name"] = serde_json::json!(name);
+        serde_json::from_value(manifest).expect("key Secret")
+    }
+
+    fn loaded(state: &WatchState) -> Vec<String> {
+        let mut names: Vec<String> = state.entries().into_iter().map(|e| e.secret_name).collect();
+        names.sort();
+        names
+    }
+
+    /// Both watches list `labelled` and `legacy`.
+    fn listed(labelled: Vec<Secret>, legacy: Vec<Secret>) -> WatchState {
+        let mut state = WatchState::default();
+        for (source, secrets) in [(Source::Labelled, labelled), (Source::Legacy, legacy)] {
+            state.apply(source, watcher::Event::Init);
+            for secret in secrets {
+                state.apply(source, watcher::Event::InitApply(secret));
+            }
+            state.apply(source, watcher::Event::InitDone);
+        }
+        state
+    }
+
+    #[test]
+    fn secrets_from_sealed_secrets_are_never_loaded_as_keys() {
+        // The controller's own key: created (managedFields operation Update) by its manager.
+        let mut generated = key_secret(0, "sealed-secrets-keyabcde");
+        generated.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            operation: Some("Update".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        let operators = key_secret(1, "operator-key");
+
+        // What the controller wrote for SealedSecrets: owned, or applied by its manager (a
+        // skip-set-owner-references output), or carrying a hand-over annotation.
+        let mut owned = key_secret(2, "owned");
+        owned.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "bitnami.com/v1alpha1".into(),
+            kind: "SealedSecret".into(),
+            name: "owned".into(),
+            uid: "u1".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]);
+        let mut applied = key_secret(3, "applied");
+        applied.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        let mut annotated = key_secret(4, "annotated");
+        annotated.metadata.annotations = Some(
+            [(
+                SKIP_SET_OWNER_REFERENCES_ANNOTATION.to_owned(),
+                "true".to_owned(),
+            )]
+            .into(),
+        );
+        let mut legacy = owned.clone();
+        legacy.metadata.name = Some(LEGACY_KEY_SECRET.into());
+
+        let mut state = listed(
+            vec![generated, operators, owned.clone(), applied, annotated],
+            vec![legacy],
+        );
+        assert_eq!(loaded(&state), ["operator-key", "sealed-secrets-keyabcde"]);
+        assert_eq!(state.labelled.refused.len(), 3);
+        assert_eq!(
+            state.legacy.refused.get(LEGACY_KEY_SECRET),
+            Some(&FromSealedSecret::OwnerReference)
+        );
+
+        // Added later: the same. Removing the owner makes it an operator's key again.
+        let mut late = key_secret(5, "late");
+        late.metadata.owner_references = owned.metadata.owner_references.clone();
+        assert!(state.apply(Source::Labelled, watcher::Event::Apply(late.clone())));
+        assert_eq!(loaded(&state), ["operator-key", "sealed-secrets-keyabcde"]);
+        late.metadata.owner_references = None;
+        state.apply(Source::Labelled, watcher::Event::Apply(late));
+        assert_eq!(
+            loaded(&state),
+            ["late", "operator-key", "sealed-secrets-keyabcde"]
+        );
+        assert!(!state.labelled.refused.contains_key("late"));
+    }
 }

@@ -1,9 +1,10 @@
 //! Sealing keys: the immutable snapshot reconciles unseal with ([`Keys`]), the shared registry
-//! that swaps snapshots ([`registry`]), and the IO that loads, watches, generates and renews the
-//! key Secrets ([`lifecycle`]).
+//! that swaps snapshots ([`registry`]), which Secrets may be keys ([`trust`]), and the IO that
+//! loads, watches, generates and renews the key Secrets ([`lifecycle`]).
 
 pub mod lifecycle;
 pub mod registry;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fmt;
