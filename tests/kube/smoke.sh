@@ -35,7 +35,7 @@ stop() {
 trap stop EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"; kcm_port="$(free_port)"
+etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"
 
 # PKI: one CA signs the serving certificate and the two client certificates.
 pki="$dir/pki"; mkdir -p "$pki"
@@ -118,14 +118,14 @@ done
 [ -n "$ready" ] || { tail -n 30 "$dir/kube-apiserver.log" >&2; die "no /readyz within 60 s"; }
 say "/readyz after $(since) s"
 
-say "kube-controller-manager (secure port $kcm_port)"
+say "kube-controller-manager (no serving port)"
 "$bin/kube-controller-manager" \
     --kubeconfig "$dir/kcm.kubeconfig" \
     --use-service-account-credentials \
     --controllers garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,serviceaccount-controller,root-ca-certificate-publisher-controller \
     --root-ca-file "$pki/ca.crt" \
     --leader-elect=false \
-    --bind-address 127.0.0.1 --secure-port "$kcm_port" --cert-dir "$dir/kcm-certs" \
+    --secure-port 0 \
     --flex-volume-plugin-dir "$dir/flexvolume" \
     >"$dir/kube-controller-manager.log" 2>&1 &
 pids+=($!)
