@@ -499,11 +499,17 @@ fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
     Ok(ports)
 }
 
-/// `--flag value` pairs as arguments.
+/// `(--flag, value)` pairs as `--flag=value` arguments: Go's flag packages read a boolean only
+/// in that form (`--leader-elect false` would leave it true and pass `false` as an argument).
 fn args(pairs: &[(&str, OsString)]) -> Vec<OsString> {
     pairs
         .iter()
-        .flat_map(|(flag, value)| [OsString::from(flag), value.clone()])
+        .map(|(flag, value)| {
+            let mut arg = OsString::from(flag);
+            arg.push("=");
+            arg.push(value);
+            arg
+        })
         .collect()
 }
 
@@ -582,4 +588,49 @@ contexts:
 current-context: {CONTEXT}
 "
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_passed_in_the_form_go_reads_booleans_in() {
+        assert_eq!(
+            args(&[("--leader-elect", "false".into()), ("--x", "a b".into())]),
+            [OsString::from("--leader-elect=false"), "--x=a b".into()]
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() -> Result<(), Error> {
+        let ports: [u16; 3] = free_ports()?;
+        assert!(ports.iter().all(|p| *p != 0));
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+        Ok(())
+    }
+
+    /// The generated certificates and key make a working client configuration (no server
+    /// needed: kube parses the PEM when it builds the TLS configuration).
+    #[tokio::test]
+    async fn the_admin_kubeconfig_makes_a_client() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let pki = pki::generate(dir.path())?;
+        let yaml = admin_kubeconfig("https://127.0.0.1:6443", &pki);
+        let kubeconfig = Kubeconfig::from_yaml(&yaml)?;
+        assert_eq!(kubeconfig.current_context.as_deref(), Some(CONTEXT));
+        let client = client(&yaml).await?;
+        assert_eq!(client.default_namespace(), "default");
+        for file in [
+            &pki.files.ca_cert,
+            &pki.files.serving_cert,
+            &pki.files.serving_key,
+            &pki.files.service_account_key,
+            &pki.files.controller_manager_cert,
+            &pki.files.controller_manager_key,
+        ] {
+            assert!(std::fs::read_to_string(file)?.starts_with("-----BEGIN "));
+        }
+        Ok(())
+    }
 }
