@@ -298,7 +298,7 @@ impl RealControlPlane {
                 ),
                 (
                     "--service-account-key-file",
-                    files.service_account_key.clone().into(),
+                    files.service_account_public_key.clone().into(),
                 ),
                 (
                     "--service-cluster-ip-range",
@@ -626,6 +626,7 @@ mod tests {
             &pki.files.serving_cert,
             &pki.files.serving_key,
             &pki.files.service_account_key,
+            &pki.files.service_account_public_key,
             &pki.files.controller_manager_cert,
             &pki.files.controller_manager_key,
         ] {

@@ -33,6 +33,7 @@ pub(super) struct PkiFiles {
     pub(super) serving_cert: PathBuf,
     pub(super) serving_key: PathBuf,
     pub(super) service_account_key: PathBuf,
+    pub(super) service_account_public_key: PathBuf,
     pub(super) controller_manager_cert: PathBuf,
     pub(super) controller_manager_key: PathBuf,
 }
@@ -91,18 +92,23 @@ pub(super) fn generate(dir: &Path) -> Result<Pki, Error> {
         None,
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
-    let service_account_key = KeyPair::generate()
-        .map_err(|source| Error::Certificate {
-            what: "ServiceAccount signing key",
-            source,
-        })?
-        .serialize_pem();
+    let service_account = KeyPair::generate().map_err(|source| Error::Certificate {
+        what: "ServiceAccount signing key",
+        source,
+    })?;
 
     let files = PkiFiles {
         ca_cert: write(dir, "ca.crt", &ca_cert)?,
         serving_cert: write(dir, "apiserver.crt", &serving.cert)?,
         serving_key: write(dir, "apiserver.key", &serving.key)?,
-        service_account_key: write(dir, "service-account.key", &service_account_key)?,
+        service_account_key: write(dir, "service-account.key", &service_account.serialize_pem())?,
+        // The API server reads verification keys only as public keys or PKCS#1/SEC 1 private
+        // keys, not PKCS#8.
+        service_account_public_key: write(
+            dir,
+            "service-account.pub",
+            &service_account.public_key_pem(),
+        )?,
         controller_manager_cert: write(dir, "controller-manager.crt", &controller_manager.cert)?,
         controller_manager_key: write(dir, "controller-manager.key", &controller_manager.key)?,
     };
