@@ -7,10 +7,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Pod, PodSpec, PodTemplateSpec, Secret,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt as _};
 use sealbox_crds::{SealedSecret, SealedSecretSpec};
 use sealbox_tests::real::RealControlPlane;
@@ -216,5 +219,80 @@ async fn real_garbage_collector_deletes_a_secret_owned_by_a_deleted_config_map()
         secrets.get_opt("bystander").await?.is_some(),
         "a Secret without owners is not collected"
     );
+    Ok(())
+}
+
+/// The other controllers the plane runs: a Deployment gets its ReplicaSet and Pods (Pending: no
+/// scheduler, no kubelet), and a deleted namespace is emptied and then removed.
+#[tokio::test]
+async fn real_controllers_roll_out_deployments_and_finalize_namespaces() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let client = plane.client().await?;
+    create_namespace(&client, "apps").await?;
+    let labels = BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+    let deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some("web".to_owned()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "web".to_owned(),
+                        // Never pulled: there is no kubelet.
+                        image: Some("registry.invalid/web:1".to_owned()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let deployment = Api::<Deployment>::namespaced(client.clone(), "apps")
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), "apps");
+    eventually("a ReplicaSet owned by the Deployment", || async {
+        let list = replica_sets.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == deployment.uid().as_ref())
+            })
+            .then_some(()))
+    })
+    .await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), "apps");
+    eventually("two Pods of the ReplicaSet", || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await?;
+        Ok((list.items.len() == 2).then_some(()))
+    })
+    .await?;
+
+    Api::<Namespace>::all(client.clone())
+        .delete("apps", &DeleteParams::default())
+        .await?;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    eventually("the namespace emptied and removed", || async {
+        Ok(namespaces.get_opt("apps").await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }
