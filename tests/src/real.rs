@@ -36,8 +36,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
+use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use process::Process;
@@ -67,6 +69,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// Ports are found free (bound to port 0, released) before a process binds them, so another
 /// process may take one in between; a start that loses the race is retried with new ports.
 const START_ATTEMPTS: usize = 3;
+/// Lifetime asked for ServiceAccount tokens: longer than any test, and above the API server's
+/// minimum of ten minutes.
+const TOKEN_LIFETIME_SECONDS: i64 = 3600;
 /// Service IPs: allocated by the API server, routed by nothing (there is no kube-proxy).
 const SERVICE_CLUSTER_IP_RANGE: &str = "10.96.0.0/24";
 /// The ServiceAccount token issuer, as a cluster's default names it.
@@ -144,6 +149,16 @@ pub enum Error {
         process: &'static str,
         log_tail: String,
     },
+    /// The API server did not issue a token for a ServiceAccount.
+    #[error("cannot get a token for ServiceAccount {service_account}")]
+    TokenRequest {
+        service_account: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server answered a TokenRequest without a token.
+    #[error("the TokenRequest for ServiceAccount {service_account} returned no token")]
+    NoToken { service_account: String },
     /// The admin kubeconfig did not make a client.
     #[error("cannot make a client from the admin kubeconfig")]
     Kubeconfig {
@@ -204,6 +219,7 @@ pub struct RealControlPlane {
     url: String,
     kubeconfig: PathBuf,
     kubeconfig_yaml: String,
+    ca_cert: String,
     startup: Duration,
     dir: tempfile::TempDir,
 }
@@ -374,6 +390,7 @@ impl RealControlPlane {
             url,
             kubeconfig,
             kubeconfig_yaml,
+            ca_cert: pki.ca_cert.clone(),
             startup: began.elapsed(),
             dir,
         })
@@ -382,6 +399,57 @@ impl RealControlPlane {
     /// A client with cluster-admin rights (group `system:masters`), namespace `default`.
     pub async fn client(&self) -> Result<kube::Client, Error> {
         client(&self.kubeconfig_yaml).await
+    }
+
+    /// A kubeconfig acting as ServiceAccount `namespace/name` (which must exist), with a token
+    /// from the TokenRequest API: what the real authorizer decides for it is what it decides
+    /// for a Pod running as that ServiceAccount (e.g. the controller under deploy/'s RBAC).
+    /// Written into the plane's directory as `sa-NAMESPACE-NAME.kubeconfig`.
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, Error> {
+        let service_account = format!("{namespace}/{name}");
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![SERVICE_ACCOUNT_ISSUER.to_owned()],
+                expiration_seconds: Some(TOKEN_LIFETIME_SECONDS),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let issued = Api::<ServiceAccount>::namespaced(self.client().await?, namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .map_err(|source| Error::TokenRequest {
+                service_account: service_account.clone(),
+                source,
+            })?;
+        let token = issued
+            .status
+            .map(|s| s.token)
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::NoToken { service_account })?;
+        let yaml = token_kubeconfig(&self.url, &self.ca_cert, namespace, name, &token);
+        write(
+            self.dir.path(),
+            &format!("sa-{namespace}-{name}.kubeconfig"),
+            &yaml,
+        )
+    }
+
+    /// A client acting as ServiceAccount `namespace/name`; see
+    /// [`service_account_kubeconfig`](Self::service_account_kubeconfig).
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client, Error> {
+        let path = self.service_account_kubeconfig(namespace, name).await?;
+        let yaml =
+            std::fs::read_to_string(&path).map_err(|source| Error::Write { path, source })?;
+        client(&yaml).await
     }
 
     /// The admin kubeconfig file (credentials inline), for kubectl and the binaries under test.
@@ -556,6 +624,33 @@ contexts:
     cluster: {CONTEXT}
     user: {user}
     namespace: default
+current-context: {CONTEXT}
+preferences: {{}}
+"
+    )
+}
+
+/// A kubeconfig with a bearer token (a ServiceAccount's), namespace `namespace`.
+fn token_kubeconfig(url: &str, ca_cert: &str, namespace: &str, name: &str, token: &str) -> String {
+    let ca = BASE64.encode(ca_cert);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: {CONTEXT}
+  cluster:
+    server: {url}
+    certificate-authority-data: {ca}
+users:
+- name: {namespace}-{name}
+  user:
+    token: {token}
+contexts:
+- name: {CONTEXT}
+  context:
+    cluster: {CONTEXT}
+    user: {namespace}-{name}
+    namespace: {namespace}
 current-context: {CONTEXT}
 preferences: {{}}
 "

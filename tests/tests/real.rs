@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Namespace, Pod, PodSpec, PodTemplateSpec, Secret,
+    ConfigMap, Container, Namespace, Pod, PodSpec, PodTemplateSpec, Secret, ServiceAccount,
 };
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -294,5 +295,104 @@ async fn real_controllers_roll_out_deployments_and_finalize_namespaces() -> Test
         Ok(namespaces.get_opt("apps").await?.is_none().then_some(()))
     })
     .await?;
+    Ok(())
+}
+
+/// Whether `result` is the API server's 403.
+fn is_forbidden<T>(result: &Result<T, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
+}
+
+/// The real authorizer: a ServiceAccount (token from the TokenRequest API) may do what its
+/// RoleBinding grants, once bound, and nothing else.
+#[tokio::test]
+async fn real_rbac_grants_a_service_account_exactly_its_bindings() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let admin = plane.client().await?;
+    create_namespace(&admin, "rbac").await?;
+    let named = |name: &str| ObjectMeta {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    };
+    let post = PostParams::default();
+    Api::<ServiceAccount>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &ServiceAccount {
+                metadata: named("reader"),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Api::<ConfigMap>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &ConfigMap {
+                metadata: named("visible"),
+                ..Default::default()
+            },
+        )
+        .await?;
+
+    let reader = plane.service_account_client("rbac", "reader").await?;
+    let config_maps = Api::<ConfigMap>::namespaced(reader.clone(), "rbac");
+    let secrets = Api::<Secret>::namespaced(reader, "rbac");
+    assert!(
+        is_forbidden(&config_maps.get("visible").await),
+        "an unbound ServiceAccount reads nothing"
+    );
+
+    Api::<Role>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &Role {
+                metadata: named("read-config-maps"),
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["configmaps".to_owned()]),
+                    verbs: vec!["get".to_owned()],
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await?;
+    Api::<RoleBinding>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &RoleBinding {
+                metadata: named("reader"),
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".to_owned(),
+                    kind: "Role".to_owned(),
+                    name: "read-config-maps".to_owned(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".to_owned(),
+                    name: "reader".to_owned(),
+                    namespace: Some("rbac".to_owned()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await?;
+    // The authorizer reads bindings from its informers: allowed soon after, not at once.
+    eventually("the bound ServiceAccount reading the ConfigMap", || async {
+        let got = config_maps.get("visible").await;
+        if is_forbidden(&got) {
+            return Ok(None);
+        }
+        Ok(Some(got?))
+    })
+    .await?;
+    assert!(
+        is_forbidden(&config_maps.list(&ListParams::default()).await),
+        "get does not grant list"
+    );
+    assert!(
+        is_forbidden(&secrets.get_opt("anything").await),
+        "configmaps do not grant secrets"
+    );
     Ok(())
 }
