@@ -3,7 +3,7 @@
 # etcd, kube-apiserver, kube-controller-manager and kubectl, pinned by tests/kube/go.mod and
 # go.sum, into target/kube/bin/.
 #   - GOCACHE and GOMODCACHE live under target/kube/, so a second run on the same machine only
-#     links (a cold build takes 13-18 minutes on 2 cores and peaks near 3 GB in the linker);
+#     links (a cold build took 22 minutes on 2 busy cores and peaked at 2.7 GB in the linker);
 #   - skipped entirely when target/kube/bin/.stamp matches the hash of the inputs below;
 #   - `go` under `nice -n 19`: the machine's other builds come first.
 # Needs only `go` (the version go.mod names or later) and the module proxy. Prints what it does
@@ -65,7 +65,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 start=$SECONDS
-say "building etcd, kube-apiserver, kube-controller-manager, kubectl $kube_version with $(go version | cut -d' ' -f3) (caches in target/kube; a cold build takes 13-18 minutes)"
+say "building etcd, kube-apiserver, kube-controller-manager, kubectl $kube_version with $(go version | cut -d' ' -f3) (caches in target/kube; a cold build takes 15-25 minutes on 2 cores)"
 work="$(mktemp -d "$out/.bin.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
