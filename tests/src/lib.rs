@@ -74,6 +74,7 @@ mod log;
 mod object;
 mod openapi;
 mod proxy;
+pub mod real;
 mod registry;
 mod route;
 mod router;

@@ -1,0 +1,398 @@
+//! Tier 4 (TESTING.md): the real control plane of `sealbox_tests::real`, built by
+//! `tests/kube/build.sh`. Each test starts its own plane and skips (passing, with a message on
+//! stderr) when the binaries are not built, unless `SEALBOX_REAL_REQUIRED=1`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Namespace, Pod, PodSpec, PodTemplateSpec, Secret, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt as _};
+use sealbox_crds::{SealedSecret, SealedSecretSpec};
+use sealbox_tests::real::RealControlPlane;
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The committed CRD, as `kubectl apply -k deploy/crds` installs it.
+const CRD_YAML: &str = include_str!("../../deploy/crds/sealedsecrets.bitnami.com.yaml");
+/// How long a controller of the plane may take to act. The garbage collector first syncs its
+/// graph of every resource type, which takes seconds on a busy 2-core machine; this only has to
+/// be long enough to tell "slow" from "never".
+const WAIT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(200);
+
+/// Polls `check` until it returns `Some`, or fails naming `what` after [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, check: F) -> TestResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = TestResult<Option<T>>>,
+{
+    let began = Instant::now();
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if began.elapsed() > WAIT {
+            return Err(format!("{what}: not after {WAIT:?}").into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Prints what the plane cost, for the record (not asserted: machines differ).
+fn report(plane: &RealControlPlane) {
+    let mut total_kib = 0;
+    for (name, pid) in plane.processes() {
+        let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        total_kib += rss_kib;
+        eprintln!("{name}: RSS {} MiB", rss_kib / 1024);
+    }
+    eprintln!(
+        "real control plane at {}: ready in {:.1?}, RSS {} MiB",
+        plane.url(),
+        plane.startup_time(),
+        total_kib / 1024
+    );
+}
+
+async fn create_namespace(client: &Client, name: &str) -> TestResult {
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn real_control_plane_stores_sealed_secrets_under_the_deploy_crd() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    report(&plane);
+    let client = plane.client().await?;
+
+    // kubectl of the plane's version, through the admin kubeconfig.
+    let out = plane.kubectl().args(["get", "ns", "-o", "name"]).output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.lines().any(|l| l == "namespace/kube-system"),
+        "kubectl get ns: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let crd: CustomResourceDefinition = serde_norway::from_str(CRD_YAML)?;
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    crds.create(&PostParams::default(), &crd).await?;
+    eventually("the SealedSecret CRD Established", || async {
+        let crd = crds.get(&crd.name_any()).await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        Ok(established.then_some(()))
+    })
+    .await?;
+
+    create_namespace(&client, "sealed").await?;
+    let mut sealed = SealedSecret::new(
+        "db",
+        SealedSecretSpec {
+            // Not a real ciphertext: the API server stores what the schema admits.
+            encrypted_data: BTreeMap::from([(
+                "password".to_owned(),
+                "AgBy3i4OJSWK+PiTySYZZA==".to_owned(),
+            )]),
+            ..Default::default()
+        },
+    );
+    sealed.metadata.namespace = Some("sealed".to_owned());
+    let api = Api::<SealedSecret>::namespaced(client.clone(), "sealed");
+    let created = api.create(&PostParams::default(), &sealed).await?;
+    assert!(
+        created.uid().is_some(),
+        "the API server gives the object a uid"
+    );
+
+    let read = api.get("db").await?;
+    assert_eq!(read.spec.encrypted_data, sealed.spec.encrypted_data);
+    assert_eq!(read.uid(), created.uid());
+    let listed = api.list(&Default::default()).await?;
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|s| s.name_any())
+            .collect::<Vec<_>>(),
+        ["db"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn real_garbage_collector_deletes_a_secret_owned_by_a_deleted_config_map() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let client = plane.client().await?;
+    create_namespace(&client, "gc").await?;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), "gc");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "gc");
+
+    let owner = config_maps
+        .create(
+            &PostParams::default(),
+            &ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("owner".to_owned()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await?;
+    let secret = |name: &str, owners: Option<Vec<OwnerReference>>| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            owner_references: owners,
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "k".to_owned(),
+            ByteString(b"v".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let reference = OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "ConfigMap".to_owned(),
+        name: owner.name_any(),
+        uid: owner.uid().ok_or("the ConfigMap has no uid")?,
+        ..Default::default()
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("dependent", Some(vec![reference])),
+        )
+        .await?;
+    secrets
+        .create(&PostParams::default(), &secret("bystander", None))
+        .await?;
+    assert!(
+        secrets.get_opt("dependent").await?.is_some(),
+        "the dependent exists while its owner does"
+    );
+
+    config_maps
+        .delete("owner", &DeleteParams::default())
+        .await?;
+    eventually(
+        "the garbage collector deleting the dependent Secret",
+        || async { Ok(secrets.get_opt("dependent").await?.is_none().then_some(())) },
+    )
+    .await?;
+    assert!(
+        secrets.get_opt("bystander").await?.is_some(),
+        "a Secret without owners is not collected"
+    );
+    Ok(())
+}
+
+/// The other controllers the plane runs: a Deployment gets its ReplicaSet and Pods (Pending: no
+/// scheduler, no kubelet), and a deleted namespace is emptied and then removed.
+#[tokio::test]
+async fn real_controllers_roll_out_deployments_and_finalize_namespaces() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let client = plane.client().await?;
+    create_namespace(&client, "apps").await?;
+    let labels = BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+    let deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some("web".to_owned()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "web".to_owned(),
+                        // Never pulled: there is no kubelet.
+                        image: Some("registry.invalid/web:1".to_owned()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let deployment = Api::<Deployment>::namespaced(client.clone(), "apps")
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), "apps");
+    eventually("a ReplicaSet owned by the Deployment", || async {
+        let list = replica_sets.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == deployment.uid().as_ref())
+            })
+            .then_some(()))
+    })
+    .await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), "apps");
+    eventually("two Pods of the ReplicaSet", || async {
+        let list = pods.list(&ListParams::default().labels("app=web")).await?;
+        Ok((list.items.len() == 2).then_some(()))
+    })
+    .await?;
+
+    Api::<Namespace>::all(client.clone())
+        .delete("apps", &DeleteParams::default())
+        .await?;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    eventually("the namespace emptied and removed", || async {
+        Ok(namespaces.get_opt("apps").await?.is_none().then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Whether `result` is the API server's 403.
+fn is_forbidden<T>(result: &Result<T, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(status)) if status.code == 403)
+}
+
+/// The real authorizer: a ServiceAccount (token from the TokenRequest API) may do what its
+/// RoleBinding grants, once bound, and nothing else.
+#[tokio::test]
+async fn real_rbac_grants_a_service_account_exactly_its_bindings() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let admin = plane.client().await?;
+    create_namespace(&admin, "rbac").await?;
+    let named = |name: &str| ObjectMeta {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    };
+    let post = PostParams::default();
+    Api::<ServiceAccount>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &ServiceAccount {
+                metadata: named("reader"),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Api::<ConfigMap>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &ConfigMap {
+                metadata: named("visible"),
+                ..Default::default()
+            },
+        )
+        .await?;
+
+    let reader = plane.service_account_client("rbac", "reader").await?;
+    let config_maps = Api::<ConfigMap>::namespaced(reader.clone(), "rbac");
+    let secrets = Api::<Secret>::namespaced(reader, "rbac");
+    assert!(
+        is_forbidden(&config_maps.get("visible").await),
+        "an unbound ServiceAccount reads nothing"
+    );
+
+    Api::<Role>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &Role {
+                metadata: named("read-config-maps"),
+                rules: Some(vec![PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["configmaps".to_owned()]),
+                    verbs: vec!["get".to_owned()],
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await?;
+    Api::<RoleBinding>::namespaced(admin.clone(), "rbac")
+        .create(
+            &post,
+            &RoleBinding {
+                metadata: named("reader"),
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".to_owned(),
+                    kind: "Role".to_owned(),
+                    name: "read-config-maps".to_owned(),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".to_owned(),
+                    name: "reader".to_owned(),
+                    namespace: Some("rbac".to_owned()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await?;
+    // The authorizer reads bindings from its informers: allowed soon after, not at once.
+    eventually("the bound ServiceAccount reading the ConfigMap", || async {
+        let got = config_maps.get("visible").await;
+        if is_forbidden(&got) {
+            return Ok(None);
+        }
+        Ok(Some(got?))
+    })
+    .await?;
+    assert!(
+        is_forbidden(&config_maps.list(&ListParams::default()).await),
+        "get does not grant list"
+    );
+    assert!(
+        is_forbidden(&secrets.get_opt("anything").await),
+        "configmaps do not grant secrets"
+    );
+    Ok(())
+}
