@@ -21,6 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use zeroize::Zeroizing;
 
+use crate::bounded;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 
@@ -421,10 +422,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
     }
     let mut merged: Option<Kubeconfig> = None;
     for path in &files {
-        let config = Kubeconfig::read_from(path).map_err(|e| Error::ReadKubeconfigFile {
-            path: path.clone(),
-            reason: chain(&e),
-        })?;
+        let config = read_kubeconfig(path)?;
         merged = Some(match merged {
             None => config,
             Some(previous) => previous
@@ -446,18 +444,97 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
         })
 }
 
+/// One kubeconfig file, read through [`bounded::KUBECONFIG`] and parsed by kube, with relative
+/// file references made absolute against the file's directory as kubectl (and kube's own
+/// `Kubeconfig::read_from`, which reads without a bound) does.
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
+    let fail = |reason: String| Error::ReadKubeconfigFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes =
+        bounded::read_bounded(path, bounded::KUBECONFIG).map_err(|e| fail(e.to_string()))?;
+    let text =
+        kubeconfig_text(&bytes).ok_or_else(|| fail("not UTF-8 or UTF-16 text".to_owned()))?;
+    let mut config = Kubeconfig::from_yaml(&text).map_err(|e| fail(chain(&e)))?;
+    if let Some(dir) = path.parent() {
+        absolute_file_references(&mut config, dir);
+    }
+    Ok(config)
+}
+
+/// The text of a kubeconfig: UTF-8 (with or without a byte order mark) or UTF-16 with one, as
+/// kube and kubectl accept. Wiped when dropped: it holds credentials.
+fn kubeconfig_text(bytes: &[u8]) -> Option<Zeroizing<String>> {
+    let utf16 = |rest: &[u8], decode: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|pair| decode([pair[0], pair[1]]))
+            .collect();
+        String::from_utf16(&units).ok()
+    };
+    let text = match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+        [0xEF, 0xBB, 0xBF, rest @ ..] => std::str::from_utf8(rest).ok()?.to_owned(),
+        _ => std::str::from_utf8(bytes).ok()?.to_owned(),
+    };
+    Some(Zeroizing::new(text))
+}
+
+/// Makes relative certificate, key, token-file and exec-command paths absolute against `dir`
+/// (exec commands only when they hold a path separator: a bare name is looked up in `PATH`).
+fn absolute_file_references(config: &mut Kubeconfig, dir: &Path) {
+    let absolute = |file: &mut Option<String>| {
+        if let Some(path) = file.as_deref().filter(|p| Path::new(p).is_relative())
+            && let Some(joined) = dir.join(path).to_str()
+        {
+            *file = Some(joined.to_owned());
+        }
+    };
+    for named in &mut config.clusters {
+        if let Some(cluster) = &mut named.cluster {
+            absolute(&mut cluster.certificate_authority);
+        }
+    }
+    for named in &mut config.auth_infos {
+        if let Some(auth_info) = &mut named.auth_info {
+            absolute(&mut auth_info.client_certificate);
+            absolute(&mut auth_info.client_key);
+            absolute(&mut auth_info.token_file);
+            if let Some(exec) = &mut auth_info.exec
+                && exec
+                    .command
+                    .as_deref()
+                    .is_some_and(|c| c.contains(std::path::MAIN_SEPARATOR))
+            {
+                absolute(&mut exec.command);
+            }
+        }
+    }
+}
+
 /// An error and its causes, `: `-separated (kube's own messages repeat their source, so
-/// repeated text is skipped).
+/// repeated text is skipped). A base64 error inside names the byte and offset where a
+/// credential (`client-key-data`) stops being base64: that text is replaced by "not valid
+/// base64", so no part of a key reaches the message.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
+    let mut hidden = Vec::new();
     let mut cause = error.source();
     while let Some(err) = cause {
+        if let Some(kube::config::LoadDataError::DecodeBase64(inner)) = err.downcast_ref() {
+            hidden.push(inner.to_string());
+        }
         let text = err.to_string();
         if !message.contains(&text) {
             message.push_str(": ");
             message.push_str(&text);
         }
         cause = err.source();
+    }
+    for text in hidden.iter().filter(|t| !t.is_empty()) {
+        message = message.replace(text.as_str(), "not valid base64");
     }
     message
 }

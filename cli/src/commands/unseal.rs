@@ -16,9 +16,10 @@ use sealbox_crypto::{Error as CryptoError, PrivateKey, Scope};
 use serde::Serialize;
 use zeroize::Zeroize;
 
+use crate::bounded;
 use crate::cli::UnsealArgs;
 use crate::commands::seal::note;
-use crate::document::{Origin, read_documents, read_file};
+use crate::document::{Origin, read_documents};
 use crate::error::{Error, Result};
 use crate::output::{Visibility, emit, render};
 use crate::sealed::{self, display_name};
@@ -56,10 +57,11 @@ pub fn run(
 pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
     let mut keys = Vec::new();
     for path in paths {
-        let bytes = read_file(path).map_err(|source| Error::ReadKey {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            bounded::read_bounded(path, bounded::KEY_FILE).map_err(|source| Error::ReadKey {
+                path: path.clone(),
+                source,
+            })?;
         let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
             .map_err(|source| Error::ParseKey {
                 path: path.clone(),
