@@ -77,6 +77,14 @@ pub const IDENTITY_FILE: Limit = Limit {
     what: "an age identity file",
 };
 
+/// The controller's answer to `/v1/verify` (a status) or `/v1/rotate` (one re-sealed
+/// SealedSecret): the API server stores objects of at most ~1.5 MiB, a re-sealed one grows by
+/// a few hundred bytes per value; 4 MiB is ample.
+pub const CONTROLLER_ANSWER: Limit = Limit {
+    bytes: 4 * MIB,
+    what: "an answer of the controller",
+};
+
 /// The error inside the [`io::Error`] of a read past its limit.
 #[derive(Debug)]
 pub struct TooLarge {

@@ -162,20 +162,15 @@ pub fn fetch_from_cluster(options: &ClusterOptions) -> Result<Vec<u8>> {
     let pem = cluster::block_on(async {
         let cluster = Cluster::connect(options).await?;
         cluster
-            .controller_request(http::Method::GET, "v1/cert.pem", Vec::new(), "text/plain")
+            .controller_request(
+                http::Method::GET,
+                "v1/cert.pem",
+                Vec::new(),
+                "text/plain",
+                bounded::CERTIFICATE,
+            )
             .await
     })??;
-    if pem.len() as u64 > MAX_CERT_BYTES {
-        return Err(Error::ControllerRequest {
-            controller: options.controller(),
-            request: "GET /v1/cert.pem".to_owned(),
-            code: 200,
-            reason: format!(
-                "the answer is {} bytes, too big for a certificate",
-                pem.len()
-            ),
-        });
-    }
     Ok(pem.into_bytes())
 }
 

@@ -34,6 +34,8 @@ const FALLBACK_PORT_NAME: &str = "http";
 /// A request to the controller or the API server that takes longer is abandoned.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A controller request (with its retries) that has not completed in this time is abandoned.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a rate-limited (429) controller request is retried, waiting 1s, 2s, … in between.
 const RATE_LIMIT_RETRIES: u32 = 5;
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
@@ -226,14 +228,38 @@ impl Cluster {
     }
 
     /// Sends `method path` (e.g. `v1/cert.pem`) to the controller through the service proxy
-    /// and returns the body of a successful answer; an error status becomes an error naming
-    /// the controller, the path and the status.
+    /// and returns the body of a successful answer, read up to `limit`; an error status becomes
+    /// an error naming the controller, the path and the status. The whole exchange is bounded
+    /// by [`REQUEST_TIMEOUT`] (kube's read timeout is per read: a trickling answer would
+    /// reset it forever).
     pub async fn controller_request(
         &self,
         method: Method,
         path: &str,
         body: Vec<u8>,
         content_type: &str,
+        limit: bounded::Limit,
+    ) -> Result<String> {
+        let request = format!("{method} /{path}");
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.controller_exchange(method, path, body, content_type, limit),
+        )
+        .await
+        .map_err(|_| Error::ControllerAnswer {
+            controller: self.options.controller(),
+            request,
+            reason: format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs()),
+        })?
+    }
+
+    async fn controller_exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        limit: bounded::Limit,
     ) -> Result<String> {
         let port = self.controller_port().await?;
         let ClusterOptions {
@@ -258,8 +284,8 @@ impl Cluster {
         let mut attempt = 0;
         loop {
             tracing::debug!(%method, uri, attempt, "controller request");
-            match self.client.request_text(request.clone()).await {
-                Ok(text) => return Ok(text),
+            match self.client.request_stream(request.clone()).await {
+                Ok(stream) => return self.read_answer(stream, &method, path, limit).await,
                 // The controller rate-limits /v1/verify (and may others): wait and retry.
                 Err(kube::Error::Api(status))
                     if status.code == 429 && attempt < RATE_LIMIT_RETRIES =>
@@ -284,6 +310,35 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// The body of a controller's answer, at most `limit` bytes of UTF-8.
+    async fn read_answer(
+        &self,
+        stream: impl futures::AsyncBufRead + Unpin,
+        method: &Method,
+        path: &str,
+        limit: bounded::Limit,
+    ) -> Result<String> {
+        use futures::AsyncReadExt as _;
+        let unexpected = |reason: String| Error::ControllerAnswer {
+            controller: self.options.controller(),
+            request: format!("{method} /{path}"),
+            reason,
+        };
+        let mut body = Vec::new();
+        stream
+            .take(limit.bytes.saturating_add(1))
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| unexpected(format!("the answer broke off ({})", e.kind())))?;
+        if body.len() as u64 > limit.bytes {
+            return Err(unexpected(format!(
+                "the answer is {}",
+                bounded::TooLarge { limit }
+            )));
+        }
+        String::from_utf8(body).map_err(|_| unexpected("the answer is not UTF-8 text".to_owned()))
+    }
+
     /// GETs an API path; `None` for 404. The text is wiped when dropped (it may hold keys).
     pub async fn get_text(&self, path: &str, what: &str) -> Result<Option<Zeroizing<String>>> {
         let request = Request::get(path)
