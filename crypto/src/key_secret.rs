@@ -45,6 +45,14 @@ pub const MAX_KEY_SECRETS: usize = 1024;
 /// PEM, base64 in `data` a third more; a certificate with a chain stays far below.
 pub const MAX_KEY_FIELD_BYTES: usize = 64 * 1024;
 
+/// The most `[` and `{` characters a YAML key input may hold. libyaml's work grows with the
+/// square of the flow nesting depth (100 KB of `[` took 12 s of CPU), and the number of these
+/// characters bounds that depth from above whatever quotes or comments surround them (at this
+/// bound the worst case costs ~35 ms; at 4096, 0.13 s). Key Secrets are block-style YAML: a kubectl export with
+/// managedFields has about ten per Secret, so this allows ~200 keys; JSON input (parsed
+/// linearly, depth-limited by serde_json) is not counted.
+pub const MAX_YAML_FLOW_OPENINGS: usize = 2048;
+
 /// One key Secret in Bitnami's stored form, independent of kube types. `Debug` redacts the key.
 #[derive(Clone, Default)]
 pub struct KeySecret {
@@ -322,6 +330,14 @@ impl Documents {
             })?;
             documents.0.push(value);
         } else {
+            let openings = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+            if openings > MAX_YAML_FLOW_OPENINGS {
+                return Err(Error::LimitExceeded {
+                    origin: origin.to_owned(),
+                    what: "the number of '[' and '{' in YAML (write the file as JSON or block-style YAML)",
+                    limit: MAX_YAML_FLOW_OPENINGS,
+                });
+            }
             for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
                 if index == MAX_KEY_SECRETS {
                     return Err(too_many_secrets(origin));

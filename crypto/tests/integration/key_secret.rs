@@ -199,7 +199,8 @@ fn debug_redacts_the_key() {
 mod bounds {
     use sealbox_crypto::Error;
     use sealbox_crypto::key_secret::{
-        MAX_KEY_FIELD_BYTES, MAX_KEY_INPUT_BYTES, MAX_KEY_SECRETS, parse_key_secrets,
+        MAX_KEY_FIELD_BYTES, MAX_KEY_INPUT_BYTES, MAX_KEY_SECRETS, MAX_YAML_FLOW_OPENINGS,
+        parse_key_secrets,
     };
     use sealbox_crypto::parse_private_keys;
 
@@ -245,6 +246,37 @@ mod bounds {
         let err =
             parse_key_secrets(documents(MAX_KEY_SECRETS + 1).as_bytes(), "d.yaml").unwrap_err();
         assert!(is_limit(&err, MAX_KEY_SECRETS), "{err}");
+    }
+
+    /// 100 KB of nested flow sequences took 12 s of CPU in libyaml (quadratic in depth); the
+    /// count of flow openings bounds the depth before parsing.
+    #[test]
+    fn yaml_flow_nesting_is_bounded_before_parsing() {
+        let deep = |depth: usize| {
+            format!(
+                "kind: Secret\nx: {}{}\nstringData: {{tls.key: k}}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let err = parse_key_secrets(deep(50_000).as_bytes(), "deep.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        let err = parse_private_keys(deep(50_000).as_bytes(), "deep.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        // Within the bound the parser's own recursion limit answers, quickly.
+        let err =
+            parse_key_secrets(deep(MAX_YAML_FLOW_OPENINGS - 1).as_bytes(), "d.yaml").unwrap_err();
+        assert!(!is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        // JSON is parsed linearly and not counted.
+        let list = format!(
+            r#"{{"kind": "List", "items": [{}]}}"#,
+            vec![r#"{"kind": "Secret", "stringData": {"tls.key": "k"}, "x": [{}, {}]}"#; 1000]
+                .join(",")
+        );
+        assert_eq!(
+            parse_key_secrets(list.as_bytes(), "l.json").unwrap().len(),
+            1000
+        );
     }
 
     #[test]
