@@ -85,6 +85,25 @@ pub const CONTROLLER_ANSWER: Limit = Limit {
     what: "an answer of the controller",
 };
 
+/// The most `[` and `{` characters a kubeconfig or `.sealbox.yaml` may hold before it is
+/// parsed. The YAML parser's work grows with the square of flow nesting depth (100 KB of `[`
+/// in a kubeconfig took 12 s of CPU), and this count bounds the depth from above whatever
+/// surrounds the brackets; at 2048 the worst case is ~35 ms. Both files are block-style YAML
+/// with a few flow mappings (`context: {cluster: c}`) per entry.
+pub const MAX_YAML_FLOW_OPENINGS: usize = 2048;
+
+/// Refuses YAML text with more than [`MAX_YAML_FLOW_OPENINGS`] flow openings, with a message
+/// for a parse error.
+pub fn check_yaml_flow(text: &str) -> Result<(), String> {
+    let openings = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if openings > MAX_YAML_FLOW_OPENINGS {
+        return Err(format!(
+            "more than {MAX_YAML_FLOW_OPENINGS} '[' and '{{' (flow collections nest too deep to parse safely; write it in block style)"
+        ));
+    }
+    Ok(())
+}
+
 /// The error inside the [`io::Error`] of a read past its limit.
 #[derive(Debug)]
 pub struct TooLarge {

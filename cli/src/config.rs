@@ -100,6 +100,7 @@ impl RepoConfig {
                 ignore: Vec::new(),
             }
         } else {
+            bounded::check_yaml_flow(text).map_err(invalid)?;
             serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?
         };
         let file = absolute(file);
@@ -321,6 +322,16 @@ ignore: ["charts/**"]
                 .is_none()
         );
         assert!(config.rule_for(Path::new("/elsewhere/db.yaml")).is_none());
+    }
+
+    #[test]
+    fn flow_nesting_is_bounded_before_parsing() {
+        let yaml = format!("rules: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+        let err = RepoConfig::parse(Path::new("/r/.sealbox.yaml"), &yaml).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 2048 '[' and '{'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -94,6 +94,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<Kubeconfig, String> {
     if text.trim().is_empty() {
         return Ok(Kubeconfig::default());
     }
+    bounded::check_yaml_flow(text)?;
     serde_norway::from_str(text).map_err(|e| e.to_string())
 }
 
@@ -154,6 +155,19 @@ mod tests {
             assert!(!message.contains("12345678"), "{message}");
             assert!(message.contains("context"), "{message}");
         }
+    }
+
+    /// 100 KB of nested `[` took 12 s of CPU in the YAML parser (quadratic in depth).
+    #[test]
+    fn flow_nesting_is_bounded_before_parsing() {
+        let depth = 50_000;
+        let yaml = format!(
+            "current-context: x\nclusters: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let reason = parse(yaml.as_bytes()).unwrap_err();
+        assert!(reason.contains("'[' and '{'"), "{reason}");
     }
 
     #[test]
