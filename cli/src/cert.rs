@@ -14,12 +14,15 @@ use std::time::{Duration, SystemTime};
 
 use sealbox_crypto::{Certificate, PublicKey};
 
+use crate::bounded;
 use crate::cluster::{self, Cluster, ClusterOptions};
-use crate::document::read_file;
 use crate::error::{Error, Result};
 
-/// Certificates are small; anything bigger is not one.
-const MAX_CERT_BYTES: u64 = 1 << 20;
+/// Certificates are small; anything bigger is not one (the limit for files, URLs and the
+/// controller's answer alike).
+const MAX_CERT_BYTES: u64 = bounded::CERTIFICATE.bytes;
+/// A certificate download that takes longer than this is abandoned (the whole request, body
+/// included: a server trickling bytes cannot hold `seal` forever).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -86,14 +89,12 @@ impl CertSource {
     /// The raw bytes of the certificate.
     pub fn fetch(&self) -> Result<Vec<u8>> {
         match self {
-            CertSource::File(path) => {
-                read_file(path)
-                    .map(|bytes| bytes.to_vec())
-                    .map_err(|source| Error::ReadCertificate {
-                        cert: path.display().to_string(),
-                        source,
-                    })
-            }
+            CertSource::File(path) => bounded::read_bounded(path, bounded::CERTIFICATE)
+                .map(|bytes| bytes.to_vec())
+                .map_err(|source| Error::ReadCertificate {
+                    cert: path.display().to_string(),
+                    source,
+                }),
             CertSource::Url(url) => fetch_url(url),
             CertSource::Cluster(options) => fetch_from_cluster(options),
         }
@@ -161,20 +162,15 @@ pub fn fetch_from_cluster(options: &ClusterOptions) -> Result<Vec<u8>> {
     let pem = cluster::block_on(async {
         let cluster = Cluster::connect(options).await?;
         cluster
-            .controller_request(http::Method::GET, "v1/cert.pem", Vec::new(), "text/plain")
+            .controller_request(
+                http::Method::GET,
+                "v1/cert.pem",
+                Vec::new(),
+                "text/plain",
+                bounded::CERTIFICATE,
+            )
             .await
     })??;
-    if pem.len() as u64 > MAX_CERT_BYTES {
-        return Err(Error::ControllerRequest {
-            controller: options.controller(),
-            request: "GET /v1/cert.pem".to_owned(),
-            code: 200,
-            reason: format!(
-                "the answer is {} bytes, too big for a certificate",
-                pem.len()
-            ),
-        });
-    }
     Ok(pem.into_bytes())
 }
 
@@ -201,7 +197,15 @@ fn fetch_url(url: &str) -> Result<Vec<u8>> {
         .with_config()
         .limit(MAX_CERT_BYTES)
         .read_to_vec()
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => fail(format!(
+                "the answer is {}",
+                bounded::TooLarge {
+                    limit: bounded::CERTIFICATE
+                }
+            )),
+            other => fail(other.to_string()),
+        })
 }
 
 #[cfg(test)]

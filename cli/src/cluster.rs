@@ -21,6 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use zeroize::Zeroizing;
 
+use crate::bounded;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 
@@ -33,6 +34,8 @@ const FALLBACK_PORT_NAME: &str = "http";
 /// A request to the controller or the API server that takes longer is abandoned.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A controller request (with its retries) that has not completed in this time is abandoned.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a rate-limited (429) controller request is retried, waiting 1s, 2s, … in between.
 const RATE_LIMIT_RETRIES: u32 = 5;
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
@@ -225,14 +228,38 @@ impl Cluster {
     }
 
     /// Sends `method path` (e.g. `v1/cert.pem`) to the controller through the service proxy
-    /// and returns the body of a successful answer; an error status becomes an error naming
-    /// the controller, the path and the status.
+    /// and returns the body of a successful answer, read up to `limit`; an error status becomes
+    /// an error naming the controller, the path and the status. The whole exchange is bounded
+    /// by [`REQUEST_TIMEOUT`] (kube's read timeout is per read: a trickling answer would
+    /// reset it forever).
     pub async fn controller_request(
         &self,
         method: Method,
         path: &str,
         body: Vec<u8>,
         content_type: &str,
+        limit: bounded::Limit,
+    ) -> Result<String> {
+        let request = format!("{method} /{path}");
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.controller_exchange(method, path, body, content_type, limit),
+        )
+        .await
+        .map_err(|_| Error::ControllerAnswer {
+            controller: self.options.controller(),
+            request,
+            reason: format!("no complete answer within {} s", REQUEST_TIMEOUT.as_secs()),
+        })?
+    }
+
+    async fn controller_exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        limit: bounded::Limit,
     ) -> Result<String> {
         let port = self.controller_port().await?;
         let ClusterOptions {
@@ -257,8 +284,8 @@ impl Cluster {
         let mut attempt = 0;
         loop {
             tracing::debug!(%method, uri, attempt, "controller request");
-            match self.client.request_text(request.clone()).await {
-                Ok(text) => return Ok(text),
+            match self.client.request_stream(request.clone()).await {
+                Ok(stream) => return self.read_answer(stream, &method, path, limit).await,
                 // The controller rate-limits /v1/verify (and may others): wait and retry.
                 Err(kube::Error::Api(status))
                     if status.code == 429 && attempt < RATE_LIMIT_RETRIES =>
@@ -283,6 +310,35 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// The body of a controller's answer, at most `limit` bytes of UTF-8.
+    async fn read_answer(
+        &self,
+        stream: impl futures::AsyncBufRead + Unpin,
+        method: &Method,
+        path: &str,
+        limit: bounded::Limit,
+    ) -> Result<String> {
+        use futures::AsyncReadExt as _;
+        let unexpected = |reason: String| Error::ControllerAnswer {
+            controller: self.options.controller(),
+            request: format!("{method} /{path}"),
+            reason,
+        };
+        let mut body = Vec::new();
+        stream
+            .take(limit.bytes.saturating_add(1))
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| unexpected(format!("the answer broke off ({})", e.kind())))?;
+        if body.len() as u64 > limit.bytes {
+            return Err(unexpected(format!(
+                "the answer is {}",
+                bounded::TooLarge { limit }
+            )));
+        }
+        String::from_utf8(body).map_err(|_| unexpected("the answer is not UTF-8 text".to_owned()))
+    }
+
     /// GETs an API path; `None` for 404. The text is wiped when dropped (it may hold keys).
     pub async fn get_text(&self, path: &str, what: &str) -> Result<Option<Zeroizing<String>>> {
         let request = Request::get(path)
@@ -421,10 +477,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
     }
     let mut merged: Option<Kubeconfig> = None;
     for path in &files {
-        let config = Kubeconfig::read_from(path).map_err(|e| Error::ReadKubeconfigFile {
-            path: path.clone(),
-            reason: chain(&e),
-        })?;
+        let config = read_kubeconfig(path)?;
         merged = Some(match merged {
             None => config,
             Some(previous) => previous
@@ -446,18 +499,97 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
         })
 }
 
+/// One kubeconfig file, read through [`bounded::KUBECONFIG`] and parsed by kube, with relative
+/// file references made absolute against the file's directory as kubectl (and kube's own
+/// `Kubeconfig::read_from`, which reads without a bound) does.
+fn read_kubeconfig(path: &Path) -> Result<Kubeconfig> {
+    let fail = |reason: String| Error::ReadKubeconfigFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes =
+        bounded::read_bounded(path, bounded::KUBECONFIG).map_err(|e| fail(e.to_string()))?;
+    let text =
+        kubeconfig_text(&bytes).ok_or_else(|| fail("not UTF-8 or UTF-16 text".to_owned()))?;
+    let mut config = Kubeconfig::from_yaml(&text).map_err(|e| fail(chain(&e)))?;
+    if let Some(dir) = path.parent() {
+        absolute_file_references(&mut config, dir);
+    }
+    Ok(config)
+}
+
+/// The text of a kubeconfig: UTF-8 (with or without a byte order mark) or UTF-16 with one, as
+/// kube and kubectl accept. Wiped when dropped: it holds credentials.
+fn kubeconfig_text(bytes: &[u8]) -> Option<Zeroizing<String>> {
+    let utf16 = |rest: &[u8], decode: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|pair| decode([pair[0], pair[1]]))
+            .collect();
+        String::from_utf16(&units).ok()
+    };
+    let text = match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+        [0xEF, 0xBB, 0xBF, rest @ ..] => std::str::from_utf8(rest).ok()?.to_owned(),
+        _ => std::str::from_utf8(bytes).ok()?.to_owned(),
+    };
+    Some(Zeroizing::new(text))
+}
+
+/// Makes relative certificate, key, token-file and exec-command paths absolute against `dir`
+/// (exec commands only when they hold a path separator: a bare name is looked up in `PATH`).
+fn absolute_file_references(config: &mut Kubeconfig, dir: &Path) {
+    let absolute = |file: &mut Option<String>| {
+        if let Some(path) = file.as_deref().filter(|p| Path::new(p).is_relative())
+            && let Some(joined) = dir.join(path).to_str()
+        {
+            *file = Some(joined.to_owned());
+        }
+    };
+    for named in &mut config.clusters {
+        if let Some(cluster) = &mut named.cluster {
+            absolute(&mut cluster.certificate_authority);
+        }
+    }
+    for named in &mut config.auth_infos {
+        if let Some(auth_info) = &mut named.auth_info {
+            absolute(&mut auth_info.client_certificate);
+            absolute(&mut auth_info.client_key);
+            absolute(&mut auth_info.token_file);
+            if let Some(exec) = &mut auth_info.exec
+                && exec
+                    .command
+                    .as_deref()
+                    .is_some_and(|c| c.contains(std::path::MAIN_SEPARATOR))
+            {
+                absolute(&mut exec.command);
+            }
+        }
+    }
+}
+
 /// An error and its causes, `: `-separated (kube's own messages repeat their source, so
-/// repeated text is skipped).
+/// repeated text is skipped). A base64 error inside names the byte and offset where a
+/// credential (`client-key-data`) stops being base64: that text is replaced by "not valid
+/// base64", so no part of a key reaches the message.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
+    let mut hidden = Vec::new();
     let mut cause = error.source();
     while let Some(err) = cause {
+        if let Some(kube::config::LoadDataError::DecodeBase64(inner)) = err.downcast_ref() {
+            hidden.push(inner.to_string());
+        }
         let text = err.to_string();
         if !message.contains(&text) {
             message.push_str(": ");
             message.push_str(&text);
         }
         cause = err.source();
+    }
+    for text in hidden.iter().filter(|t| !t.is_empty()) {
+        message = message.replace(text.as_str(), "not valid base64");
     }
     message
 }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use glob::Pattern;
 use serde::Deserialize;
 
+use crate::bounded;
 use crate::cert::CertSource;
 use crate::cli::ScopeArg;
 use crate::cluster::ClusterOptions;
@@ -99,6 +100,7 @@ impl RepoConfig {
                 ignore: Vec::new(),
             }
         } else {
+            bounded::check_yaml_flow(text).map_err(invalid)?;
             serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?
         };
         let file = absolute(file);
@@ -122,9 +124,9 @@ impl RepoConfig {
                 Some("strict") => Some(ScopeArg::Strict),
                 Some("namespace-wide") => Some(ScopeArg::NamespaceWide),
                 Some("cluster-wide") => Some(ScopeArg::ClusterWide),
-                Some(other) => {
+                Some(_) => {
                     return Err(invalid(format!(
-                        "{at}.scope: {other:?} is not strict, namespace-wide or cluster-wide"
+                        "{at}.scope: expected strict, namespace-wide or cluster-wide"
                     )));
                 }
             };
@@ -150,8 +152,17 @@ impl RepoConfig {
     fn read_in(dir: &Path) -> Result<Option<RepoConfig>> {
         for name in CONFIG_FILES {
             let file = dir.join(name);
-            match std::fs::read_to_string(&file) {
-                Ok(text) => return RepoConfig::parse(&file, &text).map(Some),
+            match bounded::read_bounded(&file, bounded::REPO_CONFIG) {
+                Ok(bytes) => {
+                    let text = std::str::from_utf8(&bytes).map_err(|e| Error::ParseConfig {
+                        path: file.clone(),
+                        reason: format!(
+                            "not UTF-8 text (invalid byte at offset {})",
+                            e.valid_up_to()
+                        ),
+                    })?;
+                    return RepoConfig::parse(&file, text).map(Some);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => return Err(Error::ReadConfig { path: file, source }),
             }
@@ -311,6 +322,16 @@ ignore: ["charts/**"]
                 .is_none()
         );
         assert!(config.rule_for(Path::new("/elsewhere/db.yaml")).is_none());
+    }
+
+    #[test]
+    fn flow_nesting_is_bounded_before_parsing() {
+        let yaml = format!("rules: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+        let err = RepoConfig::parse(Path::new("/r/.sealbox.yaml"), &yaml).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 2048 '[' and '{'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::document::Origin;
+use crate::redact;
 
 /// A `Result` with the CLI's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,7 +54,10 @@ pub enum Error {
     },
 
     /// The input is not valid YAML.
-    #[error("cannot parse {input} as YAML (document {document}): {reason}")]
+    #[error(
+        "cannot parse {input} as YAML (document {document}): {}",
+        redact::parser_message(reason)
+    )]
     ParseYaml {
         /// The file, or `<stdin>`.
         input: String,
@@ -64,7 +68,10 @@ pub enum Error {
     },
 
     /// The input is not valid JSON.
-    #[error("cannot parse {input} as JSON (document {document}): {reason}")]
+    #[error(
+        "cannot parse {input} as JSON (document {document}): {}",
+        redact::parser_message(reason)
+    )]
     ParseJson {
         /// The file, or `<stdin>`.
         input: String,
@@ -236,7 +243,10 @@ pub enum Error {
     },
 
     /// A kubeconfig file is not valid YAML of the expected shape.
-    #[error("cannot parse the kubeconfig {path}: {reason}; pass --namespace to skip it")]
+    #[error(
+        "cannot parse the kubeconfig {path}: {}; pass --namespace to skip it",
+        redact::parser_message(reason)
+    )]
     ParseKubeconfig {
         /// The file.
         path: PathBuf,
@@ -296,7 +306,10 @@ pub enum Error {
     NoCluster,
 
     /// A kubeconfig file could not be read or merged.
-    #[error("cannot load the kubeconfig {path}: {reason}; fix it or pass --kubeconfig FILE")]
+    #[error(
+        "cannot load the kubeconfig {path}: {}; fix it or pass --kubeconfig FILE",
+        redact::parser_message(reason)
+    )]
     ReadKubeconfigFile {
         /// The file.
         path: PathBuf,
@@ -305,7 +318,10 @@ pub enum Error {
     },
 
     /// The cluster configuration is unusable (unknown context, bad server URL, credentials).
-    #[error("cannot configure the cluster client: {reason}; check --kubeconfig and --context")]
+    #[error(
+        "cannot configure the cluster client: {}; check --kubeconfig and --context",
+        redact::parser_message(reason)
+    )]
     ClusterConfig {
         /// What went wrong.
         reason: String,
@@ -530,7 +546,7 @@ pub enum Error {
     },
 
     /// `.sealbox.yaml` is invalid.
-    #[error("invalid repository config {path}: {reason}")]
+    #[error("invalid repository config {path}: {}", redact::parser_message(reason))]
     ParseConfig {
         /// The file.
         path: PathBuf,

@@ -14,6 +14,14 @@ use zeroize::Zeroizing;
 use crate::secret::decode_base64;
 
 /// Private keys, in the order to try them after the hinted one.
+/// `keys` in order, the one `hint` names moved first: the controller's order, so that a value
+/// sealed by Sealbox costs one private-key operation however many keys are held.
+pub fn hinted_first<'k>(keys: &'k [PrivateKey], hint: Option<&Fingerprint>) -> Vec<&'k PrivateKey> {
+    let (hinted, others): (Vec<&PrivateKey>, Vec<&PrivateKey>) =
+        keys.iter().partition(|k| Some(k.fingerprint()) == hint);
+    hinted.into_iter().chain(others).collect()
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     keys: Vec<PrivateKey>,
@@ -56,11 +64,7 @@ impl Keyring {
 
     /// The keys, the hinted one first.
     fn ordered(&self, hint: Option<&Fingerprint>) -> Vec<&PrivateKey> {
-        let (hinted, others): (Vec<&PrivateKey>, Vec<&PrivateKey>) = self
-            .keys
-            .iter()
-            .partition(|k| Some(k.fingerprint()) == hint);
-        hinted.into_iter().chain(others).collect()
+        hinted_first(&self.keys, hint)
     }
 
     /// Decrypts one base64 value: the plaintext and the key that opened it.
@@ -78,14 +82,16 @@ impl Keyring {
         Some((plaintext, key.fingerprint().clone()))
     }
 
-    /// Which keys decrypt the values of `sealed` (every value is tried).
+    /// Which keys decrypt the values of `sealed` (every value is tried, the hinted key first,
+    /// then the key that opened the previous value).
     pub fn usage(&self, sealed: &SealedSecret) -> Usage {
-        let hint = sealed.sealing_key_hint();
+        let mut hint = sealed.sealing_key_hint();
         let label = sealed.label();
         let mut usage = Usage::default();
         for (name, value) in &sealed.spec.encrypted_data {
             match self.open(value, &label, hint.as_ref()) {
                 Some((_, fingerprint)) => {
+                    hint = Some(fingerprint.clone());
                     usage.keys.insert(fingerprint);
                 }
                 None => usage.undecryptable.push(name.clone()),
@@ -103,5 +109,66 @@ impl Keyring {
             .encrypted_data
             .values()
             .find_map(|value| self.open(value, &label, None).map(|(_, f)| f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three different keys from the committed fixtures.
+    fn keys() -> Vec<PrivateKey> {
+        let files: [(&str, &[u8]); 4] = [
+            (
+                "keys-list.yaml",
+                include_bytes!("../../crypto/tests/fixtures/keys-list.yaml"),
+            ),
+            (
+                "key-pkcs1.pem",
+                include_bytes!("../../crypto/tests/fixtures/key-pkcs1.pem"),
+            ),
+            (
+                "other-key.pem",
+                include_bytes!("../tests/cmd/fixtures.in/other-key.pem"),
+            ),
+            (
+                "sealing-key.yaml",
+                include_bytes!("../../examples/sealing-key.yaml"),
+            ),
+        ];
+        let mut seen = BTreeSet::new();
+        let keys: Vec<PrivateKey> = files
+            .iter()
+            .flat_map(|(name, bytes)| sealbox_crypto::parse_private_keys(bytes, name).unwrap())
+            .filter(|k| seen.insert(k.fingerprint().clone()))
+            .take(3)
+            .collect();
+        assert_eq!(keys.len(), 3, "the fixtures hold three different keys");
+        keys
+    }
+
+    #[test]
+    fn the_hinted_key_comes_first_and_the_others_keep_their_order() {
+        let keys = keys();
+        let fingerprints: Vec<Fingerprint> = keys.iter().map(|k| k.fingerprint().clone()).collect();
+        let order = |hint: Option<&Fingerprint>| -> Vec<Fingerprint> {
+            hinted_first(&keys, hint)
+                .into_iter()
+                .map(|k| k.fingerprint().clone())
+                .collect()
+        };
+        assert_eq!(order(None), fingerprints);
+        assert_eq!(
+            order(Some(&fingerprints[2])),
+            [
+                fingerprints[2].clone(),
+                fingerprints[0].clone(),
+                fingerprints[1].clone()
+            ]
+        );
+        let held_nowhere: Fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            .parse()
+            .unwrap();
+        assert_eq!(order(Some(&held_nowhere)), fingerprints);
     }
 }

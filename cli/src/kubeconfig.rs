@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bounded;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,22 +67,35 @@ pub fn current_namespace(
     );
     let mut configs = Vec::new();
     for path in files {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match bounded::read_bounded(&path, bounded::KUBECONFIG) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => continue,
             Err(source) => return Err(Error::ReadKubeconfig { path, source }),
         };
-        let config: Kubeconfig = if text.trim().is_empty() {
-            Kubeconfig::default()
-        } else {
-            serde_norway::from_str(&text).map_err(|e| Error::ParseKubeconfig {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?
-        };
+        let config = parse(&bytes).map_err(|reason| Error::ParseKubeconfig {
+            path: path.clone(),
+            reason,
+        })?;
         configs.push((path, config));
     }
     Ok(namespace_of(&configs, context))
+}
+
+/// The contexts of one kubeconfig file. The error is the parser's message, which the error
+/// type shows without the values it quotes (a kubeconfig holds tokens and keys).
+fn parse(bytes: &[u8]) -> std::result::Result<Kubeconfig, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Ok(Kubeconfig::default());
+    }
+    bounded::check_yaml_flow(text)?;
+    serde_norway::from_str(text).map_err(|e| e.to_string())
 }
 
 fn namespace_of(
@@ -120,6 +134,40 @@ mod tests {
         let found = namespace_of(&configs, None).unwrap();
         assert_eq!(found, ("team-a".to_owned(), PathBuf::from("a")));
         assert_eq!(namespace_of(&configs, Some("other")), None);
+    }
+
+    /// Issue 12, finding 7: a mistyped value is named, never quoted.
+    #[test]
+    fn parse_errors_name_the_field_not_the_value() {
+        for yaml in [
+            "contexts: hunter2-canary\n",
+            "contexts:\n- name: dev\n  context: hunter2-canary\n",
+            "current-context: [hunter2-canary]\ncontexts: {a: hunter2-canary}\n",
+            "contexts:\n- name: 12345678\n  context: {namespace: [x]}\n",
+        ] {
+            let reason = parse(yaml.as_bytes()).unwrap_err();
+            let err = Error::ParseKubeconfig {
+                path: "k".into(),
+                reason,
+            };
+            let message = err.to_string();
+            assert!(!message.contains("hunter2-canary"), "{message}");
+            assert!(!message.contains("12345678"), "{message}");
+            assert!(message.contains("context"), "{message}");
+        }
+    }
+
+    /// 100 KB of nested `[` took 12 s of CPU in the YAML parser (quadratic in depth).
+    #[test]
+    fn flow_nesting_is_bounded_before_parsing() {
+        let depth = 50_000;
+        let yaml = format!(
+            "current-context: x\nclusters: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let reason = parse(yaml.as_bytes()).unwrap_err();
+        assert!(reason.contains("'[' and '{'"), "{reason}");
     }
 
     #[test]

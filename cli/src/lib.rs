@@ -23,6 +23,7 @@
 //! certificate, key, cluster or I/O error.
 
 pub mod backup;
+pub mod bounded;
 pub mod cert;
 pub mod cli;
 pub mod cluster;
@@ -33,6 +34,7 @@ pub mod error;
 pub mod keyring;
 pub mod kubeconfig;
 pub mod output;
+pub mod redact;
 pub mod sealed;
 pub mod secret;
 pub mod walk;

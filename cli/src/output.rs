@@ -28,9 +28,10 @@ pub enum Format {
 pub enum Visibility {
     /// Sealed output, meant for Git: 0644.
     Public,
-    /// Plaintext (unsealed) output: 0600.
+    /// Plaintext (unsealed) output: 0600, even when replacing a file that had other
+    /// permissions (a 0644 file from an earlier run must not make the plaintext world-readable).
     Private,
-    /// Key backups: 0600, even when replacing a file that had other permissions.
+    /// Key backups: 0600, like [`Visibility::Private`].
     OwnerOnly,
 }
 
@@ -83,8 +84,9 @@ pub fn emit(
     }
 }
 
-/// Replaces `path` with `bytes` through a temporary file in the same directory. An existing
-/// target keeps its permissions; a new one gets those of `visibility`.
+/// Replaces `path` with `bytes` through a temporary file in the same directory. Public output
+/// over an existing target keeps that target's permissions; private output (plaintext, keys)
+/// is always 0600, and the temporary file is owner-only from its creation.
 pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Result<()> {
     let fail = |source: io::Error| Error::WriteFile {
         path: path.to_owned(),
@@ -116,10 +118,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8], visibility: Visibility) -> Re
     temp.write_all(bytes)
         .and_then(|()| temp.as_file().sync_all())
         .map_err(fail)?;
-    let permissions = if visibility == Visibility::OwnerOnly {
-        new_file_permissions(visibility)
-    } else {
-        existing.or_else(|| new_file_permissions(visibility))
+    let permissions = match visibility {
+        Visibility::Private | Visibility::OwnerOnly => new_file_permissions(visibility),
+        Visibility::Public => existing.or_else(|| new_file_permissions(visibility)),
     };
     if let Some(permissions) = permissions {
         temp.as_file().set_permissions(permissions).map_err(fail)?;
@@ -157,6 +158,26 @@ mod tests {
             std::str::from_utf8(&json).unwrap(),
             "{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n"
         );
+    }
+
+    /// Issue 12, finding 7: plaintext written over an existing world-readable file must not
+    /// inherit its mode.
+    #[cfg(unix)]
+    #[test]
+    fn plaintext_is_owner_only_even_over_an_existing_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("unsealed.yaml");
+        fs::write(&target, b"old").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&target, b"plain", Visibility::Private).unwrap();
+        let mode = fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // And it stays owner-only when written again.
+        write_atomically(&target, b"plain", Visibility::Private).unwrap();
+        let mode = fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(fs::read(&target).unwrap(), b"plain");
     }
 
     #[test]

@@ -167,25 +167,39 @@ fn owned(map: Option<BTreeMap<String, &str>>) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The longest Secret key the API server accepts.
+const MAX_KEY_LEN: usize = 253;
+/// The most characters of an invalid key an error shows (before its first bad character).
+const MAX_SHOWN_KEY_CHARS: usize = 64;
+
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
 /// Secret keys: non-empty, at most 253 characters of `[-._a-zA-Z0-9]`, as the API server wants.
+/// An invalid key is shown only up to its first bad character: a pasted env-file line
+/// (`DB_PASSWORD=hunter2`) must not put its value in a CI log.
 fn check_key(root: &Object<'_>, field: &str, key: &str) -> Result<()> {
-    let valid = !key.is_empty()
-        && key.len() <= 253
-        && key != "."
-        && key != ".."
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(())
+    let bad_char = key.char_indices().find(|(_, c)| !is_key_char(*c));
+    let problem = if key.is_empty() {
+        "an empty key is not a valid Secret key".to_owned()
+    } else if key == "." || key == ".." {
+        format!("{key:?} is not a valid Secret key")
+    } else if let Some((at, _)) = bad_char {
+        let shown: String = key[..at].chars().take(MAX_SHOWN_KEY_CHARS).collect();
+        format!(
+            "the key starting {shown:?} is not a valid Secret key: character {} is not allowed",
+            key[..at].chars().count() + 1
+        )
+    } else if key.len() > MAX_KEY_LEN {
+        format!("a key longer than {MAX_KEY_LEN} characters is not a valid Secret key")
     } else {
-        Err(root.error(
-            field,
-            format!(
-                "{key:?} is not a valid Secret key (use letters, digits, '-', '_' and '.', at most 253)"
-            ),
-        ))
-    }
+        return Ok(());
+    };
+    Err(root.error(
+        field,
+        format!("{problem} (use letters, digits, '-', '_' and '.', at most {MAX_KEY_LEN})"),
+    ))
 }
 
 /// Standard base64 with padding; line breaks are ignored like the API server's decoder does.
@@ -270,5 +284,19 @@ immutable: true
 
         let err = secret("kind: Secret\ndata:\n  'a b': eA==\n").unwrap_err();
         assert!(err.to_string().contains("not a valid Secret key"), "{err}");
+    }
+
+    /// An env-file line pasted as a key (`KEY=value`) must not print the value.
+    #[test]
+    fn invalid_keys_are_shown_up_to_the_first_bad_character() {
+        let err = secret("kind: Secret\nstringData:\n  'DB_PASSWORD=hunter2': x\n").unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("DB_PASSWORD"), "{message}");
+        assert!(message.contains("character 12"), "{message}");
+        let long = "k".repeat(300);
+        let err = secret(&format!("kind: Secret\ndata:\n  {long}: eA==\n")).unwrap_err();
+        assert!(!err.to_string().contains(&long), "{err}");
+        assert!(err.to_string().contains("longer than 253"), "{err}");
     }
 }

@@ -880,6 +880,144 @@ fn errors_never_print_plaintext() {
         .stderr(predicate::str::contains(&canary_b64).not());
 }
 
+/// Finding 7 of issue 12: a value the parser cannot type (`!!int`, `!!float`, … on a string,
+/// or a string where a list belongs) must be named by its field, never quoted, in every file the
+/// CLI reads: Secrets (`seal`, `check`, `merge`), SealedSecrets (`unseal`, `verify`), kubeconfigs
+/// (both the namespace lookup and the cluster client) and `.sealbox.yaml`.
+#[test]
+fn mistyped_values_are_named_never_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_leaked = |assert: assert_cmd::assert::Assert| {
+        let stderr = stderr_text(&assert);
+        assert!(!stderr.contains(CANARY), "{stderr}");
+        assert!(!stderr.contains(&STANDARD.encode(CANARY)), "{stderr}");
+        stderr
+    };
+    let documents = [
+        format!("kind: Secret\nmetadata: {{name: a}}\nstringData:\n  password: !!int {CANARY}\n"),
+        format!("kind: Secret\nmetadata: {{name: a}}\nstringData:\n  password: !!float {CANARY}\n"),
+        format!("kind: Secret\nmetadata: {{name: a}}\ndata:\n  password: !!bool {CANARY}\n"),
+        format!("kind: Secret\nmetadata: {{name: a}}\ndata:\n  password: !!null {CANARY}\n"),
+        format!(
+            "kind: Secret\nmetadata: {{name: a}}\ndata:\n  nested: {{deeper: !!int {CANARY}}}\n"
+        ),
+        format!(
+            "kind: SealedSecret\napiVersion: bitnami.com/v1alpha1\nmetadata: {{name: a, namespace: b}}\nspec:\n  encryptedData:\n    password: !!int {CANARY}\n"
+        ),
+    ];
+    for (index, document) in documents.iter().enumerate() {
+        let file = dir.path().join(format!("doc-{index}.yaml"));
+        std::fs::write(&file, document).unwrap();
+        let stderr = not_leaked(
+            sealbox()
+                .args(["seal", "-n", "x", "--cert"])
+                .arg(example_cert())
+                .arg("-f")
+                .arg(&file)
+                .assert()
+                .code(2),
+        );
+        assert!(
+            stderr.contains("password") || stderr.contains("nested"),
+            "{stderr}"
+        );
+        not_leaked(sealbox().arg("check").arg(&file).assert());
+        not_leaked(
+            sealbox()
+                .args(["unseal", "--key"])
+                .arg(example_key())
+                .arg("-f")
+                .arg(&file)
+                .assert()
+                .code(2),
+        );
+        not_leaked(
+            sealbox()
+                .args(["verify", "--cert"])
+                .arg(example_cert())
+                .arg("-f")
+                .arg(&file)
+                .assert(),
+        );
+    }
+
+    // Kubeconfigs: the namespace lookup of `seal`, and the cluster client of `cert fetch`.
+    let kubeconfigs = [
+        format!("current-context: dev\ncontexts: {CANARY}\n"),
+        format!("current-context: dev\ncontexts:\n- name: dev\n  context: {CANARY}\n"),
+        format!("current-context: !!int {CANARY}\n"),
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context: {{cluster: c, user: u, namespace: team}}\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:1\"}}\nusers:\n- name: u\n  user:\n    token: !!int {CANARY}\n"
+        ),
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context: {{cluster: c, user: u, namespace: team}}\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:1\"}}\nusers:\n- name: u\n  user:\n    token: {CANARY}\n    password: [unclosed\n"
+        ),
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dev\ncontexts:\n- name: dev\n  context: {{cluster: c, user: u, namespace: team}}\nclusters:\n- name: c\n  cluster: {{server: \"https://127.0.0.1:1\"}}\nusers:\n- name: u\n  user:\n    client-key-data: \"{CANARY}\"\n    client-certificate-data: \"{CANARY}\"\n"
+        ),
+    ];
+    for (index, kubeconfig) in kubeconfigs.iter().enumerate() {
+        let file = dir.path().join(format!("kubeconfig-{index}"));
+        std::fs::write(&file, kubeconfig).unwrap();
+        not_leaked(
+            sealbox()
+                .args(["seal", "--kubeconfig"])
+                .arg(&file)
+                .arg("--cert")
+                .arg(example_cert())
+                .write_stdin(secret_yaml("db", None))
+                .assert(),
+        );
+        let stderr = not_leaked(
+            sealbox()
+                .args(["cert", "fetch", "--kubeconfig"])
+                .arg(&file)
+                .assert()
+                .code(2),
+        );
+        // A bad base64 value is named by its field, without the offending byte or offset.
+        assert!(!stderr.contains("Invalid symbol"), "{stderr}");
+    }
+
+    // .sealbox.yaml.
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(
+        repo.join("sealed.yaml"),
+        seal(&["-n", "x"], &secret_yaml("db", None)),
+    )
+    .unwrap();
+    for config in [
+        format!("rules: {CANARY}\n"),
+        format!("rules:\n- path: \"*\"\n  scope: {CANARY}\n"),
+        format!("ignore: [{{a: {CANARY}}}]\n"),
+    ] {
+        std::fs::write(repo.join(".sealbox.yaml"), config).unwrap();
+        let stderr = not_leaked(sealbox().arg("check").arg(&repo).assert().code(2));
+        assert!(stderr.contains(".sealbox.yaml"), "{stderr}");
+    }
+}
+
+/// Finding 7 of issue 12: `unseal -w` over an existing 0644 file leaves the plaintext 0600.
+#[cfg(unix)]
+#[test]
+fn unseal_write_is_owner_only_over_an_existing_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("unsealed.yaml");
+    std::fs::write(&target, "old\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sealed = seal(&[], &secret_yaml("db", Some("prod")));
+    unseal_with(&example_key(), &sealed, &["-w", target.to_str().unwrap()]).success();
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("password")
+    );
+}
+
 #[test]
 fn completions_and_version() {
     for shell in ["bash", "zsh", "fish"] {

@@ -526,6 +526,31 @@ fn cluster_failures_say_what_to_do() {
         "{stderr}"
     );
 
+    // A controller answering a 2 MiB "certificate": read up to the limit, then refused.
+    let huge = runtime().block_on(async {
+        let app = axum::Router::new().route(
+            "/v1/cert.pem",
+            get(|| async { "-----BEGIN CERTIFICATE-----\n".repeat(80_000) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    cluster.server.proxy_service("huge", CONTROLLER, &huge);
+    cluster.put_service("huge", CONTROLLER, Some("http"));
+    let out = cluster
+        .sealbox()
+        .args(["cert", "fetch", "--controller-namespace", "huge"])
+        .assert()
+        .code(2)
+        .stdout("");
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("larger than 1 MiB, the limit for a certificate"),
+        "{stderr}"
+    );
+
     // An unknown context.
     let out = cluster
         .sealbox()

@@ -4,6 +4,19 @@
 //! material, plaintext or ciphertext. Decryption failures are deliberately coarse: "too short"
 //! or "no key could decrypt", never which step failed.
 
+/// The most characters of a rejected text (a scope or fingerprint annotation) an error quotes:
+/// enough to recognise it (a fingerprint is 50), never an attacker-sized message.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// `text` as an error quotes it: at most [`MAX_QUOTED_CHARS`] characters, `…` when cut.
+pub(crate) fn quoted(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_QUOTED_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -135,6 +148,17 @@ pub enum Error {
     #[error("no key could decrypt secret")]
     NoKeyCouldDecrypt,
 
+    /// An input passed one of the crate's bounds (size, count); nothing past it was parsed.
+    #[error("{origin}: {what} is limited to {limit}; this input has more")]
+    LimitExceeded {
+        /// Where the input came from.
+        origin: String,
+        /// What is counted, e.g. "the input (bytes)", "PEM blocks".
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
+
     /// A key file or manifest could not be read as YAML or JSON.
     #[error("{origin}: {reason}")]
     ParseManifest {
@@ -207,6 +231,7 @@ impl Error {
             | Error::NoPrivateKey { .. }
             | Error::RenderKeySecret { .. } => "key_secret",
             Error::ParseScope { .. } => "scope",
+            Error::LimitExceeded { .. } => "limit",
             Error::ParseFingerprint { .. } => "fingerprint",
         }
     }

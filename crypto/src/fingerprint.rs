@@ -80,7 +80,7 @@ impl FromStr for Fingerprint {
     /// Parses `SHA256:<base64>`; trailing `=` padding is tolerated.
     fn from_str(s: &str) -> Result<Fingerprint, Error> {
         let invalid = || Error::ParseFingerprint {
-            value: s.to_owned(),
+            value: crate::error::quoted(s),
         };
         let encoded = s.trim().strip_prefix(PREFIX).ok_or_else(invalid)?;
         let decoded = STANDARD_NO_PAD

@@ -34,6 +34,25 @@ pub const TLS_CERT_KEY: &str = "tls.crt";
 /// The data key holding the private key PEM.
 pub const TLS_PRIVATE_KEY_KEY: &str = "tls.key";
 
+/// The largest input [`parse_key_secrets`] and [`parse_private_keys`] read. A key Secret with
+/// a 4096-bit key and its certificate is ~8 KiB as YAML; a decade of monthly keys is ~1 MiB.
+/// 16 MiB leaves room for verbose exports (managedFields) and stays quick to parse.
+pub const MAX_KEY_INPUT_BYTES: usize = 16 * 1024 * 1024;
+/// The most key Secrets (documents plus `List` items) one input may hold: a decade of monthly
+/// keys is 120; every one costs an RSA key check, so the count bounds the work.
+pub const MAX_KEY_SECRETS: usize = 1024;
+/// The largest `tls.key` or `tls.crt` value: an RSA-8192 key (aws-lc's largest) is ~6.3 KiB of
+/// PEM, base64 in `data` a third more; a certificate with a chain stays far below.
+pub const MAX_KEY_FIELD_BYTES: usize = 64 * 1024;
+
+/// The most `[` and `{` characters a YAML key input may hold. libyaml's work grows with the
+/// square of the flow nesting depth (100 KB of `[` took 12 s of CPU), and the number of these
+/// characters bounds that depth from above whatever quotes or comments surround them (at this
+/// bound the worst case costs ~35 ms; at 4096, 0.13 s). Key Secrets are block-style YAML: a kubectl export with
+/// managedFields has about ten per Secret, so this allows ~200 keys; JSON input (parsed
+/// linearly, depth-limited by serde_json) is not counted.
+pub const MAX_YAML_FLOW_OPENINGS: usize = 2048;
+
 /// One key Secret in Bitnami's stored form, independent of kube types. `Debug` redacts the key.
 #[derive(Clone, Default)]
 pub struct KeySecret {
@@ -218,6 +237,7 @@ fn base64_zeroizing(bytes: &[u8]) -> Zeroizing<String> {
 /// Reads key Secrets from a Secret manifest (YAML or JSON), a v1 `List`/`SecretList` of them,
 /// or multi-document YAML of those. `origin` (e.g. a file name) goes into error messages.
 pub fn parse_key_secrets(bytes: &[u8], origin: &str) -> Result<Vec<KeySecret>> {
+    check_input_len(bytes, origin)?;
     let documents = Documents::parse(bytes, origin)?;
     let mut secrets = Vec::new();
     let numbered = documents.0.len() > 1;
@@ -232,6 +252,25 @@ pub fn parse_key_secrets(bytes: &[u8], origin: &str) -> Result<Vec<KeySecret>> {
     Ok(secrets)
 }
 
+fn check_input_len(bytes: &[u8], origin: &str) -> Result<()> {
+    if bytes.len() > MAX_KEY_INPUT_BYTES {
+        return Err(Error::LimitExceeded {
+            origin: origin.to_owned(),
+            what: "the size of a key input (bytes)",
+            limit: MAX_KEY_INPUT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn too_many_secrets(origin: &str) -> Error {
+    Error::LimitExceeded {
+        origin: origin.to_owned(),
+        what: "the number of key Secrets",
+        limit: MAX_KEY_SECRETS,
+    }
+}
+
 /// Reads private keys from any accepted form: PEM (PKCS#1 or PKCS#8, several blocks allowed,
 /// certificates skipped), a key Secret (YAML or JSON, `data."tls.key"` base64 or `stringData`),
 /// a v1 `List` (`kind: List` or `SecretList`, `items`) of key Secrets, or multi-document YAML of
@@ -240,6 +279,7 @@ pub fn parse_key_secrets(bytes: &[u8], origin: &str) -> Result<Vec<KeySecret>> {
 /// Input counts as PEM when it starts with `-----BEGIN ` or a line does (inside YAML such
 /// lines are indented, inside JSON escaped).
 pub fn parse_private_keys(bytes: &[u8], origin: &str) -> Result<Vec<PrivateKey>> {
+    check_input_len(bytes, origin)?;
     let keys = if pem_at_line_start(bytes) {
         PrivateKey::all_from_pem(bytes, origin)?
     } else {
@@ -290,7 +330,18 @@ impl Documents {
             })?;
             documents.0.push(value);
         } else {
-            for document in serde_norway::Deserializer::from_str(text) {
+            let openings = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+            if openings > MAX_YAML_FLOW_OPENINGS {
+                return Err(Error::LimitExceeded {
+                    origin: origin.to_owned(),
+                    what: "the number of '[' and '{' in YAML (write the file as JSON or block-style YAML)",
+                    limit: MAX_YAML_FLOW_OPENINGS,
+                });
+            }
+            for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+                if index == MAX_KEY_SECRETS {
+                    return Err(too_many_secrets(origin));
+                }
                 let value = Value::deserialize(document).map_err(|e| {
                     invalid(match e.location() {
                         Some(at) => format!(
@@ -342,15 +393,31 @@ fn collect_secrets(
         ));
     };
     match object.get("kind").and_then(Value::as_str) {
-        Some("Secret") => out.push(secret_from_value(object, path, origin)?),
-        Some("List" | "SecretList") => {
+        Some("Secret") => {
+            if out.len() == MAX_KEY_SECRETS {
+                return Err(too_many_secrets(origin));
+            }
+            out.push(secret_from_value(object, path, origin)?);
+        }
+        // Lists hold Secrets; a List inside a List is no export kubectl writes, and refusing it
+        // keeps this walk one level deep.
+        Some("List" | "SecretList") if !path.contains("items[") => {
             let items = object
                 .get("items")
                 .and_then(Value::as_array)
                 .ok_or_else(|| invalid(path.to_owned(), "a List without items".to_owned()))?;
+            if out.len().saturating_add(items.len()) > MAX_KEY_SECRETS {
+                return Err(too_many_secrets(origin));
+            }
             for (index, item) in items.iter().enumerate() {
                 collect_secrets(item, &format!("{path} items[{index}]"), origin, out)?;
             }
+        }
+        Some("List" | "SecretList") => {
+            return Err(invalid(
+                path.to_owned(),
+                "a List inside a List (expected Secrets as items)".to_owned(),
+            ));
         }
         Some(kind) => {
             return Err(invalid(
@@ -422,10 +489,18 @@ fn data_value(
     key: &str,
 ) -> std::result::Result<Option<Zeroizing<String>>, String> {
     let field = |section: &str| object.get(section).and_then(|s| s.get(key));
+    let too_long = |section: &str| {
+        format!(
+            "{section}.\"{key}\" is longer than {MAX_KEY_FIELD_BYTES} bytes; is this a sealing key?"
+        )
+    };
     if let Some(value) = field("stringData") {
         let text = value
             .as_str()
             .ok_or_else(|| format!("stringData.\"{key}\" is not a string"))?;
+        if text.len() > MAX_KEY_FIELD_BYTES {
+            return Err(too_long("stringData"));
+        }
         return Ok(Some(Zeroizing::new(text.to_owned())));
     }
     let Some(value) = field("data") else {
@@ -434,6 +509,9 @@ fn data_value(
     let encoded = value
         .as_str()
         .ok_or_else(|| format!("data.\"{key}\" is not a string"))?;
+    if encoded.len() > MAX_KEY_FIELD_BYTES {
+        return Err(too_long("data"));
+    }
     let mut decoded = Zeroizing::new(Vec::with_capacity(encoded.len() / 4 * 3 + 3));
     STANDARD
         .decode_vec(encoded.trim(), &mut decoded)

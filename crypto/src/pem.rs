@@ -16,11 +16,20 @@ pub(crate) struct Block {
     pub(crate) der: Zeroizing<Vec<u8>>,
 }
 
+/// The most blocks one input may hold. A key file holds a key and its certificate per sealing
+/// key; a controller rotating monthly for decades has a few hundred. Each block costs a parse
+/// (an RSA key check for keys), so the count is what bounds the work.
+pub const MAX_PEM_BLOCKS: usize = 1024;
+/// The longest label accepted: the standard ones are at most 21 characters
+/// ("ENCRYPTED PRIVATE KEY"); labels appear in error messages.
+pub const MAX_PEM_LABEL_LEN: usize = 64;
+
 const BEGIN: &str = "-----BEGIN ";
 const END: &str = "-----END ";
 const DASHES: &str = "-----";
 
-/// All PEM blocks in `input`, in order. Text outside blocks is ignored.
+/// All PEM blocks in `input`, in order. Text outside blocks is ignored. At most
+/// [`MAX_PEM_BLOCKS`] blocks; linear in the input's length.
 pub(crate) fn parse(input: &[u8], origin: &str) -> Result<Vec<Block>> {
     let invalid = |reason: String| Error::ParsePem {
         origin: origin.to_owned(),
@@ -28,8 +37,10 @@ pub(crate) fn parse(input: &[u8], origin: &str) -> Result<Vec<Block>> {
     };
     let mut blocks = Vec::new();
     let mut open: Option<(String, Zeroizing<String>)> = None;
+    let mut next_line_at = 0;
     for (index, raw_line) in input.split(|&b| b == b'\n').enumerate() {
         let line_no = index + 1;
+        next_line_at += raw_line.len() + 1;
         let line = raw_line.trim_ascii();
         match open.as_mut() {
             None => {
@@ -40,8 +51,24 @@ pub(crate) fn parse(input: &[u8], origin: &str) -> Result<Vec<Block>> {
                     .strip_suffix(DASHES.as_bytes())
                     .and_then(|label| std::str::from_utf8(label).ok())
                     .ok_or_else(|| invalid(format!("malformed BEGIN line {line_no}")))?;
-                // Never longer than the input, so the buffer never reallocates.
-                let text = Zeroizing::new(String::with_capacity(input.len()));
+                if label.len() > MAX_PEM_LABEL_LEN {
+                    return Err(invalid(format!(
+                        "BEGIN line {line_no}: label longer than {MAX_PEM_LABEL_LEN} characters"
+                    )));
+                }
+                if blocks.len() == MAX_PEM_BLOCKS {
+                    return Err(Error::LimitExceeded {
+                        origin: origin.to_owned(),
+                        what: "the number of PEM blocks",
+                        limit: MAX_PEM_BLOCKS,
+                    });
+                }
+                // Sized to the block's own text (up to its END line), so the buffer never
+                // reallocates and the work stays linear: sizing every block to the whole input
+                // would allocate (and wipe) the input once per block.
+                let body = input.get(next_line_at..).unwrap_or_default();
+                let capacity = find(body, END.as_bytes()).unwrap_or(body.len());
+                let text = Zeroizing::new(String::with_capacity(capacity));
                 open = Some((label.to_owned(), text));
             }
             Some((label, text)) => {
@@ -83,6 +110,11 @@ pub(crate) fn parse(input: &[u8], origin: &str) -> Result<Vec<Block>> {
         return Err(invalid(format!("block {label} has no END line")));
     }
     Ok(blocks)
+}
+
+/// The offset of the first `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn is_base64_char(b: u8) -> bool {
@@ -183,6 +215,55 @@ mod tests {
             assert!(err.contains(expected), "{err}");
             assert!(!err.contains("QU"), "{err}");
         }
+    }
+
+    #[test]
+    fn block_count_is_bounded() {
+        let one = encode("CERTIFICATE", b"x");
+        let at_limit = one.repeat(MAX_PEM_BLOCKS);
+        assert_eq!(
+            parse(at_limit.as_bytes(), "f").unwrap().len(),
+            MAX_PEM_BLOCKS
+        );
+        let over = one.repeat(MAX_PEM_BLOCKS + 1);
+        let err = parse(over.as_bytes(), "f").err().unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::LimitExceeded {
+                    limit: MAX_PEM_BLOCKS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("f: the number of PEM blocks"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn long_labels_are_refused_without_echoing_them() {
+        let label = "L".repeat(MAX_PEM_LABEL_LEN + 1);
+        let input = format!("-----BEGIN {label}-----\nQUJD\n-----END {label}-----\n");
+        let err = parse(input.as_bytes(), "f").err().unwrap().to_string();
+        assert!(err.contains("label longer than 64"), "{err}");
+        assert!(!err.contains(&label), "{err}");
+        let label = "L".repeat(MAX_PEM_LABEL_LEN);
+        let input = format!("-----BEGIN {label}-----\nQUJD\n-----END {label}-----\n");
+        assert_eq!(parse(input.as_bytes(), "f").unwrap()[0].label, label);
+    }
+
+    /// Many small blocks followed by a lot of text: each block's buffer is sized to the block,
+    /// not to the rest of the input (which allocated and wiped the input once per block).
+    #[test]
+    fn many_blocks_in_a_large_input() {
+        let one = encode("CERTIFICATE", b"xyz");
+        let input = format!("{}\n{}", one.repeat(MAX_PEM_BLOCKS), " ".repeat(4_000_000));
+        let blocks = parse(input.as_bytes(), "f").unwrap();
+        assert_eq!(blocks.len(), MAX_PEM_BLOCKS);
+        assert!(blocks.iter().all(|b| *b.der == b"xyz"));
     }
 
     #[test]

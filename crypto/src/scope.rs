@@ -90,7 +90,7 @@ impl FromStr for Scope {
             .into_iter()
             .find(|scope| scope.as_str() == s)
             .ok_or_else(|| Error::ParseScope {
-                value: s.to_owned(),
+                value: crate::error::quoted(s),
             })
     }
 }

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::Outcome;
 use crate::backup::{self, Openers, Protection};
+use crate::bounded;
 use crate::cli::{
     KeysBackupArgs, KeysCommand, KeysListArgs, KeysPruneArgs, KeysRestoreArgs, KeysRotateArgs,
     ListFormat,
@@ -522,7 +523,7 @@ fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
 /// Reads a backup (encrypted or plaintext) into key Secrets, each checked.
 fn read_backup(args: &KeysRestoreArgs) -> Result<Vec<(KeySecret, KeyPair)>> {
     let path = &args.file;
-    let bytes = read_file(path).map_err(|source| {
+    let bytes = bounded::read_bounded(path, bounded::BACKUP_FILE).map_err(|source| {
         if path.is_dir() {
             Error::InputIsDirectory {
                 input: path.display().to_string(),

@@ -29,6 +29,7 @@ use sealbox_crypto::{Fingerprint, PublicKey};
 use serde_json::Value;
 
 use crate::Outcome;
+use crate::bounded;
 use crate::cert::{self, CertSource, Expiry, parse_sealing_key};
 use crate::cli::ReencryptArgs;
 use crate::cluster::{self, Cluster, ClusterOptions};
@@ -314,7 +315,13 @@ fn run_online(
             if !controllers.contains_key(options) {
                 let cluster = Cluster::connect(options).await?;
                 let pem = cluster
-                    .controller_request(Method::GET, "v1/cert.pem", Vec::new(), "text/plain")
+                    .controller_request(
+                        Method::GET,
+                        "v1/cert.pem",
+                        Vec::new(),
+                        "text/plain",
+                        bounded::CERTIFICATE,
+                    )
                     .await?;
                 let key = parse_sealing_key(
                     pem.as_bytes(),
@@ -394,7 +401,13 @@ async fn reseal_online(
         reason: e.to_string(),
     })?;
     let answer = cluster
-        .controller_request(Method::POST, "v1/rotate", body, "application/json")
+        .controller_request(
+            Method::POST,
+            "v1/rotate",
+            body,
+            "application/json",
+            bounded::CONTROLLER_ANSWER,
+        )
         .await?;
     let unexpected = |reason: String| Error::ControllerAnswer {
         controller: cluster.options.controller(),

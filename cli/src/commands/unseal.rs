@@ -16,10 +16,12 @@ use sealbox_crypto::{Error as CryptoError, PrivateKey, Scope};
 use serde::Serialize;
 use zeroize::Zeroize;
 
+use crate::bounded;
 use crate::cli::UnsealArgs;
 use crate::commands::seal::note;
-use crate::document::{Origin, read_documents, read_file};
+use crate::document::{Origin, read_documents};
 use crate::error::{Error, Result};
+use crate::keyring::hinted_first;
 use crate::output::{Visibility, emit, render};
 use crate::sealed::{self, display_name};
 use crate::secret::decode_base64;
@@ -56,10 +58,11 @@ pub fn run(
 pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
     let mut keys = Vec::new();
     for path in paths {
-        let bytes = read_file(path).map_err(|source| Error::ReadKey {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            bounded::read_bounded(path, bounded::KEY_FILE).map_err(|source| Error::ReadKey {
+                path: path.clone(),
+                source,
+            })?;
         let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
             .map_err(|source| Error::ParseKey {
                 path: path.clone(),
@@ -119,15 +122,6 @@ impl UnsealedSecret {
     }
 }
 
-/// Puts the key the hint names first; the rest keep their order.
-fn key_order<'k>(sealed: &SealedSecret, keys: &'k [PrivateKey]) -> Vec<&'k PrivateKey> {
-    let hint = sealed.sealing_key_hint();
-    let (hinted, others): (Vec<&PrivateKey>, Vec<&PrivateKey>) = keys
-        .iter()
-        .partition(|key| hint.as_ref() == Some(key.fingerprint()));
-    hinted.into_iter().chain(others).collect()
-}
-
 /// Decrypts every value of one SealedSecret; fails naming every key that did not decrypt.
 pub fn unseal_secret(
     sealed: &SealedSecret,
@@ -148,7 +142,10 @@ pub fn unseal_secret(
         });
     }
     let label = sealed.label();
-    let ordered = key_order(sealed, keys);
+    // The key the hint names first; after a value opens, the key that opened it (the values of
+    // one SealedSecret are sealed to one key, so without a hint only the first value may cost
+    // more than one private-key operation).
+    let mut hint = sealed.sealing_key_hint();
 
     let mut data = BTreeMap::new();
     let mut failures = Vec::new();
@@ -157,9 +154,11 @@ pub fn unseal_secret(
             failures.push((key.clone(), "not valid base64".to_owned()));
             continue;
         };
+        let ordered = hinted_first(keys, hint.as_ref());
         match sealbox_crypto::unseal_with_keys(ordered.iter().copied(), &ciphertext, &label) {
             Ok((plaintext, index)) => {
                 tracing::debug!(key, key_index = index, "unsealed");
+                hint = ordered.get(index).map(|k| k.fingerprint().clone());
                 data.insert(key.clone(), STANDARD.encode(&*plaintext));
             }
             Err(e @ (CryptoError::TooShort | CryptoError::NoKeyCouldDecrypt)) => {

@@ -20,6 +20,7 @@ use sealbox_crypto::scope::{
 use sealbox_crypto::{Fingerprint, PublicKey, Scope};
 
 use crate::Outcome;
+use crate::bounded;
 use crate::cert::Expiry;
 use crate::cli::VerifyArgs;
 use crate::cluster::{self, Cluster};
@@ -131,7 +132,13 @@ fn run_online(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Re
 /// POSTs one SealedSecret to `/v1/verify`: `Ok(true)` for 200, `Ok(false)` for 409.
 async fn verify_online(cluster: &Cluster, body: Vec<u8>) -> Result<bool> {
     match cluster
-        .controller_request(Method::POST, "v1/verify", body, "application/json")
+        .controller_request(
+            Method::POST,
+            "v1/verify",
+            body,
+            "application/json",
+            bounded::CONTROLLER_ANSWER,
+        )
         .await
     {
         Ok(_) => Ok(true),

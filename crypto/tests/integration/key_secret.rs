@@ -193,3 +193,134 @@ fn debug_redacts_the_key() {
     assert!(!debug.contains(&key_line));
     assert!(!debug.contains(&STANDARD.encode(secret.tls_key.as_bytes())[..40]));
 }
+
+/// Issue 12: key inputs are bounded in size, in the number of Secrets and in field length,
+/// and refused past a bound before any key is parsed.
+mod bounds {
+    use sealbox_crypto::Error;
+    use sealbox_crypto::key_secret::{
+        MAX_KEY_FIELD_BYTES, MAX_KEY_INPUT_BYTES, MAX_KEY_SECRETS, MAX_YAML_FLOW_OPENINGS,
+        parse_key_secrets,
+    };
+    use sealbox_crypto::parse_private_keys;
+
+    fn is_limit(err: &Error, expected: usize) -> bool {
+        matches!(err, Error::LimitExceeded { limit, .. } if *limit == expected)
+    }
+
+    #[test]
+    fn input_size_is_bounded() {
+        let mut input = b"kind: Secret\n".to_vec();
+        input.resize(MAX_KEY_INPUT_BYTES + 1, b' ');
+        let err = parse_key_secrets(&input, "big.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_KEY_INPUT_BYTES), "{err}");
+        assert!(err.to_string().starts_with("big.yaml: "), "{err}");
+        let err = parse_private_keys(&input, "big.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_KEY_INPUT_BYTES), "{err}");
+    }
+
+    fn minimal_secret() -> &'static str {
+        r#"{"kind": "Secret", "stringData": {"tls.key": "k"}}"#
+    }
+
+    #[test]
+    fn list_items_are_bounded() {
+        let list = |n: usize| {
+            format!(
+                r#"{{"kind": "List", "items": [{}]}}"#,
+                vec![minimal_secret(); n].join(",")
+            )
+        };
+        let secrets = parse_key_secrets(list(MAX_KEY_SECRETS).as_bytes(), "l.json").unwrap();
+        assert_eq!(secrets.len(), MAX_KEY_SECRETS);
+        let err = parse_key_secrets(list(MAX_KEY_SECRETS + 1).as_bytes(), "l.json").unwrap_err();
+        assert!(is_limit(&err, MAX_KEY_SECRETS), "{err}");
+    }
+
+    #[test]
+    fn yaml_documents_are_bounded() {
+        let documents =
+            |n: usize| vec!["kind: Secret\nstringData: {tls.key: k}"; n].join("\n---\n");
+        let secrets = parse_key_secrets(documents(MAX_KEY_SECRETS).as_bytes(), "d.yaml").unwrap();
+        assert_eq!(secrets.len(), MAX_KEY_SECRETS);
+        let err =
+            parse_key_secrets(documents(MAX_KEY_SECRETS + 1).as_bytes(), "d.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_KEY_SECRETS), "{err}");
+    }
+
+    /// 100 KB of nested flow sequences took 12 s of CPU in libyaml (quadratic in depth); the
+    /// count of flow openings bounds the depth before parsing.
+    #[test]
+    fn yaml_flow_nesting_is_bounded_before_parsing() {
+        let deep = |depth: usize| {
+            format!(
+                "kind: Secret\nx: {}{}\nstringData: {{tls.key: k}}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let err = parse_key_secrets(deep(50_000).as_bytes(), "deep.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        let err = parse_private_keys(deep(50_000).as_bytes(), "deep.yaml").unwrap_err();
+        assert!(is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        // Within the bound the parser's own recursion limit answers, quickly.
+        let err =
+            parse_key_secrets(deep(MAX_YAML_FLOW_OPENINGS - 1).as_bytes(), "d.yaml").unwrap_err();
+        assert!(!is_limit(&err, MAX_YAML_FLOW_OPENINGS), "{err}");
+        // JSON is parsed linearly and not counted.
+        let list = format!(
+            r#"{{"kind": "List", "items": [{}]}}"#,
+            vec![r#"{"kind": "Secret", "stringData": {"tls.key": "k"}, "x": [{}, {}]}"#; 1000]
+                .join(",")
+        );
+        assert_eq!(
+            parse_key_secrets(list.as_bytes(), "l.json").unwrap().len(),
+            1000
+        );
+    }
+
+    #[test]
+    fn lists_do_not_nest() {
+        let nested = format!(
+            r#"{{"kind": "List", "items": [{{"kind": "List", "items": [{}]}}]}}"#,
+            minimal_secret()
+        );
+        let err = parse_key_secrets(nested.as_bytes(), "n.json").unwrap_err();
+        assert!(err.to_string().contains("a List inside a List"), "{err}");
+    }
+
+    #[test]
+    fn key_fields_are_bounded() {
+        let long = "A".repeat(MAX_KEY_FIELD_BYTES + 1);
+        for secret in [
+            format!(r#"{{"kind": "Secret", "stringData": {{"tls.key": "{long}"}}}}"#),
+            format!(r#"{{"kind": "Secret", "data": {{"tls.key": "{long}"}}}}"#),
+            format!(
+                r#"{{"kind": "Secret", "stringData": {{"tls.key": "k"}}, "data": {{"tls.crt": "{long}"}}}}"#
+            ),
+        ] {
+            let err = parse_key_secrets(secret.as_bytes(), "f.json").unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("longer than {MAX_KEY_FIELD_BYTES} bytes")),
+                "{message}"
+            );
+            assert!(!message.contains("AAAA"), "{message}");
+        }
+    }
+
+    #[test]
+    fn rejected_annotations_are_quoted_short() {
+        let long = "x".repeat(10_000);
+        let err = long
+            .parse::<sealbox_crypto::Fingerprint>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 200, "{err}");
+        let err = long
+            .parse::<sealbox_crypto::Scope>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 200, "{err}");
+    }
+}

@@ -6,6 +6,7 @@
 mod fixtures;
 mod key_secret;
 mod keys;
+mod properties;
 mod python_interop;
 mod wire;
 
