@@ -13,7 +13,8 @@
 //! environment, files or the network.
 //!
 //! Deliberate differences from Go: a missing key is an error, where Go prints `<no value>` into
-//! the Secret; a `printf` verb applied to a value of the wrong type, or with missing or extra
+//! the Secret (and a key written in the template, `.key` or `index . "key"`, is checked before
+//! running, even in a branch that would not run); a `printf` verb applied to a value of the wrong type, or with missing or extra
 //! arguments, is an error where Go prints `%!d(string=…)` into the output.
 //!
 //! # Why our own interpreter
@@ -88,19 +89,20 @@ impl TemplateValues {
 }
 
 /// Renders one template under the default [`Budget`]. The error text is safe to show: it
-/// depends on the template text and the key names only, never on a value.
+/// depends on the template text and the key names only, never on a value. `_name` is the
+/// template's data key, which the caller puts before the error.
 pub fn render(
-    name: &str,
+    _name: &str,
     template: &str,
     values: &TemplateValues,
 ) -> Result<Zeroizing<Vec<u8>>, String> {
-    render_with(name, template, values, &Budget::default()).map_err(|e| e.to_string())
+    render_with(template, values, &Budget::default()).map_err(|e| e.to_string())
 }
 
 /// Why a render failed. Only [`Failure::Invalid`] carries detail, and that detail comes from the
-/// template text and the key names.
+/// template text and the key names. Its `Display` is what [`render`] returns.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// Found before running: syntax, unknown functions, argument counts, unknown keys.
     Invalid(String),
     /// Found while running; the reason is for tests only and never shown.
@@ -116,13 +118,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
-pub(crate) fn render_with(
-    name: &str,
+/// Renders one template under `budget` (for fuzzing and tests with smaller bounds).
+pub fn render_with(
     template: &str,
     values: &TemplateValues,
     budget: &Budget,
 ) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let _ = name;
     if template.len() > budget.max_template_bytes {
         return Err(Failure::Invalid(format!(
             "the template is {} bytes, more than the {} allowed",

@@ -116,7 +116,7 @@ fn output_is_bounded() {
 
 /// Why a render failed at run time (never shown; tests only).
 fn reason(template: &str, pairs: &[(&str, &str)]) -> Reason {
-    match render_with("t", template, &values(pairs), &Budget::default()) {
+    match render_with(template, &values(pairs), &Budget::default()) {
         Err(Failure::RunTime(reason)) => reason,
         other => panic!("{template}: expected a run-time failure, got {other:?}"),
     }
@@ -124,7 +124,7 @@ fn reason(template: &str, pairs: &[(&str, &str)]) -> Reason {
 
 /// The message of a failure found before running.
 fn invalid(template: &str, pairs: &[(&str, &str)]) -> String {
-    match render_with("t", template, &values(pairs), &Budget::default()) {
+    match render_with(template, &values(pairs), &Budget::default()) {
         Err(Failure::Invalid(message)) => message,
         other => panic!("{template}: expected an invalid template, got {other:?}"),
     }
@@ -154,7 +154,7 @@ fn failure_on_unseal_stack(template: &str, pairs: &[(&str, &str)]) -> Failure {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let started = std::time::Instant::now();
-        let result = render_with("t", &template, &values(&pairs), &Budget::default());
+        let result = render_with(&template, &values(&pairs), &Budget::default());
         eprintln!("refused in {:?}", started.elapsed());
         result.map(|out| out.len()).expect_err("refused")
     })
