@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::budget::{Budget, Meter, Reason};
 use super::funcs;
 use super::parser::{Arg, Branch, Command, List, Node, Pipeline, Tree};
-use super::value::{Data, Value, value_len, write_value};
+use super::value::{Data, Value, append_wiped, value_len, write_value};
 
 type Result<T> = std::result::Result<T, Reason>;
 
@@ -89,7 +89,7 @@ impl<'a> Eval<'a, '_> {
             return Err(Reason("output too long"));
         }
         self.meter.work(bytes.len())?;
-        self.out.extend_from_slice(bytes);
+        append_wiped(&mut self.out, bytes);
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use zeroize::Zeroizing;
 
 use super::budget::{MAX_FORMAT_WIDTH, Reason};
-use super::value::{Value, go_exponent, go_float, value_len, write_value};
+use super::value::{Value, append_wiped, go_exponent, go_float, value_len, write_value};
 
 /// One part of a format string.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +142,7 @@ pub(crate) fn sprintf(
                 if out.len() + text.len() > max {
                     return Err(Reason("printf: output too long"));
                 }
-                out.extend_from_slice(text);
+                append_wiped(&mut out, text);
             }
             Piece::Verb(spec) => {
                 let width = take_count(spec.width, &mut next)?;
@@ -158,7 +158,9 @@ pub(crate) fn sprintf(
                 if out.len().saturating_add(bound) > max {
                     return Err(Reason("printf: output too long"));
                 }
-                verb(&mut out, spec, width, precision, arg)?;
+                let mut piece = Zeroizing::new(Vec::new());
+                verb(&mut piece, spec, width, precision, arg)?;
+                append_wiped(&mut out, &piece);
             }
         }
     }
@@ -193,7 +195,10 @@ fn verb(
         (b's', Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Nil) => {
             write_value(&mut body, arg)
         }
-        (b'q', Value::Str(s)) => quote(&mut body, s.bytes(), b'"'),
+        (b'q', Value::Str(s)) => {
+            body.reserve(s.bytes().len() * 4 + 2);
+            quote(&mut body, s.bytes(), b'"');
+        }
         (b'q' | b'c', Value::Int(n)) => {
             let c = u32::try_from(*n)
                 .ok()
@@ -301,6 +306,8 @@ fn integer(body: &mut Vec<u8>, spec: &Spec, precision: Option<usize>, n: i64, ra
 fn pad(out: &mut Vec<u8>, body: &[u8], spec: &Spec, width: Option<usize>, numeric: bool) {
     let chars = char_count(body);
     let fill = width.unwrap_or(0).saturating_sub(chars);
+    // One allocation: growing would leave unwiped copies.
+    out.reserve(body.len() + fill);
     if spec.minus {
         out.extend_from_slice(body);
         out.extend(std::iter::repeat_n(b' ', fill));

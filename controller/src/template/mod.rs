@@ -45,8 +45,10 @@
 //!
 //! # Memory
 //! The values are copied once into [`TemplateValues`] (wiped on drop); strings built while
-//! rendering are wiped when dropped. A string that grows while being built may leave copies
-//! in freed memory; sizes are computed first where they are known, to avoid that.
+//! rendering are wiped when dropped. The output and `printf` buffers grow by moving to a new
+//! buffer and wiping the old one; other strings are sized before they are built. What remains:
+//! case mapping (`upper`, `lower`) and base64 decoding grow their own buffers inside the library
+//! that does them, and may leave fragments in freed memory.
 
 mod budget;
 mod check;

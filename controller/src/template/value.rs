@@ -93,6 +93,19 @@ impl<'a> Value<'a> {
     }
 }
 
+/// Appends to a buffer that holds values without leaving copies behind: when it must grow, the
+/// bytes move to a new buffer (doubling) and the old one is wiped, where `Vec`'s own growth
+/// would free it unwiped.
+pub(crate) fn append_wiped(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    let needed = buffer.len().saturating_add(bytes.len());
+    if needed > buffer.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(buffer.capacity() * 2)));
+        bigger.extend_from_slice(buffer);
+        *buffer = bigger;
+    }
+    buffer.extend_from_slice(bytes);
+}
+
 /// Appends Go's `%v` form of a value (`fmt.Sprint` of one operand).
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
     match value {
