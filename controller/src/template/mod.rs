@@ -36,13 +36,13 @@
 //! another.
 //!
 //! One bit remains: whether a template renders at all may depend on a value (`{{ if hasPrefix
-//! "h" .password }}{{ fail }}{{ end }}`), and so may the rendered Secret's content, which its
-//! readers see anyway. An author who can create SealedSecrets with a victim's ciphertext can
-//! learn that bit per object; reading a value that way takes one object per guessed bit, each
-//! one visible in the namespace. The author needs the victim's ciphertext *and* a scope under
-//! which it decrypts (the same namespace and name, or a cluster-wide/namespace-wide sealing), so
-//! the channel is no wider than what that scope already grants.
-//!
+//! "h" .password }}{{ .password | b64dec }}{{ end }}`), and the status shows success or failure.
+//! A tenant who may edit a SealedSecret but not read the Secret it produces can so learn one
+//! bit per edit: about 8 edits per byte of the value by bisection, each one a visible update of
+//! the object (a new generation, a status change, an event). Closing it would mean hiding
+//! whether a template rendered, which users need to see. The time a render takes also depends
+//! on the values; it is bounded by the budget and not reported.
+
 //! # Memory
 //! The values are copied once into [`TemplateValues`] (wiped on drop); strings built while
 //! rendering are wiped when dropped. The output and `printf` buffers grow by moving to a new
