@@ -486,6 +486,34 @@ mod tests {
         assert!(!text.contains("secret-a"), "{text}");
     }
 
+    /// Issue 12: a template that recursed until the stack overflowed aborted the controller;
+    /// now it fails its own key, with a message that names no reason (finding 5).
+    #[test]
+    fn hostile_template_fails_its_own_key() {
+        let mut sealed = sealed_secret(&[("a", "secret-a")], 0, &[]);
+        sealed.spec.template = Some(SecretTemplateSpec {
+            data: Some(map(&[
+                (
+                    "x",
+                    "{{ define \"r\" }}{{ template \"r\" . }}{{ end }}{{ template \"r\" . }}",
+                ),
+                ("y", "{{ .a | b64dec }}"),
+            ])),
+            ..SecretTemplateSpec::default()
+        });
+        let text = unseal(&sealed, 1).expect_err("fails").to_string();
+        let runtime = crate::template::RUN_TIME_FAILURE;
+        assert!(
+            text.contains(&format!("template.data[\"x\"]: {runtime}")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("template.data[\"y\"]: {runtime}")),
+            "{text}"
+        );
+        assert!(!text.contains("secret-a"), "{text}");
+    }
+
     #[test]
     fn legacy_data_is_refused_unless_accepted() {
         let mut sealed = sealed_secret(&[], 0, &[]);
