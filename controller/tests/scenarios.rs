@@ -1502,3 +1502,68 @@ async fn a_labelled_secret_is_never_taken_over() -> TestResult {
     still_sealing_with_key_0(&h).await?;
     Ok(())
 }
+
+/// Hostile templates (issue 12, finding 1): each attack the review found — unbounded recursion
+/// through `define`, a thousand nested parentheses, huge `printf` widths, nested `repeat`,
+/// nested ranges — fails its own SealedSecret with a bounded message, through the watch and
+/// through `/v1/verify`, while the controller keeps serving and a good SealedSecret beside them
+/// syncs. On gtmpl the first two aborted the whole process (stack overflow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_templates_fail_alone() -> TestResult {
+    let h = Harness::start(&[0], &["--rate-limit=0"]).await?;
+    let nested_parentheses = format!("{{{{ {}.x{} }}}}", "(".repeat(1000), ")".repeat(1000));
+    let attacks = [
+        (
+            "recursion",
+            r#"{{ define "loop" }}{{ template "loop" . }}{{ end }}{{ template "loop" . }}"#
+                .to_owned(),
+        ),
+        ("parentheses", nested_parentheses),
+        ("printf", r#"{{ printf "%99999999s" .x }}"#.to_owned()),
+        (
+            "repeat",
+            "{{ repeat 1000000 (repeat 1000000 (repeat 1000000 .x)) }}".to_owned(),
+        ),
+        (
+            "ranges",
+            "{{ range . }}{{ range . }}{{ range . }}{{ range . }}{{ range . }}{{ range . }}\
+             {{ range . }}{{ range . }}x{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}{{ end }}\
+             {{ end }}{{ end }}"
+                .to_owned(),
+        ),
+    ];
+    let values: Vec<(String, String)> = (0..12).map(|i| (format!("k{i}"), "v".into())).collect();
+    let mut values: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    values.push(("x", "hello"));
+    for (name, text) in &attacks {
+        let mut sealed = sealed_secret(NS, name, 0, &values);
+        sealed.spec.template = Some(SecretTemplateSpec {
+            data: Some(map(&[("out", text)])),
+            ..SecretTemplateSpec::default()
+        });
+        h.create(&sealed).await?;
+
+        let body = serde_json::to_string(&sealed)?;
+        let (code, answer) =
+            support::http(h.running().local_addr(), "POST", "/v1/verify", &body).await?;
+        assert_eq!(code, 409, "{name}: {answer}");
+        assert!(answer.len() <= 1024, "{name}: {} bytes", answer.len());
+    }
+    h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
+        .await?;
+    let secret = h.secret_where(NS, "fine", |_| true).await?;
+    assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
+
+    for (name, _) in &attacks {
+        let message = h.failure_message(NS, name).await?;
+        assert!(message.len() <= 1024, "{name}: {} bytes", message.len());
+        assert!(message.contains("out"), "{name}: {message}");
+        assert!(!message.contains("hello"), "{name}: {message}");
+        assert!(h.secrets(NS).get_opt(name).await?.is_none(), "{name}");
+    }
+    assert_eq!(http_get(h.running().local_addr(), "/healthz").await?.0, 200);
+    Ok(())
+}
