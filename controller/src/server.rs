@@ -41,10 +41,10 @@ use tracing::{debug, warn};
 use crate::cli::Config;
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
-use crate::reseal::{self, RotateError};
+use crate::reseal::{self, BadRequest, RotateError, VerifyError};
+use crate::unseal::{Cancel, Stopped};
 
-/// Largest request body accepted (413 above).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use crate::reseal::MAX_BODY_BYTES;
 /// Rate-limit buckets kept at most; idle ones are dropped first.
 const MAX_CLIENTS: usize = 65_536;
 /// Longest wait at shutdown for open connections to finish their requests.
@@ -203,9 +203,50 @@ async fn cert(State(state): State<ServerState>) -> Response {
     }
 }
 
+/// A request's blocking work: its body parsed, then `work` run on it, on a blocking thread (one
+/// per core at most), stopped between values when the request ends or `--write-timeout`
+/// passes (the guard held here cancels when this future is dropped).
+async fn run_blocking<T: Send + 'static>(
+    state: &ServerState,
+    body: Bytes,
+    work: impl FnOnce(reseal::Posted, &Cancel) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let cancel = Cancel::with_deadline(Instant::now() + state.settings.write_timeout);
+    let _cancel_when_dropped = cancel.on_drop();
+    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        if cancel.is_cancelled() {
+            return Err(BadRequest::Cancelled);
+        }
+        let posted = reseal::parse_cancellable(&body, &cancel)?;
+        Ok(work(posted, &cancel))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(BadRequest::Cancelled)) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request ended before its body was decoded\n",
+        )),
+        Ok(Err(e)) => Err(text(StatusCode::BAD_REQUEST, format!("{e}\n"))),
+        Err(_) => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request's task failed\n",
+        )),
+    }
+}
+
+fn stopped_status(stopped: Stopped) -> StatusCode {
+    match stopped {
+        Stopped::OperationBudget(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Stopped::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 async fn verify(State(state): State<ServerState>, request: Request) -> Response {
-    let posted = match read_posted(&state, request).await {
-        Ok(posted) => posted,
+    let body = match read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let keys = state.keys.snapshot();
@@ -213,66 +254,48 @@ async fn verify(State(state): State<ServerState>, request: Request) -> Response 
         return text(StatusCode::SERVICE_UNAVAILABLE, NO_KEY_YET);
     }
     let accept_deprecated_v1_data = state.settings.accept_deprecated_v1_data;
-    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        reseal::verify(&posted, &keys, accept_deprecated_v1_data)
+    let outcome = run_blocking(&state, body, move |posted, cancel| {
+        reseal::verify(&posted, &keys, accept_deprecated_v1_data, cancel)
     })
     .await;
     match outcome {
+        Err(response) => response,
         Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(error)) => text(StatusCode::CONFLICT, format!("{error}\n")),
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the unseal task failed\n",
+        Ok(Err(VerifyError::Stopped(stopped))) => text(
+            stopped_status(stopped),
+            format!("cannot verify: {stopped}\n"),
         ),
+        Ok(Err(error)) => text(StatusCode::CONFLICT, format!("{error}\n")),
     }
 }
 
 async fn rotate(State(state): State<ServerState>, request: Request) -> Response {
-    let posted = match read_posted(&state, request).await {
-        Ok(posted) => posted,
+    let body = match read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let keys = state.keys.snapshot();
-    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let outcome = run_blocking(&state, body, move |posted, cancel| {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        reseal::rotate(posted, &keys, &rng)
+        reseal::rotate(posted, &keys, &rng, cancel)
+            .and_then(|document| serde_json::to_vec(&document).map_err(|_| RotateError::Encode))
     })
     .await;
     let error = match outcome {
-        Ok(Ok(document)) => {
-            return match serde_json::to_vec(&document) {
-                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-                Err(_) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "encoding the answer failed\n",
-                ),
-            };
+        Err(response) => return response,
+        Ok(Ok(json)) => {
+            return ([(header::CONTENT_TYPE, "application/json")], json).into_response();
         }
         Ok(Err(error)) => error,
-        Err(_) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the re-seal task failed\n",
-            );
-        }
     };
     let code = match &error {
         RotateError::NoKeys => StatusCode::SERVICE_UNAVAILABLE,
         RotateError::Unseal(_) => StatusCode::CONFLICT,
         RotateError::LegacyData => StatusCode::UNPROCESSABLE_ENTITY,
-        RotateError::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RotateError::Seal(_) | RotateError::Encode => StatusCode::INTERNAL_SERVER_ERROR,
+        RotateError::Stopped(stopped) => stopped_status(*stopped),
     };
     text(code, format!("{error}\n"))
-}
-
-/// Reads and parses a posted SealedSecret, or the response that says why not.
-async fn read_posted(state: &ServerState, request: Request) -> Result<reseal::Posted, Response> {
-    let body = read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await?;
-    reseal::parse(&body).map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
 }
 
 /// The whole body, at most `limit` bytes, within `timeout`.
