@@ -11,8 +11,10 @@
 //!   readable message when it cannot be decrypted.
 //!
 //! Bodies above 1 MiB get 413; verify and rotate are rate-limited per client and route (429
-//! with `Retry-After`); headers and bodies must arrive within `--read-timeout` and answers are
-//! given within `--write-timeout` (503 after). The `/v1` routes are counted in
+//! with `Retry-After`; the client is the peer address, see [`client_of`]); headers and bodies
+//! must arrive within `--read-timeout` (also the idle keep-alive timeout) and answers are given
+//! within `--write-timeout` (503 after), which also cancels the request's blocking work. Each
+//! listener holds at most `--max-connections` connections. The `/v1` routes are counted in
 //! `sealed_secrets_controller_http_requests_total` by route template, never by raw path.
 
 use std::collections::HashMap;
@@ -107,6 +109,8 @@ pub struct ApiSettings {
     pub write_timeout: Duration,
     /// Whether verify accepts the deprecated `spec.data`, as the reconciler does.
     pub accept_deprecated_v1_data: bool,
+    /// Whether the rate limit keys on X-Forwarded-For (see [`client_of`]) rather than the peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl ApiSettings {
@@ -118,6 +122,7 @@ impl ApiSettings {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            trust_forwarded_for: config.rate_limit_trust_forwarded_for,
         }
     }
 }
@@ -363,7 +368,7 @@ async fn rate_limit(State(state): State<ServerState>, request: Request, next: Ne
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let client = client_of(&request);
+    let client = client_of(&request, state.settings.trust_forwarded_for);
     match state.limiter.check(&route, &client, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -386,19 +391,30 @@ async fn rate_limit(State(state): State<ServerState>, request: Request, next: Ne
     }
 }
 
-/// Who is asking: the address the nearest proxy (the API server's service proxy) appended to
-/// X-Forwarded-For, else the peer address. Bitnami varies its limit by X-Forwarded-For too.
-fn client_of(request: &Request) -> String {
-    let forwarded = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty());
-    if let Some(address) = forwarded {
-        return address.to_owned();
+/// Who is asking, for the rate limit: the connection's peer address; with
+/// `--rate-limit-trust-forwarded-for`, the last address in X-Forwarded-For (the one the proxy
+/// nearest to us appended) when there is one.
+///
+/// X-Forwarded-For is whatever the client wrote unless a proxy we trust rewrites it, so by
+/// default it is ignored: 1000 requests with 1000 made-up addresses are one client. Behind the
+/// API server's service proxy (how kubeseal and `sealbox` reach `/v1/verify` and `/v1/rotate`)
+/// every request arrives from the API server, so the limit is per API server replica, shared
+/// by all its users: it bounds the load the proxy can bring, not what one user may do. (The
+/// API server appends the caller's address to X-Forwarded-For, but it does not drop what the
+/// caller sent, and the caller is anyone allowed to use the service proxy.)
+fn client_of(request: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty());
+        if let Some(address) = forwarded {
+            return address.to_owned();
+        }
     }
     request
         .extensions()
@@ -475,21 +491,35 @@ impl Bucket {
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for
-/// a few seconds at most). Headers must arrive within `header_timeout`; each request carries
-/// the peer address as [`ConnectInfo`].
+/// a few seconds at most). Headers must arrive within `header_timeout`, which hyper also
+/// applies while a kept-alive connection waits for its next request (so it is the idle
+/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`). At most `max_connections`
+/// are open at once: past that, new connections wait in the kernel's accept queue until one
+/// closes. Each request carries the peer address as [`ConnectInfo`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut slot = None;
     // Aborting the server task aborts its connections with it.
     let mut connections = JoinSet::new();
     loop {
+        if slot.is_none() {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => slot = permit.ok(),
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            continue;
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -504,6 +534,7 @@ pub async fn serve(
                 continue;
             }
         };
+        let permit = slot.take();
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -516,6 +547,7 @@ pub async fn serve(
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
+            let _permit = permit;
             if let Err(e) = connection.await {
                 debug!(error = %e, "connection ended with an error");
             }
@@ -571,16 +603,20 @@ mod tests {
     }
 
     #[test]
-    fn the_nearest_proxys_address_names_the_client() {
-        let request = Request::builder()
+    fn forwarded_for_names_the_client_only_when_trusted() {
+        let mut request = Request::builder()
             .header("x-forwarded-for", "10.0.0.9, 192.168.1.5")
             .body(Body::empty())
             .expect("request");
-        assert_eq!(client_of(&request), "192.168.1.5");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 7], 4000))));
+        assert_eq!(client_of(&request, false), "127.0.0.7");
+        assert_eq!(client_of(&request, true), "192.168.1.5");
         let mut direct = Request::new(Body::empty());
         direct
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 7], 4000))));
-        assert_eq!(client_of(&direct), "127.0.0.7");
+        assert_eq!(client_of(&direct, true), "127.0.0.7");
     }
 }
