@@ -129,7 +129,8 @@ pub enum DecodeError {
         line: Option<usize>,
         /// 1-based column, when the parser knows it.
         column: Option<usize>,
-        /// The parser's message with every quoted fragment of input replaced by `…`.
+        /// The parser's message (it says where) with every quoted fragment of input replaced
+        /// by `…`.
         problem: String,
     },
     /// Aliases expand to more than the expansion bound.
@@ -177,20 +178,8 @@ impl fmt::Display for DecodeError {
                 f.write_str(" (Kubernetes objects are far shallower)")
             }
             DecodeError::Syntax {
-                syntax,
-                line,
-                column,
-                problem,
-                ..
-            } => {
-                write!(f, "invalid {}", syntax.name())?;
-                match (line, column) {
-                    (Some(line), Some(column)) => write!(f, " at line {line}, column {column}")?,
-                    (Some(line), None) => write!(f, " at line {line}")?,
-                    _ => {}
-                }
-                write!(f, ": {problem}")
-            }
+                syntax, problem, ..
+            } => write!(f, "invalid {}: {problem}", syntax.name()),
             DecodeError::TooLargeDecoded { limit, .. } => write!(
                 f,
                 "the document's aliases expand to more than {limit} nodes and string bytes"
@@ -282,7 +271,7 @@ pub fn decode_documents(bytes: &[u8], limits: &Limits<'_>) -> Result<Documents, 
                         document: index,
                         line: Some(e.line()),
                         column: Some(e.column()),
-                        problem: redact(&strip_location(&e.to_string())),
+                        problem: redact(&e.to_string()),
                     })
                 })?;
                 documents.push((index, value));
@@ -304,7 +293,7 @@ pub fn decode_documents(bytes: &[u8], limits: &Limits<'_>) -> Result<Documents, 
                             document: index,
                             line: at.as_ref().map(serde_norway::Location::line),
                             column: at.as_ref().map(serde_norway::Location::column),
-                            problem: redact(&strip_location(&e.to_string())),
+                            problem: redact(&e.to_string()),
                         }
                     })
                 })?;
@@ -319,19 +308,6 @@ pub fn decode_documents(bytes: &[u8], limits: &Limits<'_>) -> Result<Documents, 
 
 // ---------------------------------------------------------------------------------------------
 // Error messages
-
-/// The parser's message without its " at line L column C" (reported separately).
-fn strip_location(message: &str) -> String {
-    let Some(at) = message.find(" at line ") else {
-        return message.to_owned();
-    };
-    let rest = &message[at + " at line ".len()..];
-    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = rest
-        .strip_prefix(" column ")
-        .map_or(rest, |r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
-    format!("{}{rest}", &message[..at])
-}
 
 /// Replaces every `"…"` and `` `…` `` fragment (how serde quotes an unexpected value, e.g.
 /// `invalid value: string "hunter2", expected an integer` for `!!int hunter2`) by `…`.
@@ -1150,7 +1126,7 @@ mod tests {
         let e = decode("a: !!int hunter2\n").expect_err("tag").to_string();
         assert_eq!(
             e,
-            "invalid YAML at line 1, column 4: a: invalid value: string \"…\", expected an integer"
+            "invalid YAML: a: invalid value: string \"…\", expected an integer at line 1 column 4"
         );
     }
 }
