@@ -47,6 +47,9 @@ use crate::reseal::{self, BadRequest, RotateError, VerifyError};
 use crate::unseal::{Cancel, Stopped};
 
 pub use crate::reseal::MAX_BODY_BYTES;
+/// Longest answer text: error messages name failing keys (up to [`reseal::MAX_VALUES`] of
+/// them, each up to 253 bytes), and a client needs the first few to act, not 400 KB of them.
+pub const MAX_ERROR_BODY_BYTES: usize = 4096;
 /// Rate-limit buckets kept at most; idle ones are dropped first.
 const MAX_CLIENTS: usize = 65_536;
 /// Longest wait at shutdown for open connections to finish their requests.
@@ -334,11 +337,21 @@ async fn read_body(request: Request, limit: usize, timeout: Duration) -> Result<
     }
 }
 
+/// A plain-text answer; messages longer than [`MAX_ERROR_BODY_BYTES`] are cut there.
 fn text(code: StatusCode, message: impl Into<String>) -> Response {
+    let mut message = message.into();
+    if message.len() > MAX_ERROR_BODY_BYTES {
+        let mut end = MAX_ERROR_BODY_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" … (cut)\n");
+    }
     (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        message.into(),
+        message,
     )
         .into_response()
 }

@@ -519,6 +519,20 @@ async fn deep_bodies_and_too_many_values_are_refused_without_quoting_them() {
         assert!(!answer.body.contains("{a:"), "{}", answer.body);
         assert!(answer.body.len() < 512, "{}", answer.body);
 
+        // 1,500 values that fail, with long names: the 409 names failing keys, and its body
+        // stays bounded.
+        let mut short = undecryptable_document(0);
+        for i in 0..1_500 {
+            short["spec"]["encryptedData"][format!("{}{i}", "k".repeat(200))] = json!("AAAA");
+        }
+        let answer = post_json(&api.router, path, &short).await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+        assert!(
+            answer.body.len() <= server::MAX_ERROR_BODY_BYTES + 16,
+            "{}",
+            answer.body.len()
+        );
+
         let many = undecryptable_document(1_501);
         let answer = post_json(&api.router, path, &many).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
