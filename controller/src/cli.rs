@@ -103,9 +103,10 @@ pub struct Config {
           action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub rate_limit_trust_forwarded_for: bool,
 
-    /// Most connections open at once on each listener (the HTTP API and the metrics); more
-    /// wait in the kernel's accept queue until one closes. The default keeps 128 bodies of at
-    /// most 1 MiB each within half of the Deployment's 256Mi memory limit.
+    /// Most connections open at once on each listener (the HTTP API and the metrics); a new
+    /// connection past it makes the oldest close (after its request, if it is in one). The
+    /// default keeps 128 bodies of at most 1 MiB each within half of the Deployment's 256Mi
+    /// memory limit.
     #[arg(long, env = "SEALBOX_MAX_CONNECTIONS", default_value_t = 128,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,

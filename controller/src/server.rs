@@ -14,10 +14,10 @@
 //! with `Retry-After`; the client is the peer address, see [`client_of`]); headers and bodies
 //! must arrive within `--read-timeout` (also the idle keep-alive timeout) and answers are given
 //! within `--write-timeout` (503 after), which also cancels the request's blocking work. Each
-//! listener holds at most `--max-connections` connections. The `/v1` routes are counted in
+//! listener holds at most `--max-connections` connections (see [`serve`]). The `/v1` routes are counted in
 //! `sealed_secrets_controller_http_requests_total` by route template, never by raw path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,9 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{debug, warn};
@@ -506,9 +505,13 @@ impl Bucket {
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for
 /// a few seconds at most). Headers must arrive within `header_timeout`, which hyper also
 /// applies while a kept-alive connection waits for its next request (so it is the idle
-/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`). At most `max_connections`
-/// are open at once: past that, new connections wait in the kernel's accept queue until one
-/// closes. Each request carries the peer address as [`ConnectInfo`].
+/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`). Each request carries the
+/// peer address as [`ConnectInfo`].
+///
+/// At most `max_connections` are open at once. A connection accepted past that makes the
+/// oldest one finish its request (if it is in one) and close, then waits for its slot: a flood
+/// of idle connections can neither grow memory nor keep the kubelet's probes out for longer
+/// than it takes to cycle through `max_connections` connections.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -519,20 +522,13 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
-    let mut slot = None;
+    let max_connections = max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // Each open connection's "close when you can", oldest first.
+    let mut oldest: VecDeque<oneshot::Sender<()>> = VecDeque::new();
     // Aborting the server task aborts its connections with it.
     let mut connections = JoinSet::new();
     loop {
-        if slot.is_none() {
-            tokio::select! {
-                permit = slots.clone().acquire_owned() => slot = permit.ok(),
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-            continue;
-        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -547,7 +543,28 @@ pub async fn serve(
                 continue;
             }
         };
-        let permit = slot.take();
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                while let Some(close) = oldest.pop_front() {
+                    if close.send(()).is_ok() {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        };
+        let (close, closing) = oneshot::channel();
+        oldest.push_back(close);
+        if oldest.len() > 2 * max_connections {
+            oldest.retain(|close| !close.is_closed());
+        }
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -558,18 +575,36 @@ pub async fn serve(
                 response
             }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut stopping = stop.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let stopped = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let finished = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                _ = closing => None,
+                () = stopped => None,
+            };
+            let result = match finished {
+                Some(result) => result,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN_GRACE) => debug!("stopped with requests still open"),
+    // Open connections finish their requests (they saw `stop`), for a few seconds at most.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_GRACE, drained).await.is_err() {
+        debug!("stopped with requests still open");
     }
 }
 
