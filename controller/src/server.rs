@@ -19,9 +19,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
@@ -505,8 +509,9 @@ impl Bucket {
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for
 /// a few seconds at most). Headers must arrive within `header_timeout`, which hyper also
 /// applies while a kept-alive connection waits for its next request (so it is the idle
-/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`). Each request carries the
-/// peer address as [`ConnectInfo`].
+/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`); an answer whose writing
+/// makes no progress for as long ends its connection ([`WriteStall`]). Each request carries
+/// the peer address as [`ConnectInfo`].
 ///
 /// At most `max_connections` are open at once. A connection accepted past that makes the
 /// oldest one finish its request (if it is in one) and close, then waits for its slot: a flood
@@ -519,6 +524,8 @@ pub async fn serve(
     max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
+    // An answer the client stops reading holds its connection (and its slot) for no longer.
+    let write_stall_timeout = header_timeout;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
@@ -575,6 +582,7 @@ pub async fn serve(
                 response
             }
         });
+        let stream = WriteStall::new(stream, write_stall_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stopping = stop.clone();
         connections.spawn(async move {
@@ -605,6 +613,97 @@ pub async fn serve(
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_GRACE, drained).await.is_err() {
         debug!("stopped with requests still open");
+    }
+}
+
+/// A stream whose writes fail once they have made no progress for `limit`: a client that
+/// stops reading its answer cannot hold its connection forever.
+#[derive(Debug)]
+struct WriteStall<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteStall<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteStall {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// `poll` made no progress: whether the stall has lasted too long.
+    fn stalled_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        self.stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+    }
+
+    fn progress<T>(
+        &mut self,
+        poll: Poll<std::io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Pending if self.stalled_too_long(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading the answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(poll, cx)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(poll, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(poll, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(poll, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 

@@ -1015,6 +1015,30 @@ async fn connections_past_the_bound_close_the_oldest_and_idle_ones_time_out() ->
     Ok(())
 }
 
+/// A client that stops reading its answers loses its connection after --read-timeout without
+/// progress, so it cannot hold a connection slot (here the only one) forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_connection() -> TestResult {
+    let (_server, running) =
+        controller_behind_proxy(&[0], &["--max-connections=1", "--read-timeout=1s"]).await?;
+    let addr = running.local_addr();
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let mut stuck = socket.connect(addr).await?;
+    // Pipelined requests whose answers (~15 MB) fill every buffer on the way.
+    let requests = "GET /v1/cert.pem HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(10_000);
+    let writing = tokio::spawn(async move {
+        let _ = stuck.write_all(requests.as_bytes()).await;
+        stuck
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::time::timeout(WAIT, healthz_status(addr)).await??;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    drop(writing);
+    running.shutdown().await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Measurements (run by hand: `cargo test --release -p sealbox-controller --test http --
 // --ignored --nocapture measure_`); they print figures and assert nothing about time.
