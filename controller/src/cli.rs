@@ -95,6 +95,22 @@ pub struct Config {
     #[arg(long, env = "SEALBOX_RATE_LIMIT_BURST", default_value_t = 2)]
     pub rate_limit_burst: u32,
 
+    /// Rate-limit by the last address in X-Forwarded-For instead of the connection's peer.
+    /// Only behind a proxy of yours that overwrites the header: clients can write anything
+    /// there. Behind the API server's service proxy, leave it off: every request comes from
+    /// the API server, and the limit is per API server.
+    #[arg(long, env = "SEALBOX_RATE_LIMIT_TRUST_FORWARDED_FOR", default_value_t = false,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rate_limit_trust_forwarded_for: bool,
+
+    /// Most connections open at once on each listener (the HTTP API and the metrics); a new
+    /// connection past it makes the oldest close (after its request, if it is in one). The
+    /// default keeps 128 bodies of at most 1 MiB each within half of the Deployment's 256Mi
+    /// memory limit.
+    #[arg(long, env = "SEALBOX_MAX_CONNECTIONS", default_value_t = 128,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
+
     /// Elect one leader among the replicas through a coordination.k8s.io/v1 Lease in the
     /// controller namespace: only the leader unseals and generates keys, every replica serves
     /// the HTTP API. --leader-elect=false for a single replica without a Lease.

@@ -165,12 +165,14 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         listener,
         server::router(state),
         config.read_timeout,
+        config.max_connections.into(),
         stopped.clone(),
     ));
     let metrics_server = tokio::spawn(server::serve(
         metrics_listener,
         metrics::router(metrics.clone()),
         config.read_timeout,
+        config.max_connections.into(),
         stopped.clone(),
     ));
     info!(addr = %local_addr, metrics_addr = %metrics_addr, "HTTP servers listening");

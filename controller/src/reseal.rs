@@ -6,11 +6,17 @@
 //! `sealbox.dev/sealing-key` hint annotation change, so `spec.template` (its `data` templates
 //! included) and any other field come back as they were sent. The scope, and so the label each
 //! value is sealed for, comes only from the top-level annotations.
+//!
+//! Work is bounded: a body is decoded by [`sealbox_crds::decode`] (size, depth, alias
+//! expansion, before the parser runs), carries at most [`MAX_VALUES`] sealed values, and is
+//! unsealed with at most [`max_key_operations`] private-key operations; a [`Cancel`] set when
+//! the request ends stops decoding and unsealing between values.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kube::api::DynamicObject;
 use sealbox_crds::SealedSecret;
+use sealbox_crds::decode::{self, DecodeError, Limits};
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use serde_json::{Map, Value};
@@ -18,7 +24,27 @@ use serde_json::{Map, Value};
 use crate::desired::{UnsealOptions, decrypt_values, desired_secret};
 use crate::keys::Keys;
 use crate::reconcile::parse_sealed_secret;
-use crate::unseal::{KeyOrder, UnsealError};
+use crate::unseal::{Cancel, KeyOrder, Stopped, UnsealError};
+
+/// Largest request body accepted (413 above): a Secret is at most 1 MiB, and its sealed form
+/// about the same (base64 of RSA-wrapped AES-GCM adds a third, spread over fewer bytes of
+/// key material); Bitnami's controller accepts the same.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Most sealed values (`spec.encryptedData` entries) one request may carry. A Secret holds at
+/// most 1 MiB, and a value sealed for a 4096-bit key is at least ~700 base64 bytes (a 512-byte
+/// RSA block, its length, the AES-GCM tag), so no more than ~1,500 fit in a real one; each
+/// costs at least one private-key operation (~4 ms at 4096 bits).
+pub const MAX_VALUES: usize = 1_500;
+
+/// Private-key operations one request may use: twice its values plus the number of keys. A
+/// document whose values were all sealed with one key needs one per value after at most one
+/// try of each key; one sealed with two keys in turn (`kubeseal --merge-into` across a key
+/// renewal) needs up to two per value. Every value failing with every key (the amplification
+/// a hostile body aims for) stops here instead of costing values × keys.
+pub fn max_key_operations(values: usize, keys: usize) -> usize {
+    values.saturating_mul(2).saturating_add(keys)
+}
 
 /// A SealedSecret posted to the API: the document as sent, and what it says.
 #[derive(Debug, Clone)]
@@ -38,8 +64,25 @@ impl Posted {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadRequest {
     /// Neither JSON nor YAML.
-    #[error("the body is not a JSON or YAML document{0}")]
-    Syntax(String),
+    #[error("the body is not a JSON or YAML document: {0}")]
+    Syntax(DecodeError),
+    /// Past a decoding bound (size, depth, alias expansion), or several documents.
+    #[error("the body is refused: {0}")]
+    Refused(DecodeError),
+    /// The request ended while the body was being decoded.
+    #[error("the request ended before its body was decoded")]
+    Cancelled,
+    /// More sealed values than one request may carry.
+    #[error(
+        "the SealedSecret has {count} values in spec.encryptedData; at most {limit} are accepted \
+         (a Secret holds at most 1 MiB)"
+    )]
+    TooManyValues {
+        /// Values in the body.
+        count: usize,
+        /// [`MAX_VALUES`].
+        limit: usize,
+    },
     /// A document, but not an object.
     #[error("the body is not a SealedSecret: expected a JSON or YAML object")]
     NotAnObject,
@@ -87,23 +130,40 @@ pub enum RotateError {
     /// Encryption itself failed (500).
     #[error("sealing a value with the newest key failed")]
     Seal(#[source] sealbox_crypto::Error),
+    /// The work bound was reached or the request ended (422 / 503).
+    #[error("cannot re-seal: {0}")]
+    Stopped(Stopped),
+    /// The answer could not be written as JSON (500).
+    #[error("encoding the answer failed")]
+    Encode,
+}
+
+/// Why `/v1/verify` says no.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The controller would not unseal it (409).
+    #[error("{0}")]
+    Unseal(UnsealError),
+    /// The work bound was reached or the request ended (422 / 503).
+    #[error("cannot verify: {0}")]
+    Stopped(Stopped),
 }
 
 /// Parses a request body (JSON, or YAML as kubeseal users write it) into a SealedSecret,
 /// keeping the document for [`rotate`]. Error messages locate problems, never quote values.
+/// The entry point of the verify/rotate body path (fuzzed as such).
 pub fn parse(body: &[u8]) -> Result<Posted, BadRequest> {
-    let text_start = body.iter().find(|b| !b.is_ascii_whitespace());
-    let document: Value = if text_start == Some(&b'{') {
-        serde_json::from_slice(body).map_err(|e| {
-            BadRequest::Syntax(format!(" (JSON, line {}, column {})", e.line(), e.column()))
-        })?
-    } else {
-        serde_norway::from_slice(body).map_err(|e| {
-            BadRequest::Syntax(e.location().map_or_else(String::new, |at| {
-                format!(" (YAML, line {}, column {})", at.line(), at.column())
-            }))
-        })?
-    };
+    parse_cancellable(body, &Cancel::default())
+}
+
+/// [`parse`], stopping when `cancel` is set.
+pub fn parse_cancellable(body: &[u8], cancel: &Cancel) -> Result<Posted, BadRequest> {
+    let limits = Limits::new(MAX_BODY_BYTES).cancelled_by(cancel.flag());
+    let document = decode::decode_document(body, &limits).map_err(|e| match e {
+        DecodeError::Syntax { .. } => BadRequest::Syntax(e),
+        DecodeError::Cancelled => BadRequest::Cancelled,
+        _ => BadRequest::Refused(e),
+    })?;
     if !document.is_object() {
         return Err(BadRequest::NotAnObject);
     }
@@ -128,6 +188,13 @@ pub fn parse(body: &[u8]) -> Result<Posted, BadRequest> {
         })
     })?;
     let sealed = parse_sealed_secret(&object).map_err(BadRequest::Malformed)?;
+    let count = sealed.spec.encrypted_data.len();
+    if count > MAX_VALUES {
+        return Err(BadRequest::TooManyValues {
+            count,
+            limit: MAX_VALUES,
+        });
+    }
 
     let has = |field: &Option<String>| field.as_deref().is_some_and(|v| !v.is_empty());
     let (scope, and_name) = match sealed.scope() {
@@ -152,22 +219,62 @@ pub fn parse(body: &[u8]) -> Result<Posted, BadRequest> {
 }
 
 /// Whether the controller would unseal `posted`: every value decrypts for its scope and the
-/// templates render. The unsealed values are wiped before this returns.
+/// templates render. The unsealed values are wiped before this returns. Values are decrypted
+/// with at most [`max_key_operations`] private-key operations, stopping when `cancel` is set;
+/// templates (and the deprecated `spec.data`) then go through the controller's own
+/// [`desired_secret`], the key that worked tried first.
 pub fn verify(
     posted: &Posted,
     keys: &Keys,
     accept_deprecated_v1_data: bool,
-) -> Result<(), UnsealError> {
+    cancel: &Cancel,
+) -> Result<(), VerifyError> {
+    let sealed = &posted.sealed;
+    let mut order = limited_order(sealed, keys, cancel);
+    let legacy = sealed.spec.data.as_deref().is_some_and(|d| !d.is_empty());
+    if !legacy {
+        let decrypted = decrypt_values(sealed, keys, &mut order);
+        if let Some(stopped) = order.stopped() {
+            return Err(VerifyError::Stopped(stopped));
+        }
+        drop(decrypted.map_err(VerifyError::Unseal)?);
+        let templates = sealed
+            .spec
+            .template
+            .as_ref()
+            .and_then(|t| t.data.as_ref())
+            .is_some_and(|d| !d.is_empty());
+        if !templates {
+            return Ok(());
+        }
+    }
+    if cancel.is_cancelled() {
+        return Err(VerifyError::Stopped(Stopped::Cancelled));
+    }
     let options = UnsealOptions {
         accept_deprecated_v1_data,
-        remembered_key: None,
+        remembered_key: order.last_used(keys),
     };
-    desired_secret(&posted.sealed, keys, &options).map(drop)
+    desired_secret(sealed, keys, &options)
+        .map(drop)
+        .map_err(VerifyError::Unseal)
+}
+
+/// The key order for one request: the hint first, bounded by [`max_key_operations`] and
+/// `cancel`.
+fn limited_order(sealed: &SealedSecret, keys: &Keys, cancel: &Cancel) -> KeyOrder {
+    let budget = max_key_operations(sealed.spec.encrypted_data.len(), keys.len());
+    KeyOrder::new(keys, sealed.sealing_key_hint().as_ref(), None).limited(budget, cancel.clone())
 }
 
 /// `posted` with every value re-sealed for the newest key (same scope, same label) and the hint
 /// annotation naming that key; everything else as it was sent.
-pub fn rotate<R>(posted: Posted, keys: &Keys, rng: &R) -> Result<Value, RotateError>
+pub fn rotate<R>(
+    posted: Posted,
+    keys: &Keys,
+    rng: &R,
+    cancel: &Cancel,
+) -> Result<Value, RotateError>
 where
     R: aws_lc_rs::rand::SecureRandom + ?Sized,
 {
@@ -179,13 +286,20 @@ where
     if sealed.spec.data.as_deref().is_some_and(|d| !d.is_empty()) {
         return Err(RotateError::LegacyData);
     }
-    let mut order = KeyOrder::new(keys, sealed.sealing_key_hint().as_ref(), None);
-    let values = decrypt_values(&sealed, keys, &mut order).map_err(RotateError::Unseal)?;
+    let mut order = limited_order(&sealed, keys, cancel);
+    let decrypted = decrypt_values(&sealed, keys, &mut order);
+    if let Some(stopped) = order.stopped() {
+        return Err(RotateError::Stopped(stopped));
+    }
+    let values = decrypted.map_err(RotateError::Unseal)?;
 
     let label = sealed.label();
     let public_key = newest.certificate().public_key();
     let mut resealed = Map::new();
     for (key, plaintext) in &values {
+        if cancel.is_cancelled() {
+            return Err(RotateError::Stopped(Stopped::Cancelled));
+        }
         let ciphertext =
             sealbox_crypto::seal(rng, public_key, plaintext, &label).map_err(RotateError::Seal)?;
         resealed.insert(key.clone(), Value::String(STANDARD.encode(ciphertext)));
@@ -309,7 +423,10 @@ mod tests {
     fn verify_accepts_good_values_and_rejects_tampered_or_wrong_scope_ones() {
         let keys = keys(3);
         let good = document(json!({}), &[("password", "hunter2")], 1, b"prod/db");
-        assert_eq!(verify(&posted(&good), &keys, false), Ok(()));
+        assert_eq!(
+            verify(&posted(&good), &keys, false, &Cancel::default()),
+            Ok(())
+        );
 
         let mut tampered = good.clone();
         let value = tampered["spec"]["encryptedData"]["password"]
@@ -320,16 +437,19 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         tampered["spec"]["encryptedData"]["password"] = json!(STANDARD.encode(bytes));
-        let e = verify(&posted(&tampered), &keys, false).expect_err("tampered");
+        let e = verify(&posted(&tampered), &keys, false, &Cancel::default()).expect_err("tampered");
         assert!(e.to_string().contains("encryptedData[\"password\"]"), "{e}");
         assert!(!e.to_string().contains(&value), "{e}");
 
         // Sealed namespace-wide, posted as strict: the label differs.
         let wrong_scope = document(json!({}), &[("password", "hunter2")], 0, b"prod");
-        assert!(verify(&posted(&wrong_scope), &keys, false).is_err());
+        assert!(verify(&posted(&wrong_scope), &keys, false, &Cancel::default()).is_err());
         let mut right_scope = wrong_scope.clone();
         right_scope["metadata"]["annotations"] = json!({NAMESPACE_WIDE_ANNOTATION: "true"});
-        assert_eq!(verify(&posted(&right_scope), &keys, false), Ok(()));
+        assert_eq!(
+            verify(&posted(&right_scope), &keys, false, &Cancel::default()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -342,7 +462,8 @@ mod tests {
             2,
             b"prod",
         );
-        let rotated = rotate(posted(&original), &old_keys, &rng).expect("rotates");
+        let rotated =
+            rotate(posted(&original), &old_keys, &rng, &Cancel::default()).expect("rotates");
 
         assert_eq!(
             rotated["metadata"]["annotations"][SEALING_KEY_ANNOTATION],
@@ -372,20 +493,119 @@ mod tests {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         // Sealed for another name: the strict label is prod/db, this was sealed for prod/web.
         let foreign = document(json!({}), &[("password", "hunter2")], 0, b"prod/web");
-        let e = rotate(posted(&foreign), &keys, &rng).expect_err("cannot decrypt");
+        let e =
+            rotate(posted(&foreign), &keys, &rng, &Cancel::default()).expect_err("cannot decrypt");
         assert!(matches!(e, RotateError::Unseal(_)));
         assert!(e.to_string().contains("encryptedData[\"password\"]"), "{e}");
 
         let legacy = json!({"kind": "SealedSecret", "metadata": {"name": "db", "namespace": "prod"},
             "spec": {"encryptedData": {}, "data": "AgBxyz"}});
         assert!(matches!(
-            rotate(posted(&legacy), &keys, &rng),
+            rotate(posted(&legacy), &keys, &rng, &Cancel::default()),
             Err(RotateError::LegacyData)
         ));
         let empty = crate::keys::Keys::default();
         assert!(matches!(
-            rotate(posted(&foreign), &empty, &rng),
+            rotate(posted(&foreign), &empty, &rng, &Cancel::default()),
             Err(RotateError::NoKeys)
         ));
+    }
+
+    /// A body of `count` values that are valid base64 and long enough to reach RSA, but that
+    /// no key decrypts.
+    fn undecryptable(count: usize) -> Value {
+        // A 2048-bit RSA block's length (256, big-endian), the block, an AES-GCM part.
+        let mut blob = vec![1u8, 0];
+        blob.extend_from_slice(&[7u8; 256 + 40]);
+        let garbage = STANDARD.encode(blob);
+        let values: Map<String, Value> = (0..count)
+            .map(|i| (format!("v{i:05}"), json!(garbage)))
+            .collect();
+        json!({"kind": "SealedSecret", "metadata": {"name": "db", "namespace": "prod"},
+               "spec": {"encryptedData": values}})
+    }
+
+    #[test]
+    fn deep_bodies_are_refused_before_parsing() {
+        let body = format!("x: {}", "{a: ".repeat(200));
+        let e = parse(body.as_bytes()).expect_err("deep");
+        assert!(
+            e.to_string()
+                .contains("document nested deeper than 64 levels at line 1"),
+            "{e}"
+        );
+        let json = format!("{{\"a\": {}", "[".repeat(200));
+        let e = parse(json.as_bytes()).expect_err("deep");
+        assert!(e.to_string().contains("nested deeper than 64"), "{e}");
+    }
+
+    #[test]
+    fn too_many_values_are_refused() {
+        let e = parse(undecryptable(MAX_VALUES + 1).to_string().as_bytes()).expect_err("many");
+        assert_eq!(
+            e,
+            BadRequest::TooManyValues {
+                count: MAX_VALUES + 1,
+                limit: MAX_VALUES
+            }
+        );
+        assert!(parse(undecryptable(MAX_VALUES).to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn values_no_key_decrypts_cost_at_most_the_budget() {
+        let keys = keys(4);
+        let body = posted(&undecryptable(100));
+        let e = verify(&body, &keys, false, &Cancel::default()).expect_err("budget");
+        assert_eq!(
+            e,
+            VerifyError::Stopped(Stopped::OperationBudget(max_key_operations(100, 4)))
+        );
+        assert_eq!(
+            keys.ops().get(),
+            204,
+            "2 x 100 values + 4 keys, not 100 x 4"
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let e = rotate(body, &keys, &rng, &Cancel::default()).expect_err("budget");
+        assert!(
+            matches!(e, RotateError::Stopped(Stopped::OperationBudget(204))),
+            "{e}"
+        );
+        assert_eq!(keys.ops().get(), 408);
+    }
+
+    #[test]
+    fn values_sealed_with_two_keys_in_turn_fit_the_budget() {
+        let keys = keys(3);
+        let mut document = document(json!({}), &[("password", "x")], 0, b"prod/db");
+        for i in 0..20 {
+            document["spec"]["encryptedData"][format!("v{i:02}")] =
+                json!(seal(&pairs()[1 + i % 2], b"x", b"prod/db"));
+        }
+        assert_eq!(
+            verify(&posted(&document), &keys, false, &Cancel::default()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_cancelled_request_does_no_private_key_work() {
+        let keys = keys(2);
+        let cancel = Cancel::default();
+        cancel.cancel();
+        let good = document(json!({}), &[("password", "hunter2")], 0, b"prod/db");
+        let e = verify(&posted(&good), &keys, false, &cancel).expect_err("cancelled");
+        assert_eq!(e, VerifyError::Stopped(Stopped::Cancelled));
+        assert_eq!(keys.ops().get(), 0);
+        assert_eq!(
+            parse_cancellable(good.to_string().as_bytes(), &cancel).expect_err("cancelled"),
+            BadRequest::Cancelled
+        );
+        // A guard dropped with its request cancels; so does a deadline in the past.
+        let cancel = Cancel::default();
+        drop(cancel.on_drop());
+        assert!(cancel.is_cancelled());
+        assert!(Cancel::with_deadline(std::time::Instant::now()).is_cancelled());
     }
 }

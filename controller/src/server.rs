@@ -11,15 +11,20 @@
 //!   readable message when it cannot be decrypted.
 //!
 //! Bodies above 1 MiB get 413; verify and rotate are rate-limited per client and route (429
-//! with `Retry-After`); headers and bodies must arrive within `--read-timeout` and answers are
-//! given within `--write-timeout` (503 after). The `/v1` routes are counted in
+//! with `Retry-After`; the client is the peer address, see [`client_of`]); headers and bodies
+//! must arrive within `--read-timeout` (also the idle keep-alive timeout) and answers are given
+//! within `--write-timeout` (503 after), which also cancels the request's blocking work. Each
+//! listener holds at most `--max-connections` connections (see [`serve`]). The `/v1` routes are counted in
 //! `sealed_secrets_controller_http_requests_total` by route template, never by raw path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -31,9 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{debug, warn};
@@ -41,10 +46,13 @@ use tracing::{debug, warn};
 use crate::cli::Config;
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
-use crate::reseal::{self, RotateError};
+use crate::reseal::{self, BadRequest, RotateError, VerifyError};
+use crate::unseal::{Cancel, Stopped};
 
-/// Largest request body accepted (413 above).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use crate::reseal::MAX_BODY_BYTES;
+/// Longest answer text: error messages name failing keys (up to [`reseal::MAX_VALUES`] of
+/// them, each up to 253 bytes), and a client needs the first few to act, not 400 KB of them.
+pub const MAX_ERROR_BODY_BYTES: usize = 4096;
 /// Rate-limit buckets kept at most; idle ones are dropped first.
 const MAX_CLIENTS: usize = 65_536;
 /// Longest wait at shutdown for open connections to finish their requests.
@@ -107,6 +115,8 @@ pub struct ApiSettings {
     pub write_timeout: Duration,
     /// Whether verify accepts the deprecated `spec.data`, as the reconciler does.
     pub accept_deprecated_v1_data: bool,
+    /// Whether the rate limit keys on X-Forwarded-For (see [`client_of`]) rather than the peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl ApiSettings {
@@ -118,6 +128,7 @@ impl ApiSettings {
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            trust_forwarded_for: config.rate_limit_trust_forwarded_for,
         }
     }
 }
@@ -203,9 +214,50 @@ async fn cert(State(state): State<ServerState>) -> Response {
     }
 }
 
+/// A request's blocking work: its body parsed, then `work` run on it, on a blocking thread (one
+/// per core at most), stopped between values when the request ends or `--write-timeout`
+/// passes (the guard held here cancels when this future is dropped).
+async fn run_blocking<T: Send + 'static>(
+    state: &ServerState,
+    body: Bytes,
+    work: impl FnOnce(reseal::Posted, &Cancel) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let cancel = Cancel::with_deadline(Instant::now() + state.settings.write_timeout);
+    let _cancel_when_dropped = cancel.on_drop();
+    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        if cancel.is_cancelled() {
+            return Err(BadRequest::Cancelled);
+        }
+        let posted = reseal::parse_cancellable(&body, &cancel)?;
+        Ok(work(posted, &cancel))
+    })
+    .await;
+    match outcome {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(BadRequest::Cancelled)) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request ended before its body was decoded\n",
+        )),
+        Ok(Err(e)) => Err(text(StatusCode::BAD_REQUEST, format!("{e}\n"))),
+        Err(_) => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request's task failed\n",
+        )),
+    }
+}
+
+fn stopped_status(stopped: Stopped) -> StatusCode {
+    match stopped {
+        Stopped::OperationBudget(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Stopped::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 async fn verify(State(state): State<ServerState>, request: Request) -> Response {
-    let posted = match read_posted(&state, request).await {
-        Ok(posted) => posted,
+    let body = match read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let keys = state.keys.snapshot();
@@ -213,66 +265,48 @@ async fn verify(State(state): State<ServerState>, request: Request) -> Response 
         return text(StatusCode::SERVICE_UNAVAILABLE, NO_KEY_YET);
     }
     let accept_deprecated_v1_data = state.settings.accept_deprecated_v1_data;
-    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        reseal::verify(&posted, &keys, accept_deprecated_v1_data)
+    let outcome = run_blocking(&state, body, move |posted, cancel| {
+        reseal::verify(&posted, &keys, accept_deprecated_v1_data, cancel)
     })
     .await;
     match outcome {
+        Err(response) => response,
         Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err(error)) => text(StatusCode::CONFLICT, format!("{error}\n")),
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the unseal task failed\n",
+        Ok(Err(VerifyError::Stopped(stopped))) => text(
+            stopped_status(stopped),
+            format!("cannot verify: {stopped}\n"),
         ),
+        Ok(Err(error)) => text(StatusCode::CONFLICT, format!("{error}\n")),
     }
 }
 
 async fn rotate(State(state): State<ServerState>, request: Request) -> Response {
-    let posted = match read_posted(&state, request).await {
-        Ok(posted) => posted,
+    let body = match read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
     let keys = state.keys.snapshot();
-    let permit = state.unseal_permits.clone().acquire_owned().await.ok();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+    let outcome = run_blocking(&state, body, move |posted, cancel| {
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        reseal::rotate(posted, &keys, &rng)
+        reseal::rotate(posted, &keys, &rng, cancel)
+            .and_then(|document| serde_json::to_vec(&document).map_err(|_| RotateError::Encode))
     })
     .await;
     let error = match outcome {
-        Ok(Ok(document)) => {
-            return match serde_json::to_vec(&document) {
-                Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-                Err(_) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "encoding the answer failed\n",
-                ),
-            };
+        Err(response) => return response,
+        Ok(Ok(json)) => {
+            return ([(header::CONTENT_TYPE, "application/json")], json).into_response();
         }
         Ok(Err(error)) => error,
-        Err(_) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the re-seal task failed\n",
-            );
-        }
     };
     let code = match &error {
         RotateError::NoKeys => StatusCode::SERVICE_UNAVAILABLE,
         RotateError::Unseal(_) => StatusCode::CONFLICT,
         RotateError::LegacyData => StatusCode::UNPROCESSABLE_ENTITY,
-        RotateError::Seal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RotateError::Seal(_) | RotateError::Encode => StatusCode::INTERNAL_SERVER_ERROR,
+        RotateError::Stopped(stopped) => stopped_status(*stopped),
     };
     text(code, format!("{error}\n"))
-}
-
-/// Reads and parses a posted SealedSecret, or the response that says why not.
-async fn read_posted(state: &ServerState, request: Request) -> Result<reseal::Posted, Response> {
-    let body = read_body(request, MAX_BODY_BYTES, state.settings.read_timeout).await?;
-    reseal::parse(&body).map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))
 }
 
 /// The whole body, at most `limit` bytes, within `timeout`.
@@ -306,11 +340,21 @@ async fn read_body(request: Request, limit: usize, timeout: Duration) -> Result<
     }
 }
 
+/// A plain-text answer; messages longer than [`MAX_ERROR_BODY_BYTES`] are cut there.
 fn text(code: StatusCode, message: impl Into<String>) -> Response {
+    let mut message = message.into();
+    if message.len() > MAX_ERROR_BODY_BYTES {
+        let mut end = MAX_ERROR_BODY_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" … (cut)\n");
+    }
     (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        message.into(),
+        message,
     )
         .into_response()
 }
@@ -340,7 +384,7 @@ async fn rate_limit(State(state): State<ServerState>, request: Request, next: Ne
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let client = client_of(&request);
+    let client = client_of(&request, state.settings.trust_forwarded_for);
     match state.limiter.check(&route, &client, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -363,19 +407,30 @@ async fn rate_limit(State(state): State<ServerState>, request: Request, next: Ne
     }
 }
 
-/// Who is asking: the address the nearest proxy (the API server's service proxy) appended to
-/// X-Forwarded-For, else the peer address. Bitnami varies its limit by X-Forwarded-For too.
-fn client_of(request: &Request) -> String {
-    let forwarded = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty());
-    if let Some(address) = forwarded {
-        return address.to_owned();
+/// Who is asking, for the rate limit: the connection's peer address; with
+/// `--rate-limit-trust-forwarded-for`, the last address in X-Forwarded-For (the one the proxy
+/// nearest to us appended) when there is one.
+///
+/// X-Forwarded-For is whatever the client wrote unless a proxy we trust rewrites it, so by
+/// default it is ignored: 1000 requests with 1000 made-up addresses are one client. Behind the
+/// API server's service proxy (how kubeseal and `sealbox` reach `/v1/verify` and `/v1/rotate`)
+/// every request arrives from the API server, so the limit is per API server replica, shared
+/// by all its users: it bounds the load the proxy can bring, not what one user may do. (The
+/// API server appends the caller's address to X-Forwarded-For, but it does not drop what the
+/// caller sent, and the caller is anyone allowed to use the service proxy.)
+fn client_of(request: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty());
+        if let Some(address) = forwarded {
+            return address.to_owned();
+        }
     }
     request
         .extensions()
@@ -452,18 +507,32 @@ impl Bucket {
 }
 
 /// Serves `router` on `listener` until `stop` turns true, then lets open requests finish (for
-/// a few seconds at most). Headers must arrive within `header_timeout`; each request carries
+/// a few seconds at most). Headers must arrive within `header_timeout`, which hyper also
+/// applies while a kept-alive connection waits for its next request (so it is the idle
+/// timeout too, as Go's `IdleTimeout` defaults to `ReadTimeout`); an answer whose writing
+/// makes no progress for as long ends its connection ([`WriteStall`]). Each request carries
 /// the peer address as [`ConnectInfo`].
+///
+/// At most `max_connections` are open at once. A connection accepted past that makes the
+/// oldest one finish its request (if it is in one) and close, then waits for its slot: a flood
+/// of idle connections can neither grow memory nor keep the kubelet's probes out for longer
+/// than it takes to cycle through `max_connections` connections.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    max_connections: usize,
     mut stop: watch::Receiver<bool>,
 ) {
+    // An answer the client stops reading holds its connection (and its slot) for no longer.
+    let write_stall_timeout = header_timeout;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
+    let max_connections = max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max_connections));
+    // Each open connection's "close when you can", oldest first.
+    let mut oldest: VecDeque<oneshot::Sender<()>> = VecDeque::new();
     // Aborting the server task aborts its connections with it.
     let mut connections = JoinSet::new();
     loop {
@@ -481,6 +550,28 @@ pub async fn serve(
                 continue;
             }
         };
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                while let Some(close) = oldest.pop_front() {
+                    if close.send(()).is_ok() {
+                        break;
+                    }
+                }
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        };
+        let (close, closing) = oneshot::channel();
+        oldest.push_back(close);
+        if oldest.len() > 2 * max_connections {
+            oldest.retain(|close| !close.is_closed());
+        }
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
             request.extensions_mut().insert(ConnectInfo(peer));
@@ -491,17 +582,128 @@ pub async fn serve(
                 response
             }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let stream = WriteStall::new(stream, write_stall_timeout);
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut stopping = stop.clone();
         connections.spawn(async move {
-            if let Err(e) = connection.await {
+            let _permit = permit;
+            let mut connection = std::pin::pin!(connection);
+            let stopped = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let finished = tokio::select! {
+                result = connection.as_mut() => Some(result),
+                _ = closing => None,
+                () = stopped => None,
+            };
+            let result = match finished {
+                Some(result) => result,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
                 debug!(error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN_GRACE) => debug!("stopped with requests still open"),
+    // Open connections finish their requests (they saw `stop`), for a few seconds at most.
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_GRACE, drained).await.is_err() {
+        debug!("stopped with requests still open");
+    }
+}
+
+/// A stream whose writes fail once they have made no progress for `limit`: a client that
+/// stops reading its answer cannot hold its connection forever.
+#[derive(Debug)]
+struct WriteStall<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteStall<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteStall {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// `poll` made no progress: whether the stall has lasted too long.
+    fn stalled_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        self.stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)))
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+    }
+
+    fn progress<T>(
+        &mut self,
+        poll: Poll<std::io::Result<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<T>> {
+        match poll {
+            Poll::Pending if self.stalled_too_long(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading the answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.progress(poll, cx)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.progress(poll, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.progress(poll, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.progress(poll, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -548,16 +750,20 @@ mod tests {
     }
 
     #[test]
-    fn the_nearest_proxys_address_names_the_client() {
-        let request = Request::builder()
+    fn forwarded_for_names_the_client_only_when_trusted() {
+        let mut request = Request::builder()
             .header("x-forwarded-for", "10.0.0.9, 192.168.1.5")
             .body(Body::empty())
             .expect("request");
-        assert_eq!(client_of(&request), "192.168.1.5");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 7], 4000))));
+        assert_eq!(client_of(&request, false), "127.0.0.7");
+        assert_eq!(client_of(&request, true), "192.168.1.5");
         let mut direct = Request::new(Body::empty());
         direct
             .extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 7], 4000))));
-        assert_eq!(client_of(&direct), "127.0.0.7");
+        assert_eq!(client_of(&direct, true), "127.0.0.7");
     }
 }

@@ -4,8 +4,14 @@
 //! worked for this object, then every other key newest first. Within one object, the key that
 //! decrypted a value is tried first for the next, so the common case costs one private-key
 //! operation per value whatever the number of keys.
+//!
+//! Work for an HTTP request is bounded on top of that ([`KeyOrder::limited`]): a number of
+//! private-key operations, and a [`Cancel`] that the request's end or deadline sets.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use sealbox_crypto::{Error as CryptoError, Fingerprint};
 use zeroize::Zeroizing;
@@ -14,11 +20,101 @@ use crate::bounds::{self, MAX_MESSAGE, MAX_NAME_IN_MESSAGE, MAX_PATH_IN_MESSAGE,
 use crate::keys::Keys;
 use crate::keys::trust::KeyMarker;
 
+/// Tells work done for a request that nobody waits for it any more: set when the request ends
+/// (its future is dropped: the client went away, or `--write-timeout` passed) or at its
+/// deadline. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    flag: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Cancel {
+    /// A flag that is also set, in effect, at `deadline`.
+    pub fn with_deadline(deadline: Instant) -> Cancel {
+        Cancel {
+            flag: Arc::default(),
+            deadline: Some(deadline),
+        }
+    }
+
+    /// Stops the work.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the work must stop (the flag is set or the deadline passed; the deadline's
+    /// passing also sets the flag, so readers of [`Cancel::flag`] see it).
+    pub fn is_cancelled(&self) -> bool {
+        if self.flag.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.cancel();
+            return true;
+        }
+        false
+    }
+
+    /// The flag itself, for code that only polls an [`AtomicBool`].
+    pub fn flag(&self) -> &AtomicBool {
+        &self.flag
+    }
+
+    /// A guard that cancels when dropped: held by the request's future, so that dropping the
+    /// future (disconnect, timeout) stops its blocking work.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.clone())
+    }
+}
+
+/// Cancels its [`Cancel`] when dropped.
+#[derive(Debug)]
+pub struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Why a limited [`KeyOrder`] stopped trying keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The private-key operations allowed were used up.
+    OperationBudget(usize),
+    /// The request ended or passed its deadline.
+    Cancelled,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stopped::OperationBudget(budget) => write!(
+                f,
+                "stopped after {budget} private-key operations (twice the number of values plus \
+                 the number of keys): the values do not decrypt, or were sealed with several keys \
+                 in turn"
+            ),
+            Stopped::Cancelled => f.write_str("the request ended before its work did"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Limit {
+    budget: usize,
+    left: usize,
+    cancel: Cancel,
+}
+
 /// The order in which one object's values try the keys.
 #[derive(Debug, Clone)]
 pub struct KeyOrder {
     order: Vec<usize>,
     last_used: Option<usize>,
+    limit: Option<Limit>,
+    stopped: Option<Stopped>,
 }
 
 impl KeyOrder {
@@ -40,6 +136,49 @@ impl KeyOrder {
         KeyOrder {
             order,
             last_used: None,
+            limit: None,
+            stopped: None,
+        }
+    }
+
+    /// The same order, trying at most `max_operations` private-key operations in all and none
+    /// once `cancel` is set. Past either, every value fails at once and [`KeyOrder::stopped`]
+    /// says why.
+    pub fn limited(mut self, max_operations: usize, cancel: Cancel) -> Self {
+        self.limit = Some(Limit {
+            budget: max_operations,
+            left: max_operations,
+            cancel,
+        });
+        self
+    }
+
+    /// Why a limited order stopped trying keys, if it did.
+    pub fn stopped(&self) -> Option<Stopped> {
+        self.stopped
+    }
+
+    /// Takes one operation from the limit, or says why not.
+    fn may_try(&mut self) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
+        let Some(limit) = &mut self.limit else {
+            return true;
+        };
+        if limit.cancel.is_cancelled() {
+            self.stopped = Some(Stopped::Cancelled);
+            return false;
+        }
+        match limit.left.checked_sub(1) {
+            Some(left) => {
+                limit.left = left;
+                true
+            }
+            None => {
+                self.stopped = Some(Stopped::OperationBudget(limit.budget));
+                false
+            }
         }
     }
 
@@ -56,7 +195,11 @@ impl KeyOrder {
         ciphertext: &[u8],
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        for (rank, &position) in self.order.iter().enumerate() {
+        for rank in 0..self.order.len() {
+            if !self.may_try() {
+                return Err(CryptoError::NoKeyCouldDecrypt);
+            }
+            let position = self.order[rank];
             let entry = &keys.entries()[position];
             match sealbox_crypto::unseal(entry.private_key(), ciphertext, label) {
                 Ok(plaintext) => {

@@ -5,8 +5,12 @@
 //! Bitnami Sealed Secrets field for field so existing sealed files, dashboards and health checks
 //! keep working.
 //!
+//! [`decode`] is the bounded reader of untrusted JSON and YAML that the controller's API and
+//! the CLI share.
+//!
 //! Depends on `sealbox-crypto` only for the sealing scope; no client, no runtime.
 
+pub mod decode;
 mod sealed_secret;
 
 pub use sealed_secret::{
