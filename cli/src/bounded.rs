@@ -12,6 +12,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::path::Path;
 
+use sealbox_crds::decode::{Limits, decode_document};
 use zeroize::Zeroizing;
 
 /// A size limit and what it is for, for messages.
@@ -85,23 +86,17 @@ pub const CONTROLLER_ANSWER: Limit = Limit {
     what: "an answer of the controller",
 };
 
-/// The most `[` and `{` characters a kubeconfig or `.sealbox.yaml` may hold before it is
-/// parsed. The YAML parser's work grows with the square of flow nesting depth (100 KB of `[`
-/// in a kubeconfig took 12 s of CPU), and this count bounds the depth from above whatever
-/// surrounds the brackets; at 2048 the worst case is ~35 ms. Both files are block-style YAML
-/// with a few flow mappings (`context: {cluster: c}`) per entry.
-pub const MAX_YAML_FLOW_OPENINGS: usize = 2048;
-
-/// Refuses YAML text with more than [`MAX_YAML_FLOW_OPENINGS`] flow openings, with a message
-/// for a parse error.
-pub fn check_yaml_flow(text: &str) -> Result<(), String> {
-    let openings = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
-    if openings > MAX_YAML_FLOW_OPENINGS {
-        return Err(format!(
-            "more than {MAX_YAML_FLOW_OPENINGS} '[' and '{{' (flow collections nest too deep to parse safely; write it in block style)"
-        ));
-    }
-    Ok(())
+/// Parses YAML (or JSON) text already read within `limit` into `T` through the shared bounded
+/// decoder: nesting is checked before the parser runs (its work grows with the square of flow
+/// depth: 100 KB of `[` in a kubeconfig took 12 s of CPU) and alias expansion is bounded. The
+/// message names the field (`contexts[0].context: …`) and never quotes the text.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, limit: Limit) -> Result<T, String> {
+    let limits = Limits::new(usize::try_from(limit.bytes).unwrap_or(usize::MAX));
+    let value = decode_document(text.as_bytes(), &limits).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string() {
+        path if path == "." => e.into_inner().to_string(),
+        path => format!("{path}: {}", e.into_inner()),
+    })
 }
 
 /// The error inside the [`io::Error`] of a read past its limit.

@@ -100,8 +100,7 @@ impl RepoConfig {
                 ignore: Vec::new(),
             }
         } else {
-            bounded::check_yaml_flow(text).map_err(invalid)?;
-            serde_norway::from_str(text).map_err(|e| invalid(e.to_string()))?
+            bounded::parse_yaml(text, bounded::REPO_CONFIG).map_err(invalid)?
         };
         let file = absolute(file);
         let dir = file.parent().map(Path::to_owned).unwrap_or_default();
@@ -329,7 +328,7 @@ ignore: ["charts/**"]
         let yaml = format!("rules: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
         let err = RepoConfig::parse(Path::new("/r/.sealbox.yaml"), &yaml).unwrap_err();
         assert!(
-            err.to_string().contains("more than 2048 '[' and '{'"),
+            err.to_string().contains("nested deeper than 64 levels"),
             "{err}"
         );
     }

@@ -613,7 +613,9 @@ mod tests {
         let err = read_input(None, big).unwrap_err();
         let source = std::error::Error::source(&err).map(ToString::to_string);
         assert!(
-            source.as_deref().is_some_and(|s| s.contains("larger than 64 MiB")),
+            source
+                .as_deref()
+                .is_some_and(|s| s.contains("larger than 64 MiB")),
             "{err}: {source:?}"
         );
     }

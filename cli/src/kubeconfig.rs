@@ -94,8 +94,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<Kubeconfig, String> {
     if text.trim().is_empty() {
         return Ok(Kubeconfig::default());
     }
-    bounded::check_yaml_flow(text)?;
-    serde_norway::from_str(text).map_err(|e| e.to_string())
+    bounded::parse_yaml(text, bounded::KUBECONFIG)
 }
 
 fn namespace_of(
@@ -167,7 +166,7 @@ mod tests {
             "]".repeat(depth)
         );
         let reason = parse(yaml.as_bytes()).unwrap_err();
-        assert!(reason.contains("'[' and '{'"), "{reason}");
+        assert!(reason.contains("nested deeper than 64 levels"), "{reason}");
     }
 
     #[test]
