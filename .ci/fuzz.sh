@@ -53,7 +53,7 @@ fuzz() { RUSTC_BOOTSTRAP=1 "$cargo_fuzz" fuzz "$@"; }
 targets="${FUZZ_TARGETS:-$(fuzz list)}"
 
 start=$(date +%s)
-say "building $(echo "$targets" | wc -w) targets (sanitizer: $sanitizer)"
+say "building every fuzz target (sanitizer: $sanitizer)"
 RUSTC_BOOTSTRAP=1 nice -n 19 "$cargo_fuzz" fuzz build --sanitizer "$sanitizer" --target-dir "$target_dir"
 built=$(date +%s)
 say "build took $((built - start)) s"
@@ -86,7 +86,7 @@ for target in $targets; do
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
     if [ -z "$execs" ]; then
         # No final stats (a crash): the last status line's count.
-        execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
+        execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || true)
     fi
     crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     if [ "$status" -eq 0 ]; then
