@@ -6,6 +6,7 @@
 use aws_lc_rs::rand::SystemRandom;
 use libfuzzer_sys::fuzz_target;
 use sealbox_controller::reseal;
+use sealbox_controller::unseal::Cancel;
 use sealbox_fuzz::keys;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let keys = keys();
-    let _ = reseal::verify(&posted, keys, false);
-    let _ = reseal::verify(&posted, keys, true);
-    let _ = reseal::rotate(posted, keys, &SystemRandom::new());
+    // Never cancelled: the fuzzer looks for panics and hangs in the work itself.
+    let cancel = Cancel::default();
+    let _ = reseal::verify(&posted, keys, false, &cancel);
+    let _ = reseal::verify(&posted, keys, true, &cancel);
+    let _ = reseal::rotate(posted, keys, &SystemRandom::new(), &cancel);
 });
