@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -28,8 +28,9 @@ use sealbox_crypto::scope::{
 use sealbox_tests::{ApiServer, FaultRule};
 use serde_json::json;
 use support::{
-    BoxError, CONTROLLER_NS, NS, TestResult, WAIT, http_get, init_logs, map, pair, plain_secret,
-    seal, secret_data, start_controller, template, test_key_secret, until,
+    Backend, BoxError, CONTROLLER_NS, Kind, NS, TestResult, WAIT, both_backends, http_get,
+    init_logs, map, pair, plain_secret, seal, secret_data, start_controller, template,
+    test_key_secret, until,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -55,34 +56,39 @@ fn sealed_secret_with(
 // Harness
 
 struct Harness {
-    server: ApiServer,
+    backend: Backend,
     client: Client,
     running: Option<Running>,
 }
 
 impl Harness {
-    /// A fresh API double with the CRD and the given test keys stored, and the controller
+    /// A backend of `kind` with the CRD and the given test keys stored, and the controller
     /// started with `args`.
-    async fn start(keys: &[usize], args: &[&str]) -> Result<Harness, BoxError> {
-        let harness = Harness::without_controller(keys).await?;
+    async fn start(kind: Kind, keys: &[usize], args: &[&str]) -> Result<Harness, BoxError> {
+        let harness = Harness::without_controller(kind, keys).await?;
         harness.with_controller(args).await
     }
 
-    async fn without_controller(keys: &[usize]) -> Result<Harness, BoxError> {
-        Ok(Harness::on(support::api_server(keys).await?))
+    async fn without_controller(kind: Kind, keys: &[usize]) -> Result<Harness, BoxError> {
+        Ok(Harness::on(Backend::start(kind, keys).await?))
     }
 
-    /// A harness on `server`, no controller started yet.
-    fn on(server: ApiServer) -> Harness {
+    /// A harness on `backend`, no controller started yet.
+    fn on(backend: Backend) -> Harness {
         Harness {
-            client: server.client(),
-            server,
+            client: backend.client(),
+            backend,
             running: None,
         }
     }
 
+    /// The double, for what only it can do; `None` on the real plane.
+    fn double(&self) -> Option<&ApiServer> {
+        self.backend.double()
+    }
+
     async fn with_controller(mut self, args: &[&str]) -> Result<Harness, BoxError> {
-        self.running = Some(start_controller(&self.server, args).await?);
+        self.running = Some(self.backend.start_controller(args).await?);
         Ok(self)
     }
 
@@ -215,12 +221,12 @@ impl Harness {
 
     /// Successful writes (create, update, patch) of one Secret, from the request log.
     fn secret_writes(&self, namespace: &str, name: &str) -> usize {
-        support::secret_writes(&self.server, namespace, name)
+        support::secret_writes_in(&self.backend.request_log(), namespace, name)
     }
 
     /// Successful status writes of one SealedSecret.
     fn status_writes(&self, namespace: &str, name: &str) -> usize {
-        self.server
+        self.backend
             .request_log()
             .iter()
             .filter(|r| {
@@ -235,7 +241,7 @@ impl Harness {
 
     /// Requests about Secrets in `namespace` so far.
     fn secret_requests(&self, namespace: &str) -> usize {
-        self.server
+        self.backend
             .request_log()
             .iter()
             .filter(|r| {
@@ -322,11 +328,10 @@ fn owner_uid(secret: &Secret) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-/// 1. New SealedSecret → Secret with data and template labels; Synced=True with equal times;
+/// Scenario 1: New SealedSecret → Secret with data and template labels; Synced=True with equal times;
 /// event Unsealed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s01_new_sealed_secret_becomes_a_secret(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let mut sealed = sealed_secret(NS, "db", 0, &[("password", "hunter2"), ("user", "admin")]);
     sealed.spec.template = Some(template(&[("app", "web")], &[("note", "sealed")]));
     let created = h.create(&sealed).await?;
@@ -342,8 +347,22 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
         Some(map(&[("note", "sealed")]))
     );
     assert_eq!(owner_uid(&secret), created.uid());
-    let managers = h.server.field_managers(&secrets_gvr(), Some(NS), "db");
-    assert!(managers.contains_key(FIELD_MANAGER), "{managers:?}");
+    // The field manager of the server-side apply: the double keeps it aside (it serves no
+    // managedFields), the real API server in metadata.managedFields.
+    let managers: BTreeSet<String> = match h.double() {
+        Some(server) => server
+            .field_managers(&secrets_gvr(), Some(NS), "db")
+            .into_keys()
+            .collect(),
+        None => secret
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.manager.clone())
+            .collect(),
+    };
+    assert!(managers.contains(FIELD_MANAGER), "{managers:?}");
 
     let status = h.synced(NS, "db", "True").await?;
     let condition = status.synced_condition().ok_or("condition")?;
@@ -393,10 +412,9 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
     Ok(())
 }
 
-/// 2. Updating a value updates the Secret; observedGeneration 2; lastTransitionTime unchanged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s02_updated_value_updates_the_secret() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 2: Updating a value updates the Secret; observedGeneration 2; lastTransitionTime unchanged.
+async fn s02_updated_value_updates_the_secret(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 0, &[("password", "one")]))
         .await?;
     let first = h.synced(NS, "db", "True").await?;
@@ -428,10 +446,9 @@ async fn s02_updated_value_updates_the_secret() -> TestResult {
     Ok(())
 }
 
-/// 3. A renamed encrypted key and an appended key sealed separately both appear.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s03_renamed_and_appended_keys() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 3: A renamed encrypted key and an appended key sealed separately both appear.
+async fn s03_renamed_and_appended_keys(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let original = sealed_secret(NS, "db", 0, &[("old-name", "value-1")]);
     h.create(&original).await?;
     h.secret_where(NS, "db", |s| {
@@ -462,11 +479,10 @@ async fn s03_renamed_and_appended_keys() -> TestResult {
     Ok(())
 }
 
-/// 4. An existing Secret annotated `managed` is taken over: owner set; data, labels and
+/// Scenario 4: An existing Secret annotated `managed` is taken over: owner set; data, labels and
 /// annotations replaced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s04_managed_secret_is_taken_over() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s04_managed_secret_is_taken_over(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[(MANAGED_ANNOTATION, "true"), ("someone", "else")],
@@ -495,10 +511,9 @@ async fn s04_managed_secret_is_taken_over() -> TestResult {
     Ok(())
 }
 
-/// 5. `managed` + `patch`: owner set, keys and labels merged, annotations kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s05_managed_and_patch_merges_and_takes_ownership() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 5: `managed` + `patch`: owner set, keys and labels merged, annotations kept.
+async fn s05_managed_and_patch_merges_and_takes_ownership(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[
@@ -536,10 +551,9 @@ async fn s05_managed_and_patch_merges_and_takes_ownership() -> TestResult {
     Ok(())
 }
 
-/// 6. `patch` alone: merged without an owner; also into an empty existing Secret.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s06_patch_merges_without_owner() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 6: `patch` alone: merged without an owner; also into an empty existing Secret.
+async fn s06_patch_merges_without_owner(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[(PATCH_ANNOTATION, "true")],
@@ -581,11 +595,10 @@ async fn s06_patch_merges_without_owner() -> TestResult {
     Ok(())
 }
 
-/// 7. An existing unannotated Secret is left untouched; status False "already exists and is
+/// Scenario 7: An existing unannotated Secret is left untouched; status False "already exists and is
 /// not managed".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s07_foreign_secret_is_refused() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s07_foreign_secret_is_refused(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[],
@@ -617,11 +630,10 @@ async fn s07_foreign_secret_is_refused() -> TestResult {
     Ok(())
 }
 
-/// 8. Drift: a deleted owned Secret is recreated, edited data is restored, an unowned Secret's
+/// Scenario 8: Drift: a deleted owned Secret is recreated, edited data is restored, an unowned Secret's
 /// deletion is left alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s08_drift_is_corrected_for_owned_secrets_only() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s08_drift_is_corrected_for_owned_secrets_only(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 0, &[("password", "right")]))
         .await?;
     let first = h.secret_where(NS, "db", |_| true).await?;
@@ -661,11 +673,10 @@ async fn s08_drift_is_corrected_for_owned_secrets_only() -> TestResult {
     Ok(())
 }
 
-/// 9. Sealed with a key the controller lacks → no Secret, status False, ErrUnsealFailed; once
+/// Scenario 9: Sealed with a key the controller lacks → no Secret, status False, ErrUnsealFailed; once
 /// that key is added as a key Secret (no restart) → the Secret appears.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s09_missing_key_then_key_added_without_restart(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 5, &[("password", "later")]))
         .await?;
     let message = h.failure_message(NS, "db").await?;
@@ -716,11 +727,10 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     Ok(())
 }
 
-/// 10. Custom type and immutable; updating an immutable target → ErrUpdateFailed naming
+/// Scenario 10: Custom type and immutable; updating an immutable target → ErrUpdateFailed naming
 /// immutability, no retry storm.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s10_custom_type_and_immutable_secrets() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s10_custom_type_and_immutable_secrets(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let config = r#"{"auths":{"registry.example":{"auth":"dXNlcjpwYXNz"}}}"#;
     let mut sealed = sealed_secret(NS, "pull", 0, &[(".dockerconfigjson", config)]);
     sealed.spec.template = Some(SecretTemplateSpec {
@@ -764,11 +774,10 @@ async fn s10_custom_type_and_immutable_secrets() -> TestResult {
     Ok(())
 }
 
-/// 11. Scopes: strict moved → refused; namespace-wide renamed → works, moved namespace →
+/// Scenario 11: Scopes: strict moved → refused; namespace-wide renamed → works, moved namespace →
 /// refused; cluster-wide moved anywhere → works; a template annotation cannot widen the scope.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s11_scopes_bind_values_to_names_and_namespaces(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let moved = |from: SealedSecret, namespace: &str, name: &str| {
         let mut to = SealedSecret::new(name, from.spec.clone());
         to.metadata.namespace = Some(namespace.into());
@@ -827,11 +836,10 @@ async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
     Ok(())
 }
 
-/// 12. template.data renders with the values, including a key with a dash, and over no
+/// Scenario 12: template.data renders with the values, including a key with a dash, and over no
 /// encryptedData at all.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s12_template_data() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s12_template_data(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let mut sealed = sealed_secret(NS, "db", 0, &[("user", "admin"), ("pass-word", "pw")]);
     sealed.spec.template = Some(SecretTemplateSpec {
         data: Some(map(&[
@@ -871,18 +879,20 @@ async fn s12_template_data() -> TestResult {
     Ok(())
 }
 
-/// 13. Invalid base64, legacy spec.data and an object of the wrong shape each get status False
+/// Scenario 13: Invalid base64, legacy spec.data and an object of the wrong shape each get status False
 /// naming the key or field; other SealedSecrets keep reconciling.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
+async fn s13_malformed_sealed_secrets_fail_alone(kind: Kind) -> TestResult {
     // A looser schema than ours, so an object of the wrong shape can be stored at all (a CRD
     // from another release, or one edited by hand).
     let mut crd = serde_json::to_value(SealedSecret::crd())?;
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
         json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
-    let h = Harness::on(support::api_server_with_crd(crd, &[0]).await?)
-        .with_controller(&[])
-        .await?;
+    // The real plane keeps deploy/'s CRD, whose schema refuses that object.
+    let backend = match kind {
+        Kind::Double => Backend::Double(support::api_server_with_crd(crd, &[0]).await?),
+        Kind::Real => Backend::start(kind, &[0]).await?,
+    };
+    let h = Harness::on(backend).with_controller(&[]).await?;
 
     let mut bad_base64 = sealed_secret(NS, "bad-base64", 0, &[("good", "1")]);
     bad_base64
@@ -904,10 +914,32 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
         "metadata": { "name": "wrong-shape", "namespace": NS },
         "spec": { "encryptedData": { "password": 42 } }
     });
-    h.server.put_object(
-        &GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets"),
-        wrong_shape,
-    )?;
+    let sealed_gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
+    match h.double() {
+        Some(server) => {
+            server.put_object(&sealed_gvr, wrong_shape)?;
+        }
+        None => {
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                h.client.clone(),
+                NS,
+                &kube::api::ApiResource::from_gvk_with_plural(
+                    &kube::api::GroupVersionKind::gvk("bitnami.com", "v1alpha1", "SealedSecret"),
+                    "sealedsecrets",
+                ),
+            );
+            let refused = api
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(wrong_shape)?,
+                )
+                .await;
+            assert!(
+                matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422),
+                "the CRD's schema refuses a number as a value: {refused:?}"
+            );
+        }
+    }
 
     h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
         .await?;
@@ -920,26 +952,27 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
     assert!(!m.contains("good"), "{m}");
     let m = h.failure_message(NS, "legacy").await?;
     assert!(m.contains("spec.data"), "{m}");
-    // Not readable as a typed SealedSecret: read the stored object.
-    let gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
-    let mut last = None;
-    let stored = eventually(
-        || async { h.server.get_object(&gvr, Some(NS), "wrong-shape") },
-        |o| o["status"]["conditions"][0]["status"] == "False",
-        &mut last,
-    )
-    .await
-    .ok_or_else(|| format!("wrong-shape never got Synced=False: {last:?}"))?;
-    let m = stored["status"]["conditions"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(m.contains("spec.encryptedData.password"), "{m}");
-    assert!(!m.contains("42"), "{m}");
-    assert_eq!(
-        stored["status"]["observedGeneration"],
-        stored["metadata"]["generation"]
-    );
+    if let Some(server) = h.double() {
+        // Not readable as a typed SealedSecret: read the stored object.
+        let mut last = None;
+        let stored = eventually(
+            || async { server.get_object(&sealed_gvr, Some(NS), "wrong-shape") },
+            |o| o["status"]["conditions"][0]["status"] == "False",
+            &mut last,
+        )
+        .await
+        .ok_or_else(|| format!("wrong-shape never got Synced=False: {last:?}"))?;
+        let m = stored["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(m.contains("spec.encryptedData.password"), "{m}");
+        assert!(!m.contains("42"), "{m}");
+        assert_eq!(
+            stored["status"]["observedGeneration"],
+            stored["metadata"]["generation"]
+        );
+    }
 
     let secret = h.secret_where(NS, "fine", |_| true).await?;
     assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
@@ -954,20 +987,24 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
     Ok(())
 }
 
-/// 14. First start without keys: /healthz answers while the key is generated; the key Secret
+/// Scenario 14: First start without keys: /healthz answers while the key is generated; the key Secret
 /// has Bitnami's shape; a second start reuses it; renewal adds keys and keeps the old ones;
 /// a cutoff time forces a new key.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
-    let mut h = Harness::without_controller(&[]).await?;
-    // Slow API: the key cannot be stored for a while, and /healthz must not wait for it.
-    h.server.set_latency(Duration::from_millis(300));
+async fn s14_key_generation_reuse_renewal_and_cutoff(kind: Kind) -> TestResult {
+    let mut h = Harness::without_controller(kind, &[]).await?;
+    // Slow API (the double only): the key cannot be stored for a while, and /healthz must not
+    // wait for it.
+    if let Some(server) = h.double() {
+        server.set_latency(Duration::from_millis(300));
+    }
     h = h.with_controller(&[]).await?;
     let addr = h.running().local_addr();
     assert_eq!(http_get(addr, "/healthz").await?.0, 200);
-    assert_eq!(http_get(addr, "/readyz").await?.0, 503);
-    assert!(!h.running().keys().is_ready());
-    h.server.set_latency(Duration::ZERO);
+    if let Some(server) = h.double() {
+        assert_eq!(http_get(addr, "/readyz").await?.0, 503);
+        assert!(!h.running().keys().is_ready());
+        server.set_latency(Duration::ZERO);
+    }
     until("the first key", || h.running().keys().is_ready()).await?;
     until("readiness", || h.running().is_ready()).await?;
     assert_eq!(http_get(addr, "/readyz").await?.0, 200);
@@ -1076,40 +1113,25 @@ async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
     Ok(())
 }
 
-/// 15. Under injected API faults every SealedSecret converges and no Secret is written twice
+/// Scenario 15: Under injected API faults every SealedSecret converges and no Secret is written twice
 /// for the same content.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
-    h.server.fail_next(
-        FaultRule::status(500)
-            .resource("secrets")
-            .method("PATCH")
-            .times(3),
-    );
-    h.server.fail_next(
-        FaultRule::status(500)
-            .resource("secrets")
-            .verb("get")
-            .times(2),
-    );
-    h.server.fail_next(
-        FaultRule::status(409)
-            .resource("sealedsecrets/status")
-            .times(3),
-    );
-    h.server
-        .fail_next(FaultRule::status(500).resource("events").times(2));
+async fn s15_converges_under_faults_without_duplicate_writes(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
+    // Faults on the double only: the real plane shows the same without them.
+    let double = h.double();
+    if let Some(server) = double {
+        inject_faults(server);
+    }
 
     let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         h.create(&sealed_secret(NS, name, 0, &[("value", &format!("v{i}"))]))
             .await?;
-        if i == 3 {
-            h.server.cut_watches();
+        if let (3, Some(server)) = (i, double) {
+            server.cut_watches();
         }
-        if i == 5 {
-            h.server.compact();
+        if let (5, Some(server)) = (i, double) {
+            server.compact();
         }
     }
     for (i, name) in names.iter().enumerate() {
@@ -1120,8 +1142,10 @@ async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
         h.synced(NS, name, "True").await?;
     }
     // More disruption after convergence: relists must not rewrite anything.
-    h.server.cut_watches();
-    h.server.compact();
+    if let Some(server) = double {
+        server.cut_watches();
+        server.compact();
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for name in &names {
         assert_eq!(
@@ -1133,12 +1157,33 @@ async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
     Ok(())
 }
 
+fn inject_faults(server: &ApiServer) {
+    server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .method("PATCH")
+            .times(3),
+    );
+    server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .verb("get")
+            .times(2),
+    );
+    server.fail_next(
+        FaultRule::status(409)
+            .resource("sealedsecrets/status")
+            .times(3),
+    );
+    server.fail_next(FaultRule::status(500).resource("events").times(2));
+}
+
 /// A SealedSecret sealed for a 12-key registry with the hint costs one private-key operation
 /// per value; without the hint, keys are tried newest first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_key_operations_with_and_without_hint() -> TestResult {
     let all: Vec<usize> = (0..12).collect();
-    let h = Harness::start(&all, &[]).await?;
+    let h = Harness::start(Kind::Double, &all, &[]).await?;
     until("twelve keys", || h.running().keys().snapshot().len() == 12).await?;
     let ops = || h.running().keys().private_key_operations();
 
@@ -1173,15 +1218,16 @@ async fn private_key_operations_with_and_without_hint() -> TestResult {
 /// Also the legacy `sealed-secrets-key` Secret is loaded whatever its labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_verbs_and_legacy_key() -> TestResult {
-    let h = Harness::without_controller(&[]).await?;
+    let h = Harness::without_controller(Kind::Double, &[]).await?;
     let mut legacy = test_key_secret(3);
     legacy.metadata.name = Some("sealed-secrets-key".into());
     legacy.metadata.labels = None;
     h.secrets(CONTROLLER_NS)
         .create(&PostParams::default(), &legacy)
         .await?;
-    h.server.clear_request_log();
+    h.double().ok_or("the double")?.clear_request_log();
     let h = h.with_controller(&[]).await?;
+    let server = h.double().ok_or("the double")?;
     until("the legacy key", || h.running().keys().is_ready()).await?;
     assert_eq!(
         h.running()
@@ -1193,11 +1239,10 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
     );
 
     // The test's own requests go around the log: only the controller's are counted.
-    h.server.put(&sealed_secret(NS, "db", 3, &[("a", "1")]))?;
-    h.server
-        .put(&sealed_secret(NS, "broken", 0, &[("a", "1")]))?;
+    server.put(&sealed_secret(NS, "db", 3, &[("a", "1")]))?;
+    server.put(&sealed_secret(NS, "broken", 0, &[("a", "1")]))?;
     let condition = |name: &str| {
-        h.server
+        server
             .get::<SealedSecret>(Some(NS), name)
             .and_then(|s| s.synced_condition().map(|c| c.status.clone()))
     };
@@ -1206,9 +1251,9 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
         condition("broken").as_deref() == Some("False")
     })
     .await?;
-    assert!(h.server.get::<Secret>(Some(NS), "db").is_some());
+    assert!(server.get::<Secret>(Some(NS), "db").is_some());
 
-    let used: Vec<(String, String, String)> = h.server.rbac_summary().into_iter().collect();
+    let used: Vec<(String, String, String)> = server.rbac_summary().into_iter().collect();
     let allowed = [
         ("", "secrets", "get"),
         ("", "secrets", "list"),
@@ -1307,7 +1352,7 @@ async fn still_sealing_with_key_0(h: &Harness) -> TestResult {
 /// /v1/rotate keeps re-sealing to the real key. The legacy key name is refused the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+    let h = Harness::start(Kind::Double, &[0], &[]).await?;
     until("keys", || h.running().keys().is_ready()).await?;
     let attacker = attacker_pair();
     let tls_key = attacker.private_key.to_pkcs1_pem();
@@ -1365,7 +1410,7 @@ async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
 /// earlier Sealbox). The controller's own and an operator's key Secrets still are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
-    let h = Harness::without_controller(&[0]).await?;
+    let h = Harness::without_controller(Kind::Double, &[0]).await?;
     let owner = json!([{
         "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
         "name": "innocent", "uid": "3f1c5f4e-0000-4000-8000-000000000001", "controller": true
@@ -1419,7 +1464,7 @@ async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
     const MAX_MESSAGE: usize = 1024;
-    let h = Harness::start(&[0], &[]).await?;
+    let h = Harness::start(Kind::Double, &[0], &[]).await?;
 
     let mut many = sealed_secret(NS, "many-keys", 0, &[]);
     many.spec.encrypted_data = (0..2000)
@@ -1474,7 +1519,7 @@ async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
 /// an attacker's key and its label cannot be flipped back to active by a later template.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_labelled_secret_is_never_taken_over() -> TestResult {
-    let h = Harness::without_controller(&[0]).await?;
+    let h = Harness::without_controller(Kind::Double, &[0]).await?;
     let mut retired = test_key_secret(1);
     retired.metadata.name = Some("retired".into());
     retired.metadata.labels = Some(map(&[(KEY_LABEL, "retired")]));
@@ -1502,3 +1547,21 @@ async fn a_labelled_secret_is_never_taken_over() -> TestResult {
     still_sealing_with_key_0(&h).await?;
     Ok(())
 }
+
+both_backends!(
+    s01_new_sealed_secret_becomes_a_secret,
+    s02_updated_value_updates_the_secret,
+    s03_renamed_and_appended_keys,
+    s04_managed_secret_is_taken_over,
+    s05_managed_and_patch_merges_and_takes_ownership,
+    s06_patch_merges_without_owner,
+    s07_foreign_secret_is_refused,
+    s08_drift_is_corrected_for_owned_secrets_only,
+    s09_missing_key_then_key_added_without_restart,
+    s10_custom_type_and_immutable_secrets,
+    s11_scopes_bind_values_to_names_and_namespaces,
+    s12_template_data,
+    s13_malformed_sealed_secrets_fail_alone,
+    s14_key_generation_reuse_renewal_and_cutoff,
+    s15_converges_under_faults_without_duplicate_writes
+);
