@@ -1548,6 +1548,58 @@ async fn a_labelled_secret_is_never_taken_over() -> TestResult {
     Ok(())
 }
 
+/// How long the garbage collector may take. The real one (kube-controller-manager's) watches a
+/// new resource type such as SealedSecrets only after its next discovery, every 30 s, and a
+/// loaded machine is slower still; the double's collects at once.
+const GC_WAIT: Duration = Duration::from_secs(120);
+
+/// The garbage collector (the double's, or kube-controller-manager's on the real plane) deletes
+/// the Secret of a deleted SealedSecret through the controller's ownerReference; a Secret the
+/// SealedSecret only merged into (annotated `patch`, no owner) stays.
+async fn s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret(
+    kind: Kind,
+) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
+    h.secrets(NS)
+        .create(
+            &PostParams::default(),
+            &plain_secret(
+                "merged",
+                &[(PATCH_ANNOTATION, "true")],
+                &[],
+                &[("theirs", "x")],
+            ),
+        )
+        .await?;
+    h.create(&sealed_secret(NS, "owned", 0, &[("a", "1")]))
+        .await?;
+    h.create(&sealed_secret(NS, "merged", 0, &[("a", "2")]))
+        .await?;
+    let owned = h.secret_where(NS, "owned", |_| true).await?;
+    assert!(owner_uid(&owned).is_some());
+    h.secret_where(NS, "merged", |s| {
+        secret_data(s) == map(&[("a", "2"), ("theirs", "x")])
+    })
+    .await?;
+    h.synced(NS, "merged", "True").await?;
+
+    for name in ["owned", "merged"] {
+        h.sealed(NS).delete(name, &DeleteParams::default()).await?;
+    }
+    let deadline = tokio::time::Instant::now() + GC_WAIT;
+    while h.secrets(NS).get_opt("owned").await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(
+                format!("the owned Secret outlived its SealedSecret by {GC_WAIT:?}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let merged = h.secrets(NS).get("merged").await?;
+    assert_eq!(secret_data(&merged), map(&[("a", "2"), ("theirs", "x")]));
+    Ok(())
+}
+
 both_backends!(
     s01_new_sealed_secret_becomes_a_secret,
     s02_updated_value_updates_the_secret,
@@ -1563,5 +1615,6 @@ both_backends!(
     s12_template_data,
     s13_malformed_sealed_secrets_fail_alone,
     s14_key_generation_reuse_renewal_and_cutoff,
-    s15_converges_under_faults_without_duplicate_writes
+    s15_converges_under_faults_without_duplicate_writes,
+    s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret,
 );
