@@ -591,13 +591,17 @@ impl Store {
         if let Some(old) = &old {
             let mut unversioned = old.clone();
             remove_meta(&mut unversioned, "resourceVersion");
+            remove_meta(&mut unversioned, "managedFields");
             if unversioned == desired {
                 if !dry_run && let Some(entry) = self.objects.get_mut(&key) {
+                    set_managed_fields(&mut entry.object, &managers);
                     entry.managers = managers;
+                    return Ok(entry.object.clone());
                 }
                 return Ok(old.clone());
             }
         }
+        set_managed_fields(&mut desired, &managers);
         if dry_run {
             if let Some(rv) = old.as_ref().and_then(object::resource_version) {
                 desired["metadata"]["resourceVersion"] = Value::String(rv.to_owned());
@@ -967,4 +971,16 @@ fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
     let namespace = value["start"][0].as_str().ok_or_else(invalid)?.to_owned();
     let name = value["start"][1].as_str().ok_or_else(invalid)?.to_owned();
     Ok((rv, (namespace, name)))
+}
+
+/// Serves the managers in `metadata.managedFields`, as the real API server does; none when no
+/// manager owns a field.
+fn set_managed_fields(object: &mut Value, managers: &Managers) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let entries = managers.to_managed_fields(&api_version);
+    if entries.as_array().is_some_and(|e| !e.is_empty()) {
+        object["metadata"]["managedFields"] = entries;
+    } else {
+        remove_meta(object, "managedFields");
+    }
 }

@@ -1313,3 +1313,82 @@ async fn services_proxy_forwards_to_a_registered_url() -> TestResult {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Differences from the real API server (found by the controller's scenarios on the real control
+// plane, tests/src/real.rs), fixed in the double
+
+/// The managers of a Secret as served in its `metadata.managedFields`:
+/// `(manager, operation, fieldsV1)`.
+fn served_managers(secret: &Secret) -> Vec<(String, String, Value)> {
+    secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            assert_eq!(m.fields_type.as_deref(), Some("FieldsV1"));
+            assert_eq!(m.api_version.as_deref(), Some("v1"));
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+                m.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `metadata.managedFields` is served, as the real API server serves it: one entry per manager
+/// and operation (`Apply` for server-side apply, `Update` for other writes), `FieldsV1` naming
+/// the fields it owns; what a client sends there is ignored. (The double used to keep managers
+/// aside and serve none: a client reading who manages a field from the object saw nothing.)
+#[tokio::test]
+async fn managed_fields_are_served_in_metadata() -> TestResult {
+    let server = ApiServer::new();
+    let secrets: Api<Secret> = Api::namespaced(server.client(), "default");
+    let applied = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "s", "labels": { "app": "web" } },
+        "data": { "a": "MQ==" },
+    });
+    let created = secrets
+        .patch("s", &PatchParams::apply("alice"), &Patch::Apply(&applied))
+        .await?;
+    let alice = (
+        "alice".to_owned(),
+        "Apply".to_owned(),
+        json!({ "f:data": { "f:a": {} }, "f:metadata": { "f:labels": { "f:app": {} } } }),
+    );
+    assert_eq!(served_managers(&created), [alice.clone()]);
+
+    let patch = json!({ "data": { "b": "Mg==" } });
+    let by_bob = PatchParams {
+        field_manager: Some("bob".into()),
+        ..PatchParams::default()
+    };
+    secrets.patch("s", &by_bob, &Patch::Merge(&patch)).await?;
+    let read = secrets.get("s").await?;
+    let bob = (
+        "bob".to_owned(),
+        "Update".to_owned(),
+        json!({ "f:data": { "f:b": {} } }),
+    );
+    assert_eq!(served_managers(&read), [alice.clone(), bob.clone()]);
+
+    // Sent back as read (managedFields included), a replace changes nothing it names.
+    let mut replaced = read.clone();
+    replaced.metadata.managed_fields = Some(Vec::new());
+    let replaced = secrets
+        .replace("s", &PostParams::default(), &replaced)
+        .await?;
+    assert_eq!(
+        replaced.resource_version(),
+        read.resource_version(),
+        "a no-op"
+    );
+    assert_eq!(served_managers(&replaced), [alice, bob]);
+    Ok(())
+}
