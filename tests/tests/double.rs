@@ -1362,7 +1362,7 @@ async fn managed_fields_are_served_in_metadata() -> TestResult {
         "Apply".to_owned(),
         json!({ "f:data": { "f:a": {} }, "f:metadata": { "f:labels": { "f:app": {} } } }),
     );
-    assert_eq!(served_managers(&created), [alice.clone()]);
+    assert_eq!(served_managers(&created), std::slice::from_ref(&alice));
 
     let patch = json!({ "data": { "b": "Mg==" } });
     let by_bob = PatchParams {
