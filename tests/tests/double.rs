@@ -1392,3 +1392,54 @@ async fn managed_fields_are_served_in_metadata() -> TestResult {
     assert_eq!(served_managers(&replaced), [alice, bob]);
     Ok(())
 }
+
+/// With [`ApiServer::require_namespaces`], as on a real cluster (its NamespaceLifecycle
+/// admission): nothing is created in a namespace that does not exist (404 naming the
+/// namespace); objects that exist still update. (The double used to
+/// create anything anywhere, so a test could pass on it and fail on the real plane for want of
+/// a namespace.) Off by default: the double's other users create where they like.
+#[tokio::test]
+async fn creates_need_an_existing_namespace_when_required() -> TestResult {
+    let server = ApiServer::new();
+    let client = server.client();
+    let in_ns = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);
+    in_ns("lenient")
+        .create(&PostParams::default(), &config_map("before", &[]))
+        .await?;
+
+    server.require_namespaces(true);
+    let missing = in_ns("missing")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await;
+    match &missing {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 404, "{status:?}");
+            assert_eq!(status.message, "namespaces \"missing\" not found");
+        }
+        other => panic!("created in a missing namespace: {other:?}"),
+    }
+    let applied = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
+    let apply = in_ns("missing")
+        .patch("c", &PatchParams::apply("t"), &Patch::Apply(&applied))
+        .await;
+    assert_eq!(api_code(apply), Some(404), "an apply that would create");
+
+    // The bootstrap namespaces exist; a new one can be made and used.
+    in_ns("default")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = serde_json::from_value(json!({ "metadata": { "name": "made" } }))?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    in_ns("made")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await?;
+    // What already exists in a namespace that does not still updates.
+    let patch = json!({ "data": { "k": "v" } });
+    in_ns("lenient")
+        .patch("before", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}

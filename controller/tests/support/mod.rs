@@ -113,6 +113,14 @@ pub async fn api_server_with_crd(crd: Value, keys: &[usize]) -> TestResult<ApiSe
     init_logs();
     let server = ApiServer::new();
     server.apply_crd(crd)?;
+    // As on the real plane: objects only in namespaces that exist.
+    server.require_namespaces(true);
+    let namespaces: Api<Namespace> = Api::all(server.client());
+    for name in std::iter::once(NS).chain(OTHER_NAMESPACES) {
+        namespaces
+            .create(&PostParams::default(), &namespace(name))
+            .await?;
+    }
     let secrets: Api<Secret> = Api::namespaced(server.client(), CONTROLLER_NS);
     for &index in keys {
         secrets
@@ -127,9 +135,9 @@ pub async fn api_server_with_crd(crd: Value, keys: &[usize]) -> TestResult<ApiSe
 
 /// The controller's ServiceAccount in deploy/kustomize/base.
 pub const SERVICE_ACCOUNT: &str = "sealed-secrets-controller";
-/// The namespaces the scenarios use besides [`NS`] (moved SealedSecrets), made on the real
-/// plane, where a namespace must exist before anything is created in it.
-pub const OTHER_NAMESPACES: [&str; 2] = ["other", "elsewhere"];
+/// The namespaces the tests use besides [`NS`] (moved SealedSecrets; http.rs's `prod`), made
+/// on either backend: a namespace must exist before anything is created in it.
+pub const OTHER_NAMESPACES: [&str; 3] = ["other", "elsewhere", "prod"];
 /// How long the real plane may take to make a change visible to a new reader (RBAC bindings,
 /// an Established CRD): its informers lag by milliseconds, a loaded machine by seconds.
 const REAL_SETTLE: Duration = Duration::from_secs(60);
@@ -294,6 +302,17 @@ impl RealBackend {
     }
 }
 
+/// Namespace `name`.
+fn namespace(name: &str) -> Namespace {
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
 /// A kube client from a kubeconfig file.
 pub async fn kube_client(path: &std::path::Path) -> TestResult<Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
@@ -360,15 +379,8 @@ async fn install(plane: &RealControlPlane, admin: &Client) -> TestResult {
     }
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     for name in std::iter::once(NS).chain(OTHER_NAMESPACES) {
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
         namespaces
-            .create(&PostParams::default(), &namespace)
+            .create(&PostParams::default(), &namespace(name))
             .await?;
     }
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
