@@ -311,10 +311,6 @@ where
     .await
 }
 
-fn secrets_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
 fn owner_uid(secret: &Secret) -> Option<String> {
     secret
         .metadata
@@ -347,21 +343,14 @@ async fn s01_new_sealed_secret_becomes_a_secret(kind: Kind) -> TestResult {
         Some(map(&[("note", "sealed")]))
     );
     assert_eq!(owner_uid(&secret), created.uid());
-    // The field manager of the server-side apply: the double keeps it aside (it serves no
-    // managedFields), the real API server in metadata.managedFields.
-    let managers: BTreeSet<String> = match h.double() {
-        Some(server) => server
-            .field_managers(&secrets_gvr(), Some(NS), "db")
-            .into_keys()
-            .collect(),
-        None => secret
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
-            .filter_map(|m| m.manager.clone())
-            .collect(),
-    };
+    // The field manager of the server-side apply, as both backends serve it.
+    let managers: BTreeSet<String> = secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
     assert!(managers.contains(FIELD_MANAGER), "{managers:?}");
 
     let status = h.synced(NS, "db", "True").await?;
