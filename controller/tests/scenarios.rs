@@ -1592,6 +1592,152 @@ async fn s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret(
     Ok(())
 }
 
+/// The status code of a failed request, or 0 when it succeeded.
+fn code<T>(result: &Result<T, kube::Error>) -> u16 {
+    match result {
+        Ok(_) => 0,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(_) => 1,
+    }
+}
+
+/// What the controller relies on from the API server, asked of both backends alike (no
+/// controller runs): the double must answer as the real API server does.
+async fn api_answers_the_controller_relies_on(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[]).await?;
+    let post = PostParams::default();
+    let sealed = h.sealed(NS);
+
+    // The CRD's schema refuses a value of the wrong type (422), with no object stored.
+    let wrong: SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": { "name": "wrong", "namespace": NS },
+        "spec": { "encryptedData": {} },
+    }))?;
+    let mut wrong_json = serde_json::to_value(&wrong)?;
+    wrong_json["spec"]["encryptedData"] = json!({ "password": 42 });
+    let dynamic: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        h.client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<SealedSecret>(&()),
+    );
+    let refused = dynamic
+        .create(&post, &serde_json::from_value(wrong_json)?)
+        .await;
+    assert_eq!(code(&refused), 422, "{refused:?}");
+    assert!(sealed.get_opt("wrong").await?.is_none());
+
+    // A namespace in the body that is not the one in the path: 400.
+    let elsewhere = sealed_secret("other", "moved", 0, &[("a", "1")]);
+    let mismatched = sealed.create(&post, &elsewhere).await;
+    assert_eq!(code(&mismatched), 400, "{mismatched:?}");
+
+    // generation: 1 on create, unchanged by metadata, bumped by spec.
+    let created = h.create(&sealed_secret(NS, "db", 0, &[("a", "1")])).await?;
+    assert_eq!(created.metadata.generation, Some(1));
+    let labelled = sealed
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "x": "y" } } })),
+        )
+        .await?;
+    assert_eq!(labelled.metadata.generation, Some(1));
+    let respec = sealed
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "encryptedData": { "b": "AgA=" } } })),
+        )
+        .await?;
+    assert_eq!(respec.metadata.generation, Some(2));
+
+    // The status subresource writes only status; the main resource ignores status.
+    let status = json!({ "status": { "observedGeneration": 2 }, "spec": { "encryptedData": {} } });
+    let after_status = sealed
+        .patch_status("db", &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    assert_eq!(
+        after_status
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation),
+        Some(2)
+    );
+    assert_eq!(after_status.spec.encrypted_data.len(), 2, "spec untouched");
+    assert_eq!(after_status.metadata.generation, Some(2));
+    let main = json!({ "status": { "observedGeneration": 7 } });
+    let after_main = sealed
+        .patch("db", &PatchParams::default(), &Patch::Merge(&main))
+        .await?;
+    assert_eq!(
+        after_main
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation),
+        Some(2),
+        "status untouched"
+    );
+
+    // Secrets: stringData lands in data; type defaults to Opaque; immutable refuses changes.
+    let secrets = h.secrets(NS);
+    let mut plain = plain_secret("plain", &[], &[], &[]);
+    plain.string_data = Some(map(&[("k", "v")]));
+    plain.immutable = Some(true);
+    let stored = secrets.create(&post, &plain).await?;
+    assert_eq!(secret_data(&stored), map(&[("k", "v")]));
+    assert_eq!(stored.string_data, None);
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    let changed = secrets
+        .patch(
+            "plain",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "k": "dw==" } })),
+        )
+        .await;
+    assert_eq!(code(&changed), 422, "{changed:?}");
+
+    // Server-side apply by two managers of one field conflicts (409) unless forced.
+    let config = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "shared", "namespace": NS },
+            "data": { "k": STANDARD.encode(value) },
+        })
+    };
+    secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("first"),
+            &Patch::Apply(config("1")),
+        )
+        .await?;
+    let conflict = secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("second"),
+            &Patch::Apply(config("2")),
+        )
+        .await;
+    assert_eq!(code(&conflict), 409, "{conflict:?}");
+    secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("second").force(),
+            &Patch::Apply(config("2")),
+        )
+        .await?;
+
+    // Missing objects: 404 on get, replace and patch alike.
+    let missing = secrets.get("missing").await;
+    assert_eq!(code(&missing), 404);
+    let patch_missing = secrets
+        .patch("missing", &PatchParams::default(), &Patch::Merge(json!({})))
+        .await;
+    assert_eq!(code(&patch_missing), 404);
+    Ok(())
+}
+
 both_backends!(
     s01_new_sealed_secret_becomes_a_secret,
     s02_updated_value_updates_the_secret,
@@ -1609,4 +1755,5 @@ both_backends!(
     s14_key_generation_reuse_renewal_and_cutoff,
     s15_converges_under_faults_without_duplicate_writes,
     s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret,
+    api_answers_the_controller_relies_on,
 );
