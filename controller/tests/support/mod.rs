@@ -474,12 +474,13 @@ where
     let result = runtime.block_on(body(Kind::Real));
     drop(runtime);
     let controller = service_account_user(CONTROLLER_NS, SERVICE_ACCOUNT);
-    let forbidden: Vec<String> = plane
+    // Each refused request once (the controller retries), as RBAC names it.
+    let forbidden: std::collections::BTreeSet<String> = plane
         .audit_events(from)?
         .0
         .into_iter()
         .filter(|e| e.user == controller && e.request.status == 403)
-        .map(|e| format!("{} {}{}", e.request.verb, e.request.path, e.request.query))
+        .map(|e| format!("{} {}", e.request.verb, e.request.path))
         .collect();
     if !forbidden.is_empty() {
         let outcome = match result {
