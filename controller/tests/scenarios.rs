@@ -1,5 +1,10 @@
-//! The controller's scenarios, each against the in-process API double with the real
-//! `sealbox_controller::start` (kube-rs `Controller`, watchers, key lifecycle, HTTP server).
+//! The controller's scenarios with the real `sealbox_controller::start` (kube-rs `Controller`,
+//! watchers, key lifecycle, HTTP server), each against the in-process API double
+//! (`NAME::double`) and against the real control plane (`NAME::real`, see `support::run_real`:
+//! deploy/'s RBAC only, any 403 fails), made by `both_backends!` at the end of this file. Two
+//! stay on the double alone: `rbac_verbs_and_legacy_key` (the double's request log; the real
+//! authorizer checks the same on every real test) and
+//! `shutdown_is_prompt_even_when_the_crd_is_missing` (the shared plane has the CRD).
 //!
 //! One test binary; each RSA test key (2048-bit) is generated once for all of it.
 
@@ -1172,10 +1177,9 @@ fn inject_faults(server: &ApiServer) {
 
 /// A SealedSecret sealed for a 12-key registry with the hint costs one private-key operation
 /// per value; without the hint, keys are tried newest first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_key_operations_with_and_without_hint() -> TestResult {
+async fn private_key_operations_with_and_without_hint(kind: Kind) -> TestResult {
     let all: Vec<usize> = (0..12).collect();
-    let h = Harness::start(Kind::Double, &all, &[]).await?;
+    let h = Harness::start(kind, &all, &[]).await?;
     until("twelve keys", || h.running().keys().snapshot().len() == 12).await?;
     let ops = || h.running().keys().private_key_operations();
 
@@ -1342,9 +1346,8 @@ async fn still_sealing_with_key_0(h: &Harness) -> TestResult {
 /// that labels the output as an active sealing key. The controller refuses to unseal it
 /// (Synced=False, ErrUnsealFailed, no Secret), /v1/cert.pem keeps serving the real certificate and
 /// /v1/rotate keeps re-sealing to the real key. The legacy key name is refused the same way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
-    let h = Harness::start(Kind::Double, &[0], &[]).await?;
+async fn key_injection_through_a_sealed_secret_is_refused(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     until("keys", || h.running().keys().is_ready()).await?;
     let attacker = attacker_pair();
     let tls_key = attacker.private_key.to_pkcs1_pem();
@@ -1400,9 +1403,8 @@ async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
 /// SealedSecret, or a SealedSecret's hand-over annotations) are never loaded as keys, even when
 /// they carry the active label or the legacy name (written by Bitnami's controller or by an
 /// earlier Sealbox). The controller's own and an operator's key Secrets still are.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
-    let h = Harness::without_controller(Kind::Double, &[0]).await?;
+async fn secrets_from_sealed_secrets_are_never_loaded_as_keys(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[0]).await?;
     let owner = json!([{
         "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
         "name": "innocent", "uid": "3f1c5f4e-0000-4000-8000-000000000001", "controller": true
@@ -1453,10 +1455,9 @@ async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
 /// Huge SealedSecrets fail alone with bounded reports: 2,000 encryptedData keys with 1-byte
 /// values, and keys with 10 KB names, each get a status message and an event note of at most
 /// 1 KiB that still names failing keys and counts the rest; another SealedSecret syncs meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
+async fn huge_sealed_secrets_fail_alone_with_bounded_reports(kind: Kind) -> TestResult {
     const MAX_MESSAGE: usize = 1024;
-    let h = Harness::start(Kind::Double, &[0], &[]).await?;
+    let h = Harness::start(kind, &[0], &[]).await?;
 
     let mut many = sealed_secret(NS, "many-keys", 0, &[]);
     many.spec.encrypted_data = (0..2000)
@@ -1509,9 +1510,8 @@ async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
 /// Key trust on takeovers: a Secret carrying the key label (here a retired key handed over with
 /// `patch` and `managed`) is never written by a SealedSecret, so its data cannot be swapped for
 /// an attacker's key and its label cannot be flipped back to active by a later template.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_labelled_secret_is_never_taken_over() -> TestResult {
-    let h = Harness::without_controller(Kind::Double, &[0]).await?;
+async fn a_labelled_secret_is_never_taken_over(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[0]).await?;
     let mut retired = test_key_secret(1);
     retired.metadata.name = Some("retired".into());
     retired.metadata.labels = Some(map(&[(KEY_LABEL, "retired")]));
@@ -1756,4 +1756,9 @@ both_backends!(
     s15_converges_under_faults_without_duplicate_writes,
     s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret,
     api_answers_the_controller_relies_on,
+    private_key_operations_with_and_without_hint,
+    key_injection_through_a_sealed_secret_is_refused,
+    secrets_from_sealed_secrets_are_never_loaded_as_keys,
+    huge_sealed_secrets_fail_alone_with_bounded_reports,
+    a_labelled_secret_is_never_taken_over,
 );
