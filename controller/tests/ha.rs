@@ -76,8 +76,15 @@ fn unsealed(server: &ApiServer, name: &str) -> Option<String> {
 /// load the key and serve it; a graceful shutdown of the leader releases the Lease and the
 /// other takes over at its next try; a crashed leader is replaced once its Lease expires. Every
 /// SealedSecret's Secret is written exactly once throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
+///
+/// Alone: it times handovers, and the real-plane test of this binary must not run beside it.
+#[test]
+fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
+    support::run_alone(one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_double)
+}
+
+async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_double() -> TestResult
+{
     let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     let b = replica(&server, "replica-b").await?;
@@ -197,8 +204,14 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
 
 /// A leader that cannot renew its Lease stops reconciling once the renew deadline passes —
 /// before the Lease could expire for anyone else — and leadership resumes when the API does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
+///
+/// Alone: it times handovers, and the real-plane test of this binary must not run beside it.
+#[test]
+fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
+    support::run_alone(a_leader_that_cannot_renew_stops_reconciling_on_the_double)
+}
+
+async fn a_leader_that_cannot_renew_stops_reconciling_on_the_double() -> TestResult {
     let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     until("a to lead", || a.is_leader() && a.is_ready()).await?;

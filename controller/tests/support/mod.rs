@@ -450,8 +450,24 @@ async fn empty(admin: &Client) -> TestResult {
     Ok(())
 }
 
-/// The real plane's tests take turns: they share the controller's namespace and names.
+/// The real plane's tests take turns: they share the controller's namespace and names. Tests
+/// that time handovers on the double take this turn too ([`run_alone`]), so a plane starting
+/// beside them does not take their CPU.
 static REAL_TURN: Mutex<()> = Mutex::new(());
+
+/// Runs `body` on its own runtime while no real-plane test runs (see [`REAL_TURN`]).
+pub fn run_alone<F, Fut>(body: F) -> TestResult
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = TestResult>,
+{
+    let _turn = REAL_TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(body())
+}
 
 /// Runs `body` against the real plane, on its own runtime, in its turn: the runtime is dropped
 /// (ending the controller's every task) before the next test's turn begins. Then fails if the
