@@ -76,8 +76,15 @@ fn unsealed(server: &ApiServer, name: &str) -> Option<String> {
 /// load the key and serve it; a graceful shutdown of the leader releases the Lease and the
 /// other takes over at its next try; a crashed leader is replaced once its Lease expires. Every
 /// SealedSecret's Secret is written exactly once throughout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
+///
+/// Alone: it times handovers, and the real-plane test of this binary must not run beside it.
+#[test]
+fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestResult {
+    support::run_alone(one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_double)
+}
+
+async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_double() -> TestResult
+{
     let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     let b = replica(&server, "replica-b").await?;
@@ -197,8 +204,14 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash() -> TestR
 
 /// A leader that cannot renew its Lease stops reconciling once the renew deadline passes —
 /// before the Lease could expire for anyone else — and leadership resumes when the API does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
+///
+/// Alone: it times handovers, and the real-plane test of this binary must not run beside it.
+#[test]
+fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
+    support::run_alone(a_leader_that_cannot_renew_stops_reconciling_on_the_double)
+}
+
+async fn a_leader_that_cannot_renew_stops_reconciling_on_the_double() -> TestResult {
     let server = support::api_server(&[]).await?;
     let a = replica(&server, "replica-a").await?;
     until("a to lead", || a.is_leader() && a.is_ready()).await?;
@@ -243,4 +256,213 @@ async fn a_leader_that_cannot_renew_stops_reconciling() -> TestResult {
     a.shutdown().await?;
     b.shutdown().await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real control plane
+
+/// A controller binary (`sealbox-controller`) running as the ServiceAccount of deploy/'s RBAC,
+/// killed (SIGKILL: a crash, no Lease release) when dropped. Its log is in `log`.
+struct ControllerProcess {
+    identity: String,
+    child: std::process::Child,
+    http: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl ControllerProcess {
+    fn spawn(
+        kubeconfig: &std::path::Path,
+        dir: &std::path::Path,
+        identity: &str,
+    ) -> TestResult<Self> {
+        let [http, metrics] = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0"));
+        let (http, metrics) = (http?.local_addr()?, metrics?.local_addr()?);
+        let log = dir.join(format!("{identity}.log"));
+        let out = std::fs::File::create(&log)?;
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sealbox-controller"))
+            .env("KUBECONFIG", kubeconfig)
+            .args([
+                &format!("--listen-addr={http}"),
+                &format!("--listen-metrics-addr={metrics}"),
+                &format!("--namespace={CONTROLLER_NS}"),
+                "--key-size=2048",
+                "--key-renew-period=0",
+                "--leader-elect-lease-duration=2s",
+                "--leader-elect-renew-deadline=1500ms",
+                "--leader-elect-retry-period=200ms",
+                &format!("--leader-elect-identity={identity}"),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()?;
+        Ok(Self {
+            identity: identity.to_owned(),
+            child,
+            http,
+            log,
+        })
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` (API reads) until it returns `Some`, for at most `wait`.
+async fn within<T, F, Fut>(what: &str, wait: Duration, check: F) -> TestResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = TestResult<Option<T>>>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {wait:?} waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two replicas of the controller binary on the real control plane, each with the
+/// ServiceAccount token of deploy/'s RBAC: one takes the real Lease and alone generates the
+/// first key and unseals; the follower serves the same certificate; when the leader process is
+/// killed the follower takes the Lease once it expires and unseals what comes next. Every
+/// Secret is written exactly once (the API server's audit log), and no request is refused
+/// (`run_real`).
+async fn two_controller_processes_fail_over_through_a_real_lease(
+    kind: support::Kind,
+) -> TestResult {
+    let backend = support::Backend::start(kind, &[]).await?;
+    let real = backend.real().ok_or("the real plane")?;
+    let client = backend.client();
+    // Logs go into the plane's directory, removed with it.
+    let dir = real.plane().dir();
+    let mut replicas = vec![
+        ControllerProcess::spawn(real.controller_kubeconfig(), dir, "replica-a")?,
+        ControllerProcess::spawn(real.controller_kubeconfig(), dir, "replica-b")?,
+    ];
+    let leases: Api<Lease> = Api::namespaced(client.clone(), CONTROLLER_NS);
+    let holder = || async {
+        Ok(leases
+            .get_opt(LEASE)
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity))
+    };
+    let first = within("a leader", REAL_WAIT, holder).await.map_err(|e| {
+        format!(
+            "{e}; logs:\n{}\n{}",
+            replicas[0].log_text(),
+            replicas[1].log_text()
+        )
+    })?;
+    let keys: Api<Secret> = Api::namespaced(client.clone(), CONTROLLER_NS);
+    let key_names = within("the first key", REAL_WAIT, || async {
+        let listed = keys.list(&ListParams::default().labels(KEY_LABEL)).await?;
+        Ok((!listed.items.is_empty()).then_some(listed.items.len()))
+    })
+    .await?;
+    let leader_index = replicas
+        .iter()
+        .position(|r| r.identity == first)
+        .ok_or_else(|| format!("the Lease holder {first:?} is neither replica"))?;
+    let follower = &replicas[1 - leader_index];
+    let pem = within(
+        "the follower serving the certificate",
+        REAL_WAIT,
+        || async {
+            Ok(match http_get(follower.http, "/v1/cert.pem").await {
+                Ok((200, pem)) => Some(pem),
+                _ => None,
+            })
+        },
+    )
+    .await?;
+    assert_eq!(
+        http_get(replicas[leader_index].http, "/v1/cert.pem")
+            .await?
+            .1,
+        pem,
+        "both replicas serve the one key"
+    );
+    let certificate = Certificate::from_pem(pem.as_bytes())?;
+
+    let sealed: Api<SealedSecret> = Api::namespaced(client.clone(), NS);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let create = |name: &'static str| {
+        let sealed = sealed.clone();
+        let certificate = &certificate;
+        async move {
+            let object = support::sealed_secret_for(certificate, NS, name, &[("value", name)], &[]);
+            sealed.create(&PostParams::default(), &object).await?;
+            Ok::<_, BoxError>(())
+        }
+    };
+    let unsealed = |name: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let value = secrets
+                .get_opt(name)
+                .await?
+                .and_then(|s| s.data)
+                .and_then(|mut d| d.remove("value"))
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned());
+            Ok::<_, BoxError>((value.as_deref() == Some(name)).then_some(()))
+        }
+    };
+    for name in ["before-a", "before-b"] {
+        create(name).await?;
+    }
+    for name in ["before-a", "before-b"] {
+        within(name, REAL_WAIT, || unsealed(name)).await?;
+    }
+
+    // The leader crashes: nothing is released, the follower waits for the Lease to expire.
+    let killed = replicas.remove(leader_index);
+    drop(killed);
+    let second = within("the follower to take the Lease", REAL_WAIT, || async {
+        Ok(holder().await?.filter(|h| *h != first))
+    })
+    .await?;
+    assert_eq!(second, replicas[0].identity);
+    let lease = leases.get(LEASE).await?;
+    assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
+    create("after-crash").await?;
+    within("after-crash", REAL_WAIT, || unsealed("after-crash")).await?;
+    // The new leader generates no key: it loaded the first.
+    let listed = keys.list(&ListParams::default().labels(KEY_LABEL)).await?;
+    assert_eq!(listed.items.len(), key_names, "no second key");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = backend.request_log();
+    for name in ["before-a", "before-b", "after-crash"] {
+        assert_eq!(
+            support::secret_writes_in(&log, NS, name),
+            1,
+            "{name} written exactly once"
+        );
+    }
+    drop(replicas);
+    Ok(())
+}
+
+/// How long the real plane's controllers may take (a Lease expiry, key generation, a loaded
+/// machine).
+const REAL_WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn real_two_controller_processes_fail_over_through_a_real_lease() -> TestResult {
+    support::run_real(two_controller_processes_fail_over_through_a_real_lease)
 }

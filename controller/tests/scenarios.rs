@@ -1,11 +1,16 @@
-//! The controller's scenarios, each against the in-process API double with the real
-//! `sealbox_controller::start` (kube-rs `Controller`, watchers, key lifecycle, HTTP server).
+//! The controller's scenarios with the real `sealbox_controller::start` (kube-rs `Controller`,
+//! watchers, key lifecycle, HTTP server), each against the in-process API double
+//! (`NAME::double`) and against the real control plane (`NAME::real`, see `support::run_real`:
+//! deploy/'s RBAC only, any 403 fails), made by `both_backends!` at the end of this file. Two
+//! stay on the double alone: `rbac_verbs_and_legacy_key` (the double's request log; the real
+//! authorizer checks the same on every real test) and
+//! `shutdown_is_prompt_even_when_the_crd_is_missing` (the shared plane has the CRD).
 //!
 //! One test binary; each RSA test key (2048-bit) is generated once for all of it.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -28,8 +33,9 @@ use sealbox_crypto::scope::{
 use sealbox_tests::{ApiServer, FaultRule};
 use serde_json::json;
 use support::{
-    BoxError, CONTROLLER_NS, NS, TestResult, WAIT, http_get, init_logs, map, pair, plain_secret,
-    seal, secret_data, start_controller, template, test_key_secret, until,
+    Backend, BoxError, CONTROLLER_NS, Kind, NS, TestResult, WAIT, both_backends, http_get,
+    init_logs, map, pair, plain_secret, seal, secret_data, start_controller, template,
+    test_key_secret, until,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -55,34 +61,39 @@ fn sealed_secret_with(
 // Harness
 
 struct Harness {
-    server: ApiServer,
+    backend: Backend,
     client: Client,
     running: Option<Running>,
 }
 
 impl Harness {
-    /// A fresh API double with the CRD and the given test keys stored, and the controller
+    /// A backend of `kind` with the CRD and the given test keys stored, and the controller
     /// started with `args`.
-    async fn start(keys: &[usize], args: &[&str]) -> Result<Harness, BoxError> {
-        let harness = Harness::without_controller(keys).await?;
+    async fn start(kind: Kind, keys: &[usize], args: &[&str]) -> Result<Harness, BoxError> {
+        let harness = Harness::without_controller(kind, keys).await?;
         harness.with_controller(args).await
     }
 
-    async fn without_controller(keys: &[usize]) -> Result<Harness, BoxError> {
-        Ok(Harness::on(support::api_server(keys).await?))
+    async fn without_controller(kind: Kind, keys: &[usize]) -> Result<Harness, BoxError> {
+        Ok(Harness::on(Backend::start(kind, keys).await?))
     }
 
-    /// A harness on `server`, no controller started yet.
-    fn on(server: ApiServer) -> Harness {
+    /// A harness on `backend`, no controller started yet.
+    fn on(backend: Backend) -> Harness {
         Harness {
-            client: server.client(),
-            server,
+            client: backend.client(),
+            backend,
             running: None,
         }
     }
 
+    /// The double, for what only it can do; `None` on the real plane.
+    fn double(&self) -> Option<&ApiServer> {
+        self.backend.double()
+    }
+
     async fn with_controller(mut self, args: &[&str]) -> Result<Harness, BoxError> {
-        self.running = Some(start_controller(&self.server, args).await?);
+        self.running = Some(self.backend.start_controller(args).await?);
         Ok(self)
     }
 
@@ -215,12 +226,12 @@ impl Harness {
 
     /// Successful writes (create, update, patch) of one Secret, from the request log.
     fn secret_writes(&self, namespace: &str, name: &str) -> usize {
-        support::secret_writes(&self.server, namespace, name)
+        support::secret_writes_in(&self.backend.request_log(), namespace, name)
     }
 
     /// Successful status writes of one SealedSecret.
     fn status_writes(&self, namespace: &str, name: &str) -> usize {
-        self.server
+        self.backend
             .request_log()
             .iter()
             .filter(|r| {
@@ -235,7 +246,7 @@ impl Harness {
 
     /// Requests about Secrets in `namespace` so far.
     fn secret_requests(&self, namespace: &str) -> usize {
-        self.server
+        self.backend
             .request_log()
             .iter()
             .filter(|r| {
@@ -305,10 +316,6 @@ where
     .await
 }
 
-fn secrets_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
 fn owner_uid(secret: &Secret) -> Option<String> {
     secret
         .metadata
@@ -322,11 +329,10 @@ fn owner_uid(secret: &Secret) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-/// 1. New SealedSecret → Secret with data and template labels; Synced=True with equal times;
+/// Scenario 1: New SealedSecret → Secret with data and template labels; Synced=True with equal times;
 /// event Unsealed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s01_new_sealed_secret_becomes_a_secret(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let mut sealed = sealed_secret(NS, "db", 0, &[("password", "hunter2"), ("user", "admin")]);
     sealed.spec.template = Some(template(&[("app", "web")], &[("note", "sealed")]));
     let created = h.create(&sealed).await?;
@@ -342,8 +348,15 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
         Some(map(&[("note", "sealed")]))
     );
     assert_eq!(owner_uid(&secret), created.uid());
-    let managers = h.server.field_managers(&secrets_gvr(), Some(NS), "db");
-    assert!(managers.contains_key(FIELD_MANAGER), "{managers:?}");
+    // The field manager of the server-side apply, as both backends serve it.
+    let managers: BTreeSet<String> = secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(managers.contains(FIELD_MANAGER), "{managers:?}");
 
     let status = h.synced(NS, "db", "True").await?;
     let condition = status.synced_condition().ok_or("condition")?;
@@ -393,10 +406,9 @@ async fn s01_new_sealed_secret_becomes_a_secret() -> TestResult {
     Ok(())
 }
 
-/// 2. Updating a value updates the Secret; observedGeneration 2; lastTransitionTime unchanged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s02_updated_value_updates_the_secret() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 2: Updating a value updates the Secret; observedGeneration 2; lastTransitionTime unchanged.
+async fn s02_updated_value_updates_the_secret(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 0, &[("password", "one")]))
         .await?;
     let first = h.synced(NS, "db", "True").await?;
@@ -428,16 +440,18 @@ async fn s02_updated_value_updates_the_secret() -> TestResult {
     Ok(())
 }
 
-/// 3. A renamed encrypted key and an appended key sealed separately both appear.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s03_renamed_and_appended_keys() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 3: A renamed encrypted key and an appended key sealed separately both appear.
+async fn s03_renamed_and_appended_keys(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let original = sealed_secret(NS, "db", 0, &[("old-name", "value-1")]);
     h.create(&original).await?;
     h.secret_where(NS, "db", |s| {
         secret_data(s) == map(&[("old-name", "value-1")])
     })
     .await?;
+    // The status is written after the Secret: read the SealedSecret for the replace below only
+    // then, or the replace conflicts (409) with the status write (seen on the real plane).
+    h.synced(NS, "db", "True").await?;
 
     let appended = sealed_secret(NS, "db", 0, &[("appended", "value-2")]);
     let mut data = BTreeMap::new();
@@ -462,11 +476,10 @@ async fn s03_renamed_and_appended_keys() -> TestResult {
     Ok(())
 }
 
-/// 4. An existing Secret annotated `managed` is taken over: owner set; data, labels and
+/// Scenario 4: An existing Secret annotated `managed` is taken over: owner set; data, labels and
 /// annotations replaced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s04_managed_secret_is_taken_over() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s04_managed_secret_is_taken_over(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[(MANAGED_ANNOTATION, "true"), ("someone", "else")],
@@ -495,10 +508,9 @@ async fn s04_managed_secret_is_taken_over() -> TestResult {
     Ok(())
 }
 
-/// 5. `managed` + `patch`: owner set, keys and labels merged, annotations kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s05_managed_and_patch_merges_and_takes_ownership() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 5: `managed` + `patch`: owner set, keys and labels merged, annotations kept.
+async fn s05_managed_and_patch_merges_and_takes_ownership(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[
@@ -536,10 +548,9 @@ async fn s05_managed_and_patch_merges_and_takes_ownership() -> TestResult {
     Ok(())
 }
 
-/// 6. `patch` alone: merged without an owner; also into an empty existing Secret.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s06_patch_merges_without_owner() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+/// Scenario 6: `patch` alone: merged without an owner; also into an empty existing Secret.
+async fn s06_patch_merges_without_owner(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[(PATCH_ANNOTATION, "true")],
@@ -581,11 +592,10 @@ async fn s06_patch_merges_without_owner() -> TestResult {
     Ok(())
 }
 
-/// 7. An existing unannotated Secret is left untouched; status False "already exists and is
+/// Scenario 7: An existing unannotated Secret is left untouched; status False "already exists and is
 /// not managed".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s07_foreign_secret_is_refused() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s07_foreign_secret_is_refused(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let existing = plain_secret(
         "db",
         &[],
@@ -617,11 +627,10 @@ async fn s07_foreign_secret_is_refused() -> TestResult {
     Ok(())
 }
 
-/// 8. Drift: a deleted owned Secret is recreated, edited data is restored, an unowned Secret's
+/// Scenario 8: Drift: a deleted owned Secret is recreated, edited data is restored, an unowned Secret's
 /// deletion is left alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s08_drift_is_corrected_for_owned_secrets_only() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s08_drift_is_corrected_for_owned_secrets_only(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 0, &[("password", "right")]))
         .await?;
     let first = h.secret_where(NS, "db", |_| true).await?;
@@ -661,11 +670,10 @@ async fn s08_drift_is_corrected_for_owned_secrets_only() -> TestResult {
     Ok(())
 }
 
-/// 9. Sealed with a key the controller lacks → no Secret, status False, ErrUnsealFailed; once
+/// Scenario 9: Sealed with a key the controller lacks → no Secret, status False, ErrUnsealFailed; once
 /// that key is added as a key Secret (no restart) → the Secret appears.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s09_missing_key_then_key_added_without_restart(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     h.create(&sealed_secret(NS, "db", 5, &[("password", "later")]))
         .await?;
     let message = h.failure_message(NS, "db").await?;
@@ -716,11 +724,10 @@ async fn s09_missing_key_then_key_added_without_restart() -> TestResult {
     Ok(())
 }
 
-/// 10. Custom type and immutable; updating an immutable target → ErrUpdateFailed naming
+/// Scenario 10: Custom type and immutable; updating an immutable target → ErrUpdateFailed naming
 /// immutability, no retry storm.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s10_custom_type_and_immutable_secrets() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s10_custom_type_and_immutable_secrets(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let config = r#"{"auths":{"registry.example":{"auth":"dXNlcjpwYXNz"}}}"#;
     let mut sealed = sealed_secret(NS, "pull", 0, &[(".dockerconfigjson", config)]);
     sealed.spec.template = Some(SecretTemplateSpec {
@@ -764,11 +771,10 @@ async fn s10_custom_type_and_immutable_secrets() -> TestResult {
     Ok(())
 }
 
-/// 11. Scopes: strict moved → refused; namespace-wide renamed → works, moved namespace →
+/// Scenario 11: Scopes: strict moved → refused; namespace-wide renamed → works, moved namespace →
 /// refused; cluster-wide moved anywhere → works; a template annotation cannot widen the scope.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s11_scopes_bind_values_to_names_and_namespaces(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let moved = |from: SealedSecret, namespace: &str, name: &str| {
         let mut to = SealedSecret::new(name, from.spec.clone());
         to.metadata.namespace = Some(namespace.into());
@@ -827,11 +833,10 @@ async fn s11_scopes_bind_values_to_names_and_namespaces() -> TestResult {
     Ok(())
 }
 
-/// 12. template.data renders with the values, including a key with a dash, and over no
+/// Scenario 12: template.data renders with the values, including a key with a dash, and over no
 /// encryptedData at all.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s12_template_data() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn s12_template_data(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     let mut sealed = sealed_secret(NS, "db", 0, &[("user", "admin"), ("pass-word", "pw")]);
     sealed.spec.template = Some(SecretTemplateSpec {
         data: Some(map(&[
@@ -871,18 +876,20 @@ async fn s12_template_data() -> TestResult {
     Ok(())
 }
 
-/// 13. Invalid base64, legacy spec.data and an object of the wrong shape each get status False
+/// Scenario 13: Invalid base64, legacy spec.data and an object of the wrong shape each get status False
 /// naming the key or field; other SealedSecrets keep reconciling.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
+async fn s13_malformed_sealed_secrets_fail_alone(kind: Kind) -> TestResult {
     // A looser schema than ours, so an object of the wrong shape can be stored at all (a CRD
     // from another release, or one edited by hand).
     let mut crd = serde_json::to_value(SealedSecret::crd())?;
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] =
         json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
-    let h = Harness::on(support::api_server_with_crd(crd, &[0]).await?)
-        .with_controller(&[])
-        .await?;
+    // The real plane keeps deploy/'s CRD, whose schema refuses that object.
+    let backend = match kind {
+        Kind::Double => Backend::Double(support::api_server_with_crd(crd, &[0]).await?),
+        Kind::Real => Backend::start(kind, &[0]).await?,
+    };
+    let h = Harness::on(backend).with_controller(&[]).await?;
 
     let mut bad_base64 = sealed_secret(NS, "bad-base64", 0, &[("good", "1")]);
     bad_base64
@@ -904,10 +911,32 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
         "metadata": { "name": "wrong-shape", "namespace": NS },
         "spec": { "encryptedData": { "password": 42 } }
     });
-    h.server.put_object(
-        &GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets"),
-        wrong_shape,
-    )?;
+    let sealed_gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
+    match h.double() {
+        Some(server) => {
+            server.put_object(&sealed_gvr, wrong_shape)?;
+        }
+        None => {
+            let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+                h.client.clone(),
+                NS,
+                &kube::api::ApiResource::from_gvk_with_plural(
+                    &kube::api::GroupVersionKind::gvk("bitnami.com", "v1alpha1", "SealedSecret"),
+                    "sealedsecrets",
+                ),
+            );
+            let refused = api
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(wrong_shape)?,
+                )
+                .await;
+            assert!(
+                matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422),
+                "the CRD's schema refuses a number as a value: {refused:?}"
+            );
+        }
+    }
 
     h.create(&sealed_secret(NS, "fine", 0, &[("ok", "yes")]))
         .await?;
@@ -920,26 +949,27 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
     assert!(!m.contains("good"), "{m}");
     let m = h.failure_message(NS, "legacy").await?;
     assert!(m.contains("spec.data"), "{m}");
-    // Not readable as a typed SealedSecret: read the stored object.
-    let gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
-    let mut last = None;
-    let stored = eventually(
-        || async { h.server.get_object(&gvr, Some(NS), "wrong-shape") },
-        |o| o["status"]["conditions"][0]["status"] == "False",
-        &mut last,
-    )
-    .await
-    .ok_or_else(|| format!("wrong-shape never got Synced=False: {last:?}"))?;
-    let m = stored["status"]["conditions"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(m.contains("spec.encryptedData.password"), "{m}");
-    assert!(!m.contains("42"), "{m}");
-    assert_eq!(
-        stored["status"]["observedGeneration"],
-        stored["metadata"]["generation"]
-    );
+    if let Some(server) = h.double() {
+        // Not readable as a typed SealedSecret: read the stored object.
+        let mut last = None;
+        let stored = eventually(
+            || async { server.get_object(&sealed_gvr, Some(NS), "wrong-shape") },
+            |o| o["status"]["conditions"][0]["status"] == "False",
+            &mut last,
+        )
+        .await
+        .ok_or_else(|| format!("wrong-shape never got Synced=False: {last:?}"))?;
+        let m = stored["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(m.contains("spec.encryptedData.password"), "{m}");
+        assert!(!m.contains("42"), "{m}");
+        assert_eq!(
+            stored["status"]["observedGeneration"],
+            stored["metadata"]["generation"]
+        );
+    }
 
     let secret = h.secret_where(NS, "fine", |_| true).await?;
     assert_eq!(secret_data(&secret), map(&[("ok", "yes")]));
@@ -954,20 +984,24 @@ async fn s13_malformed_sealed_secrets_fail_alone() -> TestResult {
     Ok(())
 }
 
-/// 14. First start without keys: /healthz answers while the key is generated; the key Secret
+/// Scenario 14: First start without keys: /healthz answers while the key is generated; the key Secret
 /// has Bitnami's shape; a second start reuses it; renewal adds keys and keeps the old ones;
 /// a cutoff time forces a new key.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
-    let mut h = Harness::without_controller(&[]).await?;
-    // Slow API: the key cannot be stored for a while, and /healthz must not wait for it.
-    h.server.set_latency(Duration::from_millis(300));
+async fn s14_key_generation_reuse_renewal_and_cutoff(kind: Kind) -> TestResult {
+    let mut h = Harness::without_controller(kind, &[]).await?;
+    // Slow API (the double only): the key cannot be stored for a while, and /healthz must not
+    // wait for it.
+    if let Some(server) = h.double() {
+        server.set_latency(Duration::from_millis(300));
+    }
     h = h.with_controller(&[]).await?;
     let addr = h.running().local_addr();
     assert_eq!(http_get(addr, "/healthz").await?.0, 200);
-    assert_eq!(http_get(addr, "/readyz").await?.0, 503);
-    assert!(!h.running().keys().is_ready());
-    h.server.set_latency(Duration::ZERO);
+    if let Some(server) = h.double() {
+        assert_eq!(http_get(addr, "/readyz").await?.0, 503);
+        assert!(!h.running().keys().is_ready());
+        server.set_latency(Duration::ZERO);
+    }
     until("the first key", || h.running().keys().is_ready()).await?;
     until("readiness", || h.running().is_ready()).await?;
     assert_eq!(http_get(addr, "/readyz").await?.0, 200);
@@ -1076,40 +1110,25 @@ async fn s14_key_generation_reuse_renewal_and_cutoff() -> TestResult {
     Ok(())
 }
 
-/// 15. Under injected API faults every SealedSecret converges and no Secret is written twice
+/// Scenario 15: Under injected API faults every SealedSecret converges and no Secret is written twice
 /// for the same content.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
-    h.server.fail_next(
-        FaultRule::status(500)
-            .resource("secrets")
-            .method("PATCH")
-            .times(3),
-    );
-    h.server.fail_next(
-        FaultRule::status(500)
-            .resource("secrets")
-            .verb("get")
-            .times(2),
-    );
-    h.server.fail_next(
-        FaultRule::status(409)
-            .resource("sealedsecrets/status")
-            .times(3),
-    );
-    h.server
-        .fail_next(FaultRule::status(500).resource("events").times(2));
+async fn s15_converges_under_faults_without_duplicate_writes(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
+    // Faults on the double only: the real plane shows the same without them.
+    let double = h.double();
+    if let Some(server) = double {
+        inject_faults(server);
+    }
 
     let names: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
     for (i, name) in names.iter().enumerate() {
         h.create(&sealed_secret(NS, name, 0, &[("value", &format!("v{i}"))]))
             .await?;
-        if i == 3 {
-            h.server.cut_watches();
+        if let (3, Some(server)) = (i, double) {
+            server.cut_watches();
         }
-        if i == 5 {
-            h.server.compact();
+        if let (5, Some(server)) = (i, double) {
+            server.compact();
         }
     }
     for (i, name) in names.iter().enumerate() {
@@ -1120,8 +1139,10 @@ async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
         h.synced(NS, name, "True").await?;
     }
     // More disruption after convergence: relists must not rewrite anything.
-    h.server.cut_watches();
-    h.server.compact();
+    if let Some(server) = double {
+        server.cut_watches();
+        server.compact();
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for name in &names {
         assert_eq!(
@@ -1133,12 +1154,32 @@ async fn s15_converges_under_faults_without_duplicate_writes() -> TestResult {
     Ok(())
 }
 
+fn inject_faults(server: &ApiServer) {
+    server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .method("PATCH")
+            .times(3),
+    );
+    server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .verb("get")
+            .times(2),
+    );
+    server.fail_next(
+        FaultRule::status(409)
+            .resource("sealedsecrets/status")
+            .times(3),
+    );
+    server.fail_next(FaultRule::status(500).resource("events").times(2));
+}
+
 /// A SealedSecret sealed for a 12-key registry with the hint costs one private-key operation
 /// per value; without the hint, keys are tried newest first.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_key_operations_with_and_without_hint() -> TestResult {
+async fn private_key_operations_with_and_without_hint(kind: Kind) -> TestResult {
     let all: Vec<usize> = (0..12).collect();
-    let h = Harness::start(&all, &[]).await?;
+    let h = Harness::start(kind, &all, &[]).await?;
     until("twelve keys", || h.running().keys().snapshot().len() == 12).await?;
     let ops = || h.running().keys().private_key_operations();
 
@@ -1173,15 +1214,16 @@ async fn private_key_operations_with_and_without_hint() -> TestResult {
 /// Also the legacy `sealed-secrets-key` Secret is loaded whatever its labels.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_verbs_and_legacy_key() -> TestResult {
-    let h = Harness::without_controller(&[]).await?;
+    let h = Harness::without_controller(Kind::Double, &[]).await?;
     let mut legacy = test_key_secret(3);
     legacy.metadata.name = Some("sealed-secrets-key".into());
     legacy.metadata.labels = None;
     h.secrets(CONTROLLER_NS)
         .create(&PostParams::default(), &legacy)
         .await?;
-    h.server.clear_request_log();
+    h.double().ok_or("the double")?.clear_request_log();
     let h = h.with_controller(&[]).await?;
+    let server = h.double().ok_or("the double")?;
     until("the legacy key", || h.running().keys().is_ready()).await?;
     assert_eq!(
         h.running()
@@ -1193,11 +1235,10 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
     );
 
     // The test's own requests go around the log: only the controller's are counted.
-    h.server.put(&sealed_secret(NS, "db", 3, &[("a", "1")]))?;
-    h.server
-        .put(&sealed_secret(NS, "broken", 0, &[("a", "1")]))?;
+    server.put(&sealed_secret(NS, "db", 3, &[("a", "1")]))?;
+    server.put(&sealed_secret(NS, "broken", 0, &[("a", "1")]))?;
     let condition = |name: &str| {
-        h.server
+        server
             .get::<SealedSecret>(Some(NS), name)
             .and_then(|s| s.synced_condition().map(|c| c.status.clone()))
     };
@@ -1206,9 +1247,9 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
         condition("broken").as_deref() == Some("False")
     })
     .await?;
-    assert!(h.server.get::<Secret>(Some(NS), "db").is_some());
+    assert!(server.get::<Secret>(Some(NS), "db").is_some());
 
-    let used: Vec<(String, String, String)> = h.server.rbac_summary().into_iter().collect();
+    let used: Vec<(String, String, String)> = server.rbac_summary().into_iter().collect();
     let allowed = [
         ("", "secrets", "get"),
         ("", "secrets", "list"),
@@ -1305,9 +1346,8 @@ async fn still_sealing_with_key_0(h: &Harness) -> TestResult {
 /// that labels the output as an active sealing key. The controller refuses to unseal it
 /// (Synced=False, ErrUnsealFailed, no Secret), /v1/cert.pem keeps serving the real certificate and
 /// /v1/rotate keeps re-sealing to the real key. The legacy key name is refused the same way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
-    let h = Harness::start(&[0], &[]).await?;
+async fn key_injection_through_a_sealed_secret_is_refused(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
     until("keys", || h.running().keys().is_ready()).await?;
     let attacker = attacker_pair();
     let tls_key = attacker.private_key.to_pkcs1_pem();
@@ -1363,9 +1403,8 @@ async fn key_injection_through_a_sealed_secret_is_refused() -> TestResult {
 /// SealedSecret, or a SealedSecret's hand-over annotations) are never loaded as keys, even when
 /// they carry the active label or the legacy name (written by Bitnami's controller or by an
 /// earlier Sealbox). The controller's own and an operator's key Secrets still are.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
-    let h = Harness::without_controller(&[0]).await?;
+async fn secrets_from_sealed_secrets_are_never_loaded_as_keys(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[0]).await?;
     let owner = json!([{
         "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
         "name": "innocent", "uid": "3f1c5f4e-0000-4000-8000-000000000001", "controller": true
@@ -1416,10 +1455,9 @@ async fn secrets_from_sealed_secrets_are_never_loaded_as_keys() -> TestResult {
 /// Huge SealedSecrets fail alone with bounded reports: 2,000 encryptedData keys with 1-byte
 /// values, and keys with 10 KB names, each get a status message and an event note of at most
 /// 1 KiB that still names failing keys and counts the rest; another SealedSecret syncs meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
+async fn huge_sealed_secrets_fail_alone_with_bounded_reports(kind: Kind) -> TestResult {
     const MAX_MESSAGE: usize = 1024;
-    let h = Harness::start(&[0], &[]).await?;
+    let h = Harness::start(kind, &[0], &[]).await?;
 
     let mut many = sealed_secret(NS, "many-keys", 0, &[]);
     many.spec.encrypted_data = (0..2000)
@@ -1472,9 +1510,8 @@ async fn huge_sealed_secrets_fail_alone_with_bounded_reports() -> TestResult {
 /// Key trust on takeovers: a Secret carrying the key label (here a retired key handed over with
 /// `patch` and `managed`) is never written by a SealedSecret, so its data cannot be swapped for
 /// an attacker's key and its label cannot be flipped back to active by a later template.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_labelled_secret_is_never_taken_over() -> TestResult {
-    let h = Harness::without_controller(&[0]).await?;
+async fn a_labelled_secret_is_never_taken_over(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[0]).await?;
     let mut retired = test_key_secret(1);
     retired.metadata.name = Some("retired".into());
     retired.metadata.labels = Some(map(&[(KEY_LABEL, "retired")]));
@@ -1508,9 +1545,8 @@ async fn a_labelled_secret_is_never_taken_over() -> TestResult {
 /// nested ranges — fails its own SealedSecret with a bounded message, through the watch and
 /// through `/v1/verify`, while the controller keeps serving and a good SealedSecret beside them
 /// syncs. On gtmpl the first two aborted the whole process (stack overflow).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_templates_fail_alone() -> TestResult {
-    let h = Harness::start(&[0], &["--rate-limit=0"]).await?;
+async fn hostile_templates_fail_alone(kind: Kind) -> TestResult {
+    let h = Harness::start(kind, &[0], &["--rate-limit=0"]).await?;
     let nested_parentheses = format!("{{{{ {}.x{} }}}}", "(".repeat(1000), ")".repeat(1000));
     let attacks = [
         (
@@ -1567,3 +1603,227 @@ async fn hostile_templates_fail_alone() -> TestResult {
     assert_eq!(http_get(h.running().local_addr(), "/healthz").await?.0, 200);
     Ok(())
 }
+
+/// How long the garbage collector may take. The real one (kube-controller-manager's) watches a
+/// new resource type such as SealedSecrets only after its next discovery, every 30 s, and a
+/// loaded machine is slower still; the double's collects at once.
+const GC_WAIT: Duration = Duration::from_secs(120);
+
+/// The garbage collector (the double's, or kube-controller-manager's on the real plane) deletes
+/// the Secret of a deleted SealedSecret through the controller's ownerReference; a Secret the
+/// SealedSecret only merged into (annotated `patch`, no owner) stays.
+async fn s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret(
+    kind: Kind,
+) -> TestResult {
+    let h = Harness::start(kind, &[0], &[]).await?;
+    h.secrets(NS)
+        .create(
+            &PostParams::default(),
+            &plain_secret(
+                "merged",
+                &[(PATCH_ANNOTATION, "true")],
+                &[],
+                &[("theirs", "x")],
+            ),
+        )
+        .await?;
+    h.create(&sealed_secret(NS, "owned", 0, &[("a", "1")]))
+        .await?;
+    h.create(&sealed_secret(NS, "merged", 0, &[("a", "2")]))
+        .await?;
+    let owned = h.secret_where(NS, "owned", |_| true).await?;
+    assert!(owner_uid(&owned).is_some());
+    h.secret_where(NS, "merged", |s| {
+        secret_data(s) == map(&[("a", "2"), ("theirs", "x")])
+    })
+    .await?;
+    h.synced(NS, "merged", "True").await?;
+
+    for name in ["owned", "merged"] {
+        h.sealed(NS).delete(name, &DeleteParams::default()).await?;
+    }
+    let deadline = tokio::time::Instant::now() + GC_WAIT;
+    while h.secrets(NS).get_opt("owned").await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(
+                format!("the owned Secret outlived its SealedSecret by {GC_WAIT:?}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let merged = h.secrets(NS).get("merged").await?;
+    assert_eq!(secret_data(&merged), map(&[("a", "2"), ("theirs", "x")]));
+    Ok(())
+}
+
+/// The status code of a failed request, or 0 when it succeeded.
+fn code<T>(result: &Result<T, kube::Error>) -> u16 {
+    match result {
+        Ok(_) => 0,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(_) => 1,
+    }
+}
+
+/// What the controller relies on from the API server, asked of both backends alike (no
+/// controller runs): the double must answer as the real API server does.
+async fn api_answers_the_controller_relies_on(kind: Kind) -> TestResult {
+    let h = Harness::without_controller(kind, &[]).await?;
+    let post = PostParams::default();
+    let sealed = h.sealed(NS);
+
+    // The CRD's schema refuses a value of the wrong type (422), with no object stored.
+    let wrong: SealedSecret = serde_json::from_value(json!({
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": { "name": "wrong", "namespace": NS },
+        "spec": { "encryptedData": {} },
+    }))?;
+    let mut wrong_json = serde_json::to_value(&wrong)?;
+    wrong_json["spec"]["encryptedData"] = json!({ "password": 42 });
+    let dynamic: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        h.client.clone(),
+        NS,
+        &kube::api::ApiResource::erase::<SealedSecret>(&()),
+    );
+    let refused = dynamic
+        .create(&post, &serde_json::from_value(wrong_json)?)
+        .await;
+    assert_eq!(code(&refused), 422, "{refused:?}");
+    assert!(sealed.get_opt("wrong").await?.is_none());
+
+    // A namespace in the body that is not the one in the path: 400.
+    let elsewhere = sealed_secret("other", "moved", 0, &[("a", "1")]);
+    let mismatched = sealed.create(&post, &elsewhere).await;
+    assert_eq!(code(&mismatched), 400, "{mismatched:?}");
+
+    // generation: 1 on create, unchanged by metadata, bumped by spec.
+    let created = h.create(&sealed_secret(NS, "db", 0, &[("a", "1")])).await?;
+    assert_eq!(created.metadata.generation, Some(1));
+    let labelled = sealed
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "x": "y" } } })),
+        )
+        .await?;
+    assert_eq!(labelled.metadata.generation, Some(1));
+    let respec = sealed
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "encryptedData": { "b": "AgA=" } } })),
+        )
+        .await?;
+    assert_eq!(respec.metadata.generation, Some(2));
+
+    // The status subresource writes only status; the main resource ignores status.
+    let status = json!({ "status": { "observedGeneration": 2 }, "spec": { "encryptedData": {} } });
+    let after_status = sealed
+        .patch_status("db", &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    assert_eq!(
+        after_status
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation),
+        Some(2)
+    );
+    assert_eq!(after_status.spec.encrypted_data.len(), 2, "spec untouched");
+    assert_eq!(after_status.metadata.generation, Some(2));
+    let main = json!({ "status": { "observedGeneration": 7 } });
+    let after_main = sealed
+        .patch("db", &PatchParams::default(), &Patch::Merge(&main))
+        .await?;
+    assert_eq!(
+        after_main
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation),
+        Some(2),
+        "status untouched"
+    );
+
+    // Secrets: stringData lands in data; type defaults to Opaque; immutable refuses changes.
+    let secrets = h.secrets(NS);
+    let mut plain = plain_secret("plain", &[], &[], &[]);
+    plain.string_data = Some(map(&[("k", "v")]));
+    plain.immutable = Some(true);
+    let stored = secrets.create(&post, &plain).await?;
+    assert_eq!(secret_data(&stored), map(&[("k", "v")]));
+    assert_eq!(stored.string_data, None);
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    let changed = secrets
+        .patch(
+            "plain",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "data": { "k": "dw==" } })),
+        )
+        .await;
+    assert_eq!(code(&changed), 422, "{changed:?}");
+
+    // Server-side apply by two managers of one field conflicts (409) unless forced.
+    let config = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "shared", "namespace": NS },
+            "data": { "k": STANDARD.encode(value) },
+        })
+    };
+    secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("first"),
+            &Patch::Apply(config("1")),
+        )
+        .await?;
+    let conflict = secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("second"),
+            &Patch::Apply(config("2")),
+        )
+        .await;
+    assert_eq!(code(&conflict), 409, "{conflict:?}");
+    secrets
+        .patch(
+            "shared",
+            &PatchParams::apply("second").force(),
+            &Patch::Apply(config("2")),
+        )
+        .await?;
+
+    // Missing objects: 404 on get, replace and patch alike.
+    let missing = secrets.get("missing").await;
+    assert_eq!(code(&missing), 404);
+    let patch_missing = secrets
+        .patch("missing", &PatchParams::default(), &Patch::Merge(json!({})))
+        .await;
+    assert_eq!(code(&patch_missing), 404);
+    Ok(())
+}
+
+both_backends!(
+    s01_new_sealed_secret_becomes_a_secret,
+    s02_updated_value_updates_the_secret,
+    s03_renamed_and_appended_keys,
+    s04_managed_secret_is_taken_over,
+    s05_managed_and_patch_merges_and_takes_ownership,
+    s06_patch_merges_without_owner,
+    s07_foreign_secret_is_refused,
+    s08_drift_is_corrected_for_owned_secrets_only,
+    s09_missing_key_then_key_added_without_restart,
+    s10_custom_type_and_immutable_secrets,
+    s11_scopes_bind_values_to_names_and_namespaces,
+    s12_template_data,
+    s13_malformed_sealed_secrets_fail_alone,
+    s14_key_generation_reuse_renewal_and_cutoff,
+    s15_converges_under_faults_without_duplicate_writes,
+    s16_garbage_collector_deletes_the_secret_of_a_deleted_sealed_secret,
+    api_answers_the_controller_relies_on,
+    private_key_operations_with_and_without_hint,
+    key_injection_through_a_sealed_secret_is_refused,
+    secrets_from_sealed_secrets_are_never_loaded_as_keys,
+    huge_sealed_secrets_fail_alone_with_bounded_reports,
+    a_labelled_secret_is_never_taken_over,
+    hostile_templates_fail_alone,
+);

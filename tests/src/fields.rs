@@ -143,6 +143,43 @@ impl Managers {
     }
 
     /// The managers and their fields, for debugging and `managedFields`-like views.
+    /// `metadata.managedFields` as the API server serves it: one entry per manager and
+    /// operation that owns a field, in `FieldsV1` (`{"f:data": {"f:key": {}}}`). No `time`:
+    /// the double keeps none, and a time changing on every write would make no-ops writes.
+    pub(crate) fn to_managed_fields(&self, api_version: &str) -> Value {
+        let entries = self
+            .entries()
+            .filter(|(_, _, paths)| !paths.is_empty())
+            .map(|(manager, operation, paths)| {
+                let mut fields = Map::new();
+                for path in paths {
+                    let mut node = &mut fields;
+                    for segment in path {
+                        node = match node
+                            .entry(format!("f:{segment}"))
+                            .or_insert_with(|| Value::Object(Map::new()))
+                        {
+                            Value::Object(child) => child,
+                            // Only objects are inserted above.
+                            _ => break,
+                        };
+                    }
+                }
+                serde_json::json!({
+                    "manager": manager,
+                    "operation": match operation {
+                        Operation::Apply => "Apply",
+                        Operation::Update => "Update",
+                    },
+                    "apiVersion": api_version,
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": fields,
+                })
+            })
+            .collect();
+        Value::Array(entries)
+    }
+
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, Operation, &BTreeSet<FieldPath>)> {
         self.0
             .iter()

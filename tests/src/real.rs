@@ -23,10 +23,20 @@
 //! ```
 //!
 //! Dropping the plane kills exactly its three processes and then removes its directory
-//! (certificates, etcd's data, the logs). A test process killed outright leaves them behind.
+//! (certificates, etcd's data, the logs). A test process killed outright leaves them behind,
+//! except for the plane of [`RealControlPlane::shared`], which a watchdog removes whenever the
+//! test process ends.
+//!
+//! Every request is written to an audit log (metadata only), read with
+//! [`RealControlPlane::audit_events`]: who asked for what, and the answer's status.
 
+mod audit;
 mod pki;
 mod process;
+
+pub use audit::{AuditEvent, AuditOffset, service_account_user};
+/// The admin's user name (in group `system:masters`), as the audit log names it.
+pub use pki::ADMIN_USER;
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
@@ -44,7 +54,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use process::Process;
 
-/// Overrides where the binaries are looked for (default: `target/kube/bin` in the repository).
+/// Overrides where the binaries are looked for (default: `kube/bin` under `CARGO_TARGET_DIR`,
+/// else `target/kube/bin` in the repository).
 pub const BIN_DIR_ENV: &str = "SEALBOX_KUBE_BIN";
 /// When `1`, missing binaries are an error instead of a skip (CI, after the build).
 pub const REQUIRED_ENV: &str = "SEALBOX_REAL_REQUIRED";
@@ -101,6 +112,19 @@ pub enum Error {
     #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of the plane could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The watchdog of the shared plane could not be started.
+    #[error("cannot start the watchdog of the shared control plane")]
+    Watchdog {
         #[source]
         source: std::io::Error,
     },
@@ -180,15 +204,21 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// [`BIN_DIR_ENV`], else `target/kube/bin` of this repository.
+    /// [`BIN_DIR_ENV`], else `kube/bin` in the target directory: `CARGO_TARGET_DIR` as the
+    /// test runs, else as it was when the tests were built, else `target/` of this repository
+    /// (where `tests/kube/build.sh` writes, honouring `CARGO_TARGET_DIR` too). A relative
+    /// target directory is taken from the repository's root, as cargo takes it.
     pub fn dir() -> PathBuf {
-        std::env::var_os(BIN_DIR_ENV).map_or_else(
-            || {
-                let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-                tests.parent().unwrap_or(tests).join("target/kube/bin")
-            },
-            PathBuf::from,
-        )
+        if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+            return PathBuf::from(dir);
+        }
+        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = tests.parent().unwrap_or(tests);
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("target"));
+        root.join(target).join("kube/bin")
     }
 
     /// The binaries, or why they cannot be used: `Err(NotBuilt)` names the first one missing.
@@ -220,8 +250,18 @@ pub struct RealControlPlane {
     kubeconfig: PathBuf,
     kubeconfig_yaml: String,
     ca_cert: String,
+    audit_log: PathBuf,
     startup: Duration,
     dir: tempfile::TempDir,
+}
+
+/// The plane [`RealControlPlane::shared`] started, and the watchdog that ends it with the test
+/// process (statics are never dropped).
+struct Shared {
+    plane: RealControlPlane,
+    /// Holds the write end of the watchdog's stdin: the kernel closes it when this process
+    /// ends, however it ends, and the watchdog then kills the plane and removes its directory.
+    _watchdog: std::process::Child,
 }
 
 impl RealControlPlane {
@@ -238,6 +278,48 @@ impl RealControlPlane {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// One plane for the whole test process, started by the first caller (later callers wait
+    /// for it): each plane costs about 420 MiB and 5 s, so a test binary with many tests shares
+    /// one, each test in namespaces of its own or taking turns. `None` as for
+    /// [`start`](Self::start). The plane lives until the test process ends; a watchdog process
+    /// then kills its three processes and removes its directory. Its clients must be made by
+    /// each test (a client belongs to the runtime that made it).
+    pub async fn shared() -> Result<Option<&'static Self>, Error> {
+        static SHARED: tokio::sync::OnceCell<Option<Shared>> = tokio::sync::OnceCell::const_new();
+        let shared = SHARED
+            .get_or_try_init(|| async {
+                let Some(plane) = Self::start().await? else {
+                    return Ok(None);
+                };
+                let watchdog = plane.watchdog()?;
+                Ok::<_, Error>(Some(Shared {
+                    plane,
+                    _watchdog: watchdog,
+                }))
+            })
+            .await?;
+        Ok(shared.as_ref().map(|s| &s.plane))
+    }
+
+    /// A `sh` that waits for its stdin to close, then kills exactly this plane's processes (by
+    /// process id) and removes its directory. It ignores the signals a terminal sends the
+    /// whole process group (Ctrl-C), so it outlives the test process it watches.
+    fn watchdog(&self) -> Result<std::process::Child, Error> {
+        let [(_, etcd), (_, apiserver), (_, controller_manager)] = self.processes();
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"trap "" INT TERM HUP; read -r _; kill -9 "$@" 2>/dev/null; rm -rf -- "$0""#,
+            ])
+            .arg(self.dir.path())
+            .args([controller_manager, apiserver, etcd].map(|pid| pid.to_string()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|source| Error::Watchdog { source })
     }
 
     /// Starts a plane from `binaries`; returns once /readyz answers and the controller manager
@@ -270,6 +352,8 @@ impl RealControlPlane {
         })?;
         let pki = pki::generate(&pki_dir)?;
         let [etcd_port, peer_port, api_port] = free_ports()?;
+        let audit_policy = write(&root, "audit-policy.yaml", audit::POLICY)?;
+        let audit_log = root.join("audit.log");
         let url = format!("https://127.0.0.1:{api_port}");
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
@@ -321,6 +405,10 @@ impl RealControlPlane {
                     SERVICE_CLUSTER_IP_RANGE.into(),
                 ),
                 ("--cert-dir", root.join("apiserver-certs").into()),
+                ("--audit-policy-file", audit_policy.into()),
+                ("--audit-log-path", audit_log.clone().into()),
+                // Written as each request completes, so a test reads what it just did.
+                ("--audit-log-mode", "blocking".into()),
             ]),
             root.join("kube-apiserver.log"),
         )?;
@@ -391,6 +479,7 @@ impl RealControlPlane {
             kubeconfig,
             kubeconfig_yaml,
             ca_cert: pki.ca_cert.clone(),
+            audit_log,
             startup: began.elapsed(),
             dir,
         })
@@ -455,6 +544,18 @@ impl RealControlPlane {
     /// The admin kubeconfig file (credentials inline), for kubectl and the binaries under test.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The requests the API server has answered since `from` (the start with
+    /// `AuditOffset::default()`), and where to read from next time.
+    pub fn audit_events(&self, from: AuditOffset) -> Result<(Vec<AuditEvent>, AuditOffset), Error> {
+        audit::read(&self.audit_log, from)
+    }
+
+    /// Where the audit log ends now: read from here to see only what comes next. (A line being
+    /// written at this moment is skipped by the next read.)
+    pub fn audit_end(&self) -> AuditOffset {
+        AuditOffset(std::fs::metadata(&self.audit_log).map_or(0, |m| m.len()))
     }
 
     /// The API server's URL (`https://127.0.0.1:PORT`).

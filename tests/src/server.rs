@@ -217,6 +217,14 @@ impl ApiServer {
         lock(&self.shared.controls).faults.clear();
     }
 
+    /// When `required`, a namespaced object is only created in a namespace that exists (404
+    /// otherwise), as on a real cluster; off by default, so a test may use any namespace
+    /// without making it first.
+    pub fn require_namespaces(&self, required: bool) {
+        self.shared
+            .write(|store| store.require_namespaces = required);
+    }
+
     /// Delays every request by `latency` before it is handled.
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.shared.controls).latency = latency;

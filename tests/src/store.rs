@@ -159,6 +159,9 @@ pub(crate) struct Store {
     history: VecDeque<Arc<Change>>,
     /// Changes at or below this resourceVersion can no longer be replayed.
     compacted: u64,
+    /// Whether a namespaced object can only be created in an existing namespace, as a real
+    /// cluster's NamespaceLifecycle admission requires ([`crate::ApiServer::require_namespaces`]).
+    pub(crate) require_namespaces: bool,
 }
 
 impl Default for Store {
@@ -169,6 +172,7 @@ impl Default for Store {
             resource_version: 0,
             history: VecDeque::new(),
             compacted: 0,
+            require_namespaces: false,
         };
         store.bootstrap();
         store
@@ -586,18 +590,25 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let key = target.key(name);
         let old = self.objects.get(&key).map(|e| e.object.clone());
+        if old.is_none() {
+            self.check_namespace_exists(target)?;
+        }
         self.prepare(target, name, old.as_ref(), &mut desired)?;
 
         if let Some(old) = &old {
             let mut unversioned = old.clone();
             remove_meta(&mut unversioned, "resourceVersion");
+            remove_meta(&mut unversioned, "managedFields");
             if unversioned == desired {
                 if !dry_run && let Some(entry) = self.objects.get_mut(&key) {
+                    set_managed_fields(&mut entry.object, &managers);
                     entry.managers = managers;
+                    return Ok(entry.object.clone());
                 }
                 return Ok(old.clone());
             }
         }
+        set_managed_fields(&mut desired, &managers);
         if dry_run {
             if let Some(rv) = old.as_ref().and_then(object::resource_version) {
                 desired["metadata"]["resourceVersion"] = Value::String(rv.to_owned());
@@ -640,6 +651,33 @@ impl Store {
             },
         );
         Ok(desired)
+    }
+
+    /// With [`Store::require_namespaces`]: a namespaced object is created only in a namespace
+    /// that exists, as the real API server answers (404 naming the namespace).
+    fn check_namespace_exists(&self, target: &Target) -> Result<(), ApiError> {
+        let Some(namespace) = target.namespace.as_deref() else {
+            return Ok(());
+        };
+        if !self.require_namespaces || !target.resource.namespaced {
+            return Ok(());
+        }
+        let Some(resource) = self.registry.find("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let namespaces = Target {
+            resource,
+            version: "v1".into(),
+            namespace: None,
+        };
+        if self.objects.contains_key(&namespaces.key(namespace)) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{namespace}\" not found"),
+        ))
     }
 
     /// Fills and checks what the server owns. `old` is the stored object on updates.
@@ -967,4 +1005,16 @@ fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
     let namespace = value["start"][0].as_str().ok_or_else(invalid)?.to_owned();
     let name = value["start"][1].as_str().ok_or_else(invalid)?.to_owned();
     Ok((rv, (namespace, name)))
+}
+
+/// Serves the managers in `metadata.managedFields`, as the real API server does; none when no
+/// manager owns a field.
+fn set_managed_fields(object: &mut Value, managers: &Managers) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let entries = managers.to_managed_fields(&api_version);
+    if entries.as_array().is_some_and(|e| !e.is_empty()) {
+        object["metadata"]["managedFields"] = entries;
+    } else {
+        remove_meta(object, "managedFields");
+    }
 }

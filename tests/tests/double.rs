@@ -1313,3 +1313,133 @@ async fn services_proxy_forwards_to_a_registered_url() -> TestResult {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Differences from the real API server (found by the controller's scenarios on the real control
+// plane, tests/src/real.rs), fixed in the double
+
+/// The managers of a Secret as served in its `metadata.managedFields`:
+/// `(manager, operation, fieldsV1)`.
+fn served_managers(secret: &Secret) -> Vec<(String, String, Value)> {
+    secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            assert_eq!(m.fields_type.as_deref(), Some("FieldsV1"));
+            assert_eq!(m.api_version.as_deref(), Some("v1"));
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+                m.fields_v1
+                    .as_ref()
+                    .map(|f| f.0.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `metadata.managedFields` is served, as the real API server serves it: one entry per manager
+/// and operation (`Apply` for server-side apply, `Update` for other writes), `FieldsV1` naming
+/// the fields it owns; what a client sends there is ignored. (The double used to keep managers
+/// aside and serve none: a client reading who manages a field from the object saw nothing.)
+#[tokio::test]
+async fn managed_fields_are_served_in_metadata() -> TestResult {
+    let server = ApiServer::new();
+    let secrets: Api<Secret> = Api::namespaced(server.client(), "default");
+    let applied = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "s", "labels": { "app": "web" } },
+        "data": { "a": "MQ==" },
+    });
+    let created = secrets
+        .patch("s", &PatchParams::apply("alice"), &Patch::Apply(&applied))
+        .await?;
+    let alice = (
+        "alice".to_owned(),
+        "Apply".to_owned(),
+        json!({ "f:data": { "f:a": {} }, "f:metadata": { "f:labels": { "f:app": {} } } }),
+    );
+    assert_eq!(served_managers(&created), std::slice::from_ref(&alice));
+
+    let patch = json!({ "data": { "b": "Mg==" } });
+    let by_bob = PatchParams {
+        field_manager: Some("bob".into()),
+        ..PatchParams::default()
+    };
+    secrets.patch("s", &by_bob, &Patch::Merge(&patch)).await?;
+    let read = secrets.get("s").await?;
+    let bob = (
+        "bob".to_owned(),
+        "Update".to_owned(),
+        json!({ "f:data": { "f:b": {} } }),
+    );
+    assert_eq!(served_managers(&read), [alice.clone(), bob.clone()]);
+
+    // Sent back as read (managedFields included), a replace changes nothing it names.
+    let mut replaced = read.clone();
+    replaced.metadata.managed_fields = Some(Vec::new());
+    let replaced = secrets
+        .replace("s", &PostParams::default(), &replaced)
+        .await?;
+    assert_eq!(
+        replaced.resource_version(),
+        read.resource_version(),
+        "a no-op"
+    );
+    assert_eq!(served_managers(&replaced), [alice, bob]);
+    Ok(())
+}
+
+/// With [`ApiServer::require_namespaces`], as on a real cluster (its NamespaceLifecycle
+/// admission): nothing is created in a namespace that does not exist (404 naming the
+/// namespace); objects that exist still update. (The double used to
+/// create anything anywhere, so a test could pass on it and fail on the real plane for want of
+/// a namespace.) Off by default: the double's other users create where they like.
+#[tokio::test]
+async fn creates_need_an_existing_namespace_when_required() -> TestResult {
+    let server = ApiServer::new();
+    let client = server.client();
+    let in_ns = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);
+    in_ns("lenient")
+        .create(&PostParams::default(), &config_map("before", &[]))
+        .await?;
+
+    server.require_namespaces(true);
+    let missing = in_ns("missing")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await;
+    match &missing {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 404, "{status:?}");
+            assert_eq!(status.message, "namespaces \"missing\" not found");
+        }
+        other => panic!("created in a missing namespace: {other:?}"),
+    }
+    let applied = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
+    let apply = in_ns("missing")
+        .patch("c", &PatchParams::apply("t"), &Patch::Apply(&applied))
+        .await;
+    assert_eq!(api_code(apply), Some(404), "an apply that would create");
+
+    // The bootstrap namespaces exist; a new one can be made and used.
+    in_ns("default")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let namespace = serde_json::from_value(json!({ "metadata": { "name": "made" } }))?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    in_ns("made")
+        .create(&PostParams::default(), &config_map("c", &[]))
+        .await?;
+    // What already exists in a namespace that does not still updates.
+    let patch = json!({ "data": { "k": "v" } });
+    in_ns("lenient")
+        .patch("before", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}

@@ -16,7 +16,7 @@ use super::Error;
 /// The admin's group: bound to `cluster-admin` by the API server's bootstrap RBAC policy.
 const ADMIN_GROUP: &str = "system:masters";
 /// The admin's user name, as the audit and RBAC see it.
-pub(super) const ADMIN_USER: &str = "sealbox-test-admin";
+pub const ADMIN_USER: &str = "sealbox-test-admin";
 /// The user the bootstrap RBAC policy grants the controller manager's own role to; with
 /// `--use-service-account-credentials` each controller then acts as its own ServiceAccount.
 const CONTROLLER_MANAGER_USER: &str = "system:kube-controller-manager";
