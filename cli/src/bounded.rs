@@ -216,6 +216,17 @@ mod tests {
     }
 
     #[test]
+    fn reading_grows_without_losing_bytes() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let limit = Limit {
+            bytes: 1 << 20,
+            what: "a test input",
+        };
+        let read = read_bounded_from(&data[..], limit).unwrap();
+        assert_eq!(&read[..], &data[..]);
+    }
+
+    #[test]
     fn an_endless_reader_stops_at_the_limit() {
         let err = read_bounded_from(io::repeat(b'x'), CERTIFICATE).unwrap_err();
         assert_eq!(

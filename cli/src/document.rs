@@ -20,6 +20,7 @@ use sealbox_crds::decode::{self, DecodeError, Limits};
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::bounded::{Limit, read_bounded, read_bounded_from};
 use crate::error::{Error, Result};
 
 /// The name used for standard input in messages.
@@ -131,68 +132,36 @@ pub struct Input {
     pub documents: Vec<Document>,
 }
 
+/// What one input of Secret or SealedSecret documents may hold; see [`MAX_INPUT_BYTES`].
+pub const DOCUMENTS: Limit = Limit {
+    bytes: MAX_INPUT_BYTES as u64,
+    what: "one input of documents (split it into several files)",
+};
+
 /// Reads all of `file` (or `reader` when `file` is `None` or `-`) into a zeroized buffer, at
 /// most [`MAX_INPUT_BYTES`]. Returns the input's display name with the bytes.
 pub fn read_input(file: Option<&Path>, reader: impl Read) -> Result<(String, Zeroizing<Vec<u8>>)> {
-    let limit = u64::try_from(MAX_INPUT_BYTES).unwrap_or(u64::MAX);
-    let (name, bytes) = match file {
+    match file {
         Some(path) if path != Path::new("-") => {
             let name = path.display().to_string();
-            let bytes = std::fs::File::open(path)
-                .and_then(|file| read_all(file.take(limit + 1)))
-                .map_err(|source| read_error(&name, path, source))?;
-            (name, bytes)
+            let bytes = read_file(path).map_err(|source| read_error(&name, path, source))?;
+            Ok((name, bytes))
         }
         _ => {
-            let bytes = read_all(reader.take(limit + 1)).map_err(|source| Error::ReadInput {
-                input: STDIN.to_owned(),
-                source,
-            })?;
-            (STDIN.to_owned(), bytes)
+            let bytes =
+                read_bounded_from(reader, DOCUMENTS).map_err(|source| Error::ReadInput {
+                    input: STDIN.to_owned(),
+                    source,
+                })?;
+            Ok((STDIN.to_owned(), bytes))
         }
-    };
-    if bytes.len() > MAX_INPUT_BYTES {
-        return Err(Error::ReadInput {
-            input: name,
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "larger than {} MiB: split it into several files",
-                    MAX_INPUT_BYTES / (1024 * 1024)
-                ),
-            ),
-        });
     }
-    Ok((name, bytes))
 }
 
-/// Reads a whole file into a zeroized buffer.
+/// Reads a whole file of documents into a zeroized buffer, at most [`MAX_INPUT_BYTES`]: the
+/// files `check` and `reencrypt` walk come from whoever writes the repository.
 pub fn read_file(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
-    read_all(std::fs::File::open(path)?)
-}
-
-fn read_all(mut reader: impl Read) -> std::io::Result<Zeroizing<Vec<u8>>> {
-    // Grow by hand so no reallocation leaves an unzeroized copy behind.
-    let mut buffer = Zeroizing::new(Vec::with_capacity(8192));
-    loop {
-        if buffer.len() == buffer.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(buffer.capacity() * 2));
-            bigger.extend_from_slice(&buffer);
-            buffer = bigger;
-        }
-        let len = buffer.len();
-        let spare = buffer.capacity() - len;
-        buffer.resize(len + spare, 0);
-        match reader.read(&mut buffer[len..]) {
-            Ok(0) => {
-                buffer.truncate(len);
-                return Ok(buffer);
-            }
-            Ok(n) => buffer.truncate(len + n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buffer.truncate(len),
-            Err(e) => return Err(e),
-        }
-    }
+    read_bounded(path, DOCUMENTS)
 }
 
 fn read_error(name: &str, path: &Path, source: std::io::Error) -> Error {
@@ -618,12 +587,5 @@ mod tests {
                 .is_some_and(|s| s.contains("larger than 64 MiB")),
             "{err}: {source:?}"
         );
-    }
-
-    #[test]
-    fn reading_grows_without_losing_bytes() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let read = read_all(&data[..]).unwrap();
-        assert_eq!(&read[..], &data[..]);
     }
 }
