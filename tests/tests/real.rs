@@ -396,3 +396,221 @@ async fn real_rbac_grants_a_service_account_exactly_its_bindings() -> TestResult
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// deploy/, installed for real under the `restricted` Pod Security Standard
+
+/// The labels that make the API server's Pod Security admission refuse, in a namespace, every
+/// pod that does not meet the `restricted` profile.
+const RESTRICTED: [(&str, &str); 2] = [
+    ("pod-security.kubernetes.io/enforce", "restricted"),
+    ("pod-security.kubernetes.io/enforce-version", "latest"),
+];
+
+/// The repository's root (deploy/ lives there).
+fn repository() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(std::path::Path::new(".."))
+}
+
+/// Runs `command`, failing with its output when it fails.
+fn run(mut command: std::process::Command, what: &str) -> TestResult<String> {
+    let out = command.output().map_err(|e| format!("{what}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!(
+            "{what}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(stdout)
+}
+
+/// Labels `namespace` (creating it if need be) to enforce the restricted profile, and proves the
+/// enforcement is on: a pod with no security context (allowed by `baseline`, not by
+/// `restricted`) is refused there.
+async fn enforce_restricted(client: &Client, name: &str) -> TestResult {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    if namespaces.get_opt(name).await?.is_none() {
+        create_namespace(client, name).await?;
+    }
+    let labels: BTreeMap<&str, &str> = RESTRICTED.into_iter().collect();
+    namespaces
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": labels}})),
+        )
+        .await?;
+    let unhardened: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "unhardened"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))?;
+    match Api::<Pod>::namespaced(client.clone(), name)
+        .create(&PostParams::default(), &unhardened)
+        .await
+    {
+        Err(kube::Error::Api(status))
+            if status.code == 403 && status.message.contains("PodSecurity") =>
+        {
+            Ok(())
+        }
+        other => Err(format!(
+            "an unhardened pod in {name}: expected 403 from Pod Security admission, got {other:?}"
+        )
+        .into()),
+    }
+}
+
+/// Waits until the SealedSecret CRD is Established.
+async fn crd_established(client: &Client) -> TestResult {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    eventually("the SealedSecret CRD Established", || async {
+        let Some(crd) = crds.get_opt("sealedsecrets.bitnami.com").await? else {
+            return Ok(None);
+        };
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        Ok(established.then_some(()))
+    })
+    .await
+}
+
+/// Waits for the pods `selector` picks in `namespace`: the controller-manager creates them from
+/// the Deployment and they stay Pending (no kubelet), so they exist only if Pod Security
+/// admission accepted them. A ReplicaSet whose pods were refused fails at once with the reason.
+async fn pods_admitted(client: &Client, namespace: &str, selector: &str) -> TestResult<Vec<Pod>> {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace);
+    let select = ListParams::default().labels(selector);
+    eventually("the controller's pods, admitted", || async {
+        let listed = pods.list(&select).await?.items;
+        if !listed.is_empty() {
+            return Ok(Some(listed));
+        }
+        for set in sets.list(&select).await?.items {
+            let conditions = set
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            if let Some(failure) = conditions.iter().find(|c| c.type_ == "ReplicaFailure") {
+                return Err(format!(
+                    "ReplicaSet {} could not create its pods: {}",
+                    set.name_any(),
+                    failure.message.clone().unwrap_or_default()
+                )
+                .into());
+            }
+        }
+        Ok(None)
+    })
+    .await
+}
+
+/// The CRD's schema admits a well-formed SealedSecret and refuses a misshapen one (422).
+async fn sealed_secrets_validate(client: &Client, namespace: &str) -> TestResult {
+    let resource = kube::api::ApiResource::erase::<SealedSecret>(&());
+    let api =
+        Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+    let object = |name: &str, encrypted_data: serde_json::Value| {
+        serde_json::from_value::<kube::api::DynamicObject>(serde_json::json!({
+            "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"encryptedData": encrypted_data}
+        }))
+    };
+    api.create(
+        &PostParams::default(),
+        &object(
+            "good",
+            serde_json::json!({"password": "AgBy3i4OJSWK+PiTySYZZA=="}),
+        )?,
+    )
+    .await?;
+    match api
+        .create(
+            &PostParams::default(),
+            &object("bad", serde_json::json!("not a map"))?,
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 422 => Ok(()),
+        other => Err(format!("a misshapen SealedSecret: expected 422, got {other:?}").into()),
+    }
+}
+
+/// `kubectl apply --server-side -k deploy/kustomize/base` into a kube-system that enforces the
+/// restricted profile: the controller-manager creates the controller's pods and admission
+/// accepts them; the CRD is established and validates SealedSecrets.
+#[tokio::test]
+async fn deploy_kustomize_base_installs_under_restricted_pod_security() -> TestResult {
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let client = plane.client().await?;
+    enforce_restricted(&client, "kube-system").await?;
+
+    let mut apply = plane.kubectl();
+    apply
+        .args(["apply", "--server-side", "-k"])
+        .arg(repository().join("deploy/kustomize/base"));
+    run(
+        apply,
+        "kubectl apply --server-side -k deploy/kustomize/base",
+    )?;
+
+    crd_established(&client).await?;
+    let pods = pods_admitted(&client, "kube-system", "name=sealed-secrets-controller").await?;
+    assert!(
+        pods.iter()
+            .all(|p| p.name_any().starts_with("sealed-secrets-controller-")),
+        "{:?}",
+        pods.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    sealed_secrets_validate(&client, "kube-system").await
+}
+
+/// `helm install` of deploy/helm/sealbox into a namespace that enforces the restricted profile,
+/// with the same checks as the kustomize base.
+#[tokio::test]
+async fn deploy_helm_chart_installs_under_restricted_pod_security() -> TestResult {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("helm"))
+            .find(|helm| helm.is_file())
+    });
+    let Some(helm) = on_path else {
+        if std::env::var_os("SEALBOX_REAL_REQUIRED").is_some_and(|v| v == "1") {
+            return Err(
+                "helm is not on PATH (.ci/tools.sh installs it under target/ci-tools/bin)".into(),
+            );
+        }
+        eprintln!("skipping: helm is not on PATH");
+        return Ok(());
+    };
+    let Some(plane) = RealControlPlane::start().await? else {
+        return Ok(());
+    };
+    let client = plane.client().await?;
+    enforce_restricted(&client, "sealbox").await?;
+
+    let mut install = std::process::Command::new(helm);
+    install
+        .args(["install", "sealbox"])
+        .arg(repository().join("deploy/helm/sealbox"))
+        .args(["--namespace", "sealbox", "--kubeconfig"])
+        .arg(plane.kubeconfig());
+    run(install, "helm install sealbox deploy/helm/sealbox")?;
+
+    crd_established(&client).await?;
+    pods_admitted(&client, "sealbox", "app.kubernetes.io/instance=sealbox").await?;
+    sealed_secrets_validate(&client, "sealbox").await
+}
