@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::keys::KeyRegistry;
-use crate::reconcile::{Context, WatchedSealedSecret, error_chain, error_policy, reconcile_object};
+use crate::object::{ObjectKey, error_chain};
+use crate::reconcile::{Context, WatchedSealedSecret, error_policy, reconcile_object};
 use crate::server::Readiness;
 
 /// How often memory (and the condition metric) of deleted SealedSecrets is dropped. Deletions
@@ -97,7 +98,7 @@ pub async fn run(
                         Ok(_) => {}
                         // A request for an object that is gone: the SealedSecret was deleted.
                         Err(controller::Error::ObjectNotFound(object)) => {
-                            forget.forget(&(
+                            forget.forget(&ObjectKey::new(
                                 object.namespace.clone().unwrap_or_default(),
                                 object.name.clone(),
                             ));
@@ -176,8 +177,8 @@ async fn prune_memory(
             _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        ctx.retain_objects(|(namespace, name), uid| {
-            let reference = ObjectRef::<WatchedSealedSecret>::new(name).within(namespace);
+        ctx.retain_objects(|key, uid| {
+            let reference = ObjectRef::<WatchedSealedSecret>::new(&key.name).within(&key.namespace);
             stores.iter().any(|store| {
                 store
                     .get(&reference)

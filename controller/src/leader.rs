@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::reconcile::{FIELD_MANAGER, error_chain};
+use crate::object::{FIELD_MANAGER, error_chain};
 
 /// Retries wait between 1 and this factor times the retry period (client-go's jitter).
 pub const RETRY_JITTER: f64 = 1.2;

@@ -9,7 +9,9 @@
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
 //! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`]); the IO shell is thin
 //! ([`reconcile`], [`controller`], [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]).
-//! The binary in `main.rs` only parses flags, sets up logging and calls [`run`].
+//! Names they all share (the field manager, [`object::ObjectKey`], the error-chain helper) live
+//! below them in [`object`]. The binary in `main.rs` only parses flags, sets up logging and
+//! calls [`run`].
 //!
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
@@ -22,6 +24,7 @@ pub mod error;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod object;
 pub mod owned;
 pub mod ownership;
 pub mod pool;
@@ -46,7 +49,7 @@ pub use cli::Config;
 pub use error::{Error, Result};
 pub use keys::KeyRegistry;
 pub use metrics::Metrics;
-pub use reconcile::FIELD_MANAGER;
+pub use object::FIELD_MANAGER;
 
 use crate::controller::WatchSettings;
 use crate::keys::lifecycle::{self, KeySettings};

@@ -19,7 +19,7 @@ use kube::runtime::watcher::Event;
 use kube::{Resource as _, ResourceExt as _};
 use sealbox_crds::SealedSecret;
 
-use crate::reconcile::ObjectKey;
+use crate::object::ObjectKey;
 
 type Versions = HashMap<ObjectKey, String>;
 
@@ -56,7 +56,7 @@ impl OwnedSecrets {
                 if let Some(listed) = inner.relisting.remove(&scope) {
                     inner
                         .current
-                        .retain(|(ns, _), _| namespace.is_some_and(|watched| watched != ns));
+                        .retain(|key, _| namespace.is_some_and(|watched| watched != key.namespace));
                     inner.current.extend(listed);
                 }
             }
@@ -82,7 +82,7 @@ impl OwnedSecrets {
 }
 
 fn key(secret: &PartialObjectMeta<Secret>) -> ObjectKey {
-    (secret.namespace().unwrap_or_default(), secret.name_any())
+    ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any())
 }
 
 /// Keeps the version of a Secret a SealedSecret controls; forgets any other (one that lost its
@@ -133,7 +133,7 @@ mod tests {
     }
 
     fn key(name: &str) -> ObjectKey {
-        ("prod".to_owned(), name.to_owned())
+        ObjectKey::new("prod", name)
     }
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
         );
         owned.observe(Some("prod"), &Event::InitDone);
 
-        assert!(owned.is_at(&("dev".to_owned(), "db".to_owned()), "1"));
+        assert!(owned.is_at(&ObjectKey::new("dev", "db"), "1"));
         assert!(owned.is_at(&key("db"), "3"));
         assert!(!owned.is_at(&key("gone"), "2"));
         assert_eq!(owned.len(), 2);

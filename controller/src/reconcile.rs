@@ -41,14 +41,12 @@ use crate::desired::{SecretWithData, UnsealOptions, check_key_trust, desired_sec
 use crate::error::{Error, Result};
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
+use crate::object::{FIELD_MANAGER, ObjectKey, error_chain};
 use crate::owned::OwnedSecrets;
 use crate::ownership::{self, Leftovers, Plan};
 use crate::pool::UnsealPool;
 use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
-
-/// The one field manager every write of the controller uses.
-pub const FIELD_MANAGER: &str = "sealbox-controller";
 
 /// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too:
 /// values that do not decrypt (or a malformed object), a Secret that is not ours, a write the
@@ -102,9 +100,6 @@ impl std::fmt::Debug for Context {
             .finish_non_exhaustive()
     }
 }
-
-/// `(namespace, name)` of a SealedSecret.
-pub type ObjectKey = (String, String);
 
 /// What the controller remembers about one SealedSecret between reconciles.
 #[derive(Debug, Clone, Default)]
@@ -192,7 +187,7 @@ impl Context {
             let keep = live(key, &memory.uid);
             if !keep {
                 self.metrics
-                    .forget_condition(&key.0, &key.1, SYNCED_CONDITION);
+                    .forget_condition(&key.namespace, &key.name, SYNCED_CONDITION);
             }
             keep
         });
@@ -202,7 +197,7 @@ impl Context {
     pub fn forget(&self, key: &ObjectKey) {
         self.lock().remove(key);
         self.metrics
-            .forget_condition(&key.0, &key.1, SYNCED_CONDITION);
+            .forget_condition(&key.namespace, &key.name, SYNCED_CONDITION);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Memory>> {
@@ -361,9 +356,10 @@ async fn report_malformed(sealed: &SealedSecret, problem: &str, ctx: &Context) -
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
     let outcome = Outcome::failed(REASON_UNSEAL_FAILED, problem);
     if let Outcome::Failed { message, .. } = &outcome {
-        warn!(namespace = %key.0, name = %key.1, error = %message, "malformed SealedSecret");
+        warn!(namespace = %key.namespace, name = %key.name, error = %message, "malformed SealedSecret");
     }
-    ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
+    ctx.metrics
+        .unseal_failed(REASON_METRIC_UNSEAL, &key.namespace);
     report(ctx, sealed, &key, &uid, &outcome).await?;
     Ok(Action::await_change())
 }
@@ -389,8 +385,8 @@ impl Drop for InFlight {
 pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> Result<Action> {
     let sealed = &object.sealed;
     let key = object_key(sealed);
-    Span::current().record("namespace", key.0.as_str());
-    Span::current().record("name", key.1.as_str());
+    Span::current().record("namespace", key.namespace.as_str());
+    Span::current().record("name", key.name.as_str());
     let uid = sealed.metadata.uid.clone().unwrap_or_default();
     if sealed.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -402,7 +398,7 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
             Ok(action)
         }
         Err(error) => {
-            ctx.metrics.unseal_failed(error.category(), &key.0);
+            ctx.metrics.unseal_failed(error.category(), &key.namespace);
             let mut failures = 0;
             ctx.update(&key, &uid, |m| {
                 m.failures = m.failures.saturating_add(1);
@@ -421,12 +417,12 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
 
 /// Retries transient failures with exponential backoff per object.
 pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = (object.namespace().unwrap_or_default(), object.name_any());
+    let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
     let failures = ctx.lock().get(&key).map_or(1, |m| m.failures.max(1));
     let delay = backoff(failures);
     let error = error_chain(error);
     warn!(
-        namespace = %key.0, name = %key.1, error = %bounds::truncate(&error, MAX_MESSAGE),
+        namespace = %key.namespace, name = %key.name, error = %bounds::truncate(&error, MAX_MESSAGE),
         retry_in = ?delay, "reconcile failed"
     );
     Action::requeue(delay)
@@ -448,7 +444,7 @@ async fn sync(
     if keys.is_empty() {
         return Err(Error::NoKeys);
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.0);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let digest = digest(cached, ctx.settings);
     let memory = ctx.recall(key, uid);
 
@@ -460,10 +456,10 @@ async fn sync(
         let unchanged = match secret_version {
             Some(version) if ctx.owned.is_at(key, version) => true,
             _ => secrets
-                .get_metadata_opt(&key.1)
+                .get_metadata_opt(&key.name)
                 .await
                 .map_err(|source| Error::GetSecret {
-                    secret: format!("{}/{}", key.0, key.1),
+                    secret: format!("{}/{}", key.namespace, key.name),
                     source,
                 })?
                 .is_some_and(|m| m.metadata.resource_version == *secret_version),
@@ -500,7 +496,8 @@ async fn sync(
     let desired = match unsealed {
         Ok(desired) => desired,
         Err(error) => {
-            ctx.metrics.unseal_failed(REASON_METRIC_UNSEAL, &key.0);
+            ctx.metrics
+                .unseal_failed(REASON_METRIC_UNSEAL, &key.namespace);
             ctx.update(key, uid, |m| {
                 m.digest = digest;
                 m.unseal_failed_at = None;
@@ -528,7 +525,7 @@ async fn sync(
 
     match write_secret(&secrets, desired.secret, uid).await? {
         Written::Refused { metric, message } => {
-            ctx.metrics.unseal_failed(metric, &key.0);
+            ctx.metrics.unseal_failed(metric, &key.namespace);
             fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await?;
         }
         Written::Unchanged(version) => {
@@ -564,12 +561,13 @@ async fn sync(
 async fn fetch(ctx: &Context, key: &ObjectKey) -> Result<Option<WatchedSealedSecret>> {
     // Dynamic, not typed: a malformed object must not fail to parse.
     let resource = ApiResource::erase::<SealedSecret>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.0, &resource);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &key.namespace, &resource);
     let object = api
-        .get_opt(&key.1)
+        .get_opt(&key.name)
         .await
         .map_err(|source| Error::GetSealedSecret {
-            sealed_secret: format!("{}/{}", key.0, key.1),
+            sealed_secret: format!("{}/{}", key.namespace, key.name),
             source,
         })?;
     Ok(object.map(WatchedSealedSecret::whole))
@@ -728,8 +726,8 @@ async fn report(
     outcome: &Outcome,
 ) -> Result<()> {
     ctx.metrics.set_condition(
-        &key.0,
-        &key.1,
+        &key.namespace,
+        &key.name,
         SYNCED_CONDITION,
         Some(matches!(outcome, Outcome::Synced)),
     );
@@ -776,21 +774,22 @@ async fn report(
     };
     // Dynamic, not typed: the response of a malformed object must not fail to parse.
     let resource = ApiResource::erase::<SealedSecret>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.0, &resource);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &key.namespace, &resource);
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     };
     let patch = serde_json::json!({ "status": next });
     match api
-        .patch_status(&key.1, &params, &Patch::Merge(&patch))
+        .patch_status(&key.name, &params, &Patch::Merge(&patch))
         .await
     {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(()),
         Err(source) => {
             return Err(Error::PatchStatus {
-                sealed_secret: format!("{}/{}", key.0, key.1),
+                sealed_secret: format!("{}/{}", key.namespace, key.name),
                 source,
             });
         }
@@ -831,7 +830,7 @@ fn event_note(note: &str) -> String {
 }
 
 fn object_key(sealed: &SealedSecret) -> ObjectKey {
-    (sealed.namespace().unwrap_or_default(), sealed.name_any())
+    ObjectKey::new(sealed.namespace().unwrap_or_default(), sealed.name_any())
 }
 
 /// Everything the Secret depends on besides the keys: a change means unsealing again.
@@ -893,22 +892,6 @@ fn describe_type_error(message: &str) -> String {
     } else {
         "invalid value".to_owned()
     }
-}
-
-/// An error with its sources, "outer: inner: innermost".
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        // Many errors already print their source; say each thing once.
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 use super::trust::{self, FromSealedSecret};
 use super::{KeyEntry, KeyRegistry, LEGACY_KEY_SECRET};
 use crate::error::{Error, Result};
-use crate::reconcile::{FIELD_MANAGER, error_chain};
+use crate::object::{FIELD_MANAGER, error_chain};
 
 /// Longest wait between two looks at the renewal schedule (keeps clock jumps harmless).
 const MAX_RENEWAL_SLEEP: Duration = Duration::from_secs(600);

@@ -28,7 +28,7 @@ use sealbox_crds::{
 use sealbox_crypto::key_secret::KEY_LABEL;
 
 use super::LEGACY_KEY_SECRET;
-use crate::reconcile::FIELD_MANAGER;
+use crate::object::FIELD_MANAGER;
 
 /// The kind of the objects whose Secrets are never keys.
 const SEALED_SECRET_KIND: &str = "SealedSecret";
