@@ -22,6 +22,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::bounded::{Limit, read_bounded, read_bounded_from};
 use crate::error::{Error, Result};
+use crate::origin::{Origin, field_path};
 
 /// The name used for standard input in messages.
 pub const STDIN: &str = "<stdin>";
@@ -30,27 +31,6 @@ pub const STDIN: &str = "<stdin>";
 /// ~1.5 MiB (etcd's request limit); 64 MiB holds a repository's worth of them in one stream
 /// while keeping a hostile file from filling memory.
 pub const MAX_INPUT_BYTES: usize = 64 * 1024 * 1024;
-
-/// Where a document came from: `secret.yaml, document 2` or `<stdin>, document 1, items[3]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    /// The file, or `<stdin>`.
-    pub input: String,
-    /// 1-based index of the document in the input.
-    pub document: usize,
-    /// 0-based index in a `List`'s `items`, when the document came from one.
-    pub item: Option<usize>,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}, document {}", self.input, self.document)?;
-        if let Some(item) = self.item {
-            write!(f, ", items[{item}]")?;
-        }
-        Ok(())
-    }
-}
 
 /// The syntax an input was written in; output of `merge` keeps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -312,20 +292,6 @@ pub fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "a mapping",
-    }
-}
-
-/// `data.password`, or `data["tls.crt"]` when the key is not a plain word.
-pub fn field_path(parent: &str, key: &str) -> String {
-    let plain = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    match (parent.is_empty(), plain) {
-        (true, true) => key.to_owned(),
-        (true, false) => format!("[{key:?}]"),
-        (false, true) => format!("{parent}.{key}"),
-        (false, false) => format!("{parent}[{key:?}]"),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::document::Origin;
+use crate::origin::Origin;
 use crate::redact;
 
 /// A `Result` with the CLI's [`Error`].
@@ -214,7 +214,7 @@ pub enum Error {
     /// Some values of a SealedSecret could not be decrypted.
     #[error(
         "{origin}: cannot unseal SealedSecret {object}: {}; {}",
-        failures.iter().map(|(key, why)| format!("{}: {why}", crate::document::field_path("encryptedData", key))).collect::<Vec<_>>().join(", "),
+        failures.iter().map(|(key, why)| format!("{}: {why}", crate::origin::field_path("encryptedData", key))).collect::<Vec<_>>().join(", "),
         if failures.iter().all(|(_, why)| why.contains("too short") || why.contains("base64")) {
             "the values are damaged (truncated or edited); seal them again".to_owned()
         } else {

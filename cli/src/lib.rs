@@ -33,6 +33,7 @@ pub mod document;
 pub mod error;
 pub mod keyring;
 pub mod kubeconfig;
+pub mod origin;
 pub mod output;
 pub mod redact;
 pub mod sealed;

@@ -12,8 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::document::{Document, Object, Origin, expect_kind};
+use crate::document::{Document, Object, expect_kind};
 use crate::error::Result;
+use crate::origin::Origin;
 
 /// The annotation `kubectl apply` writes: a full copy of the object, plaintext included.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";

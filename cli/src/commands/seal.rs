@@ -18,9 +18,10 @@ use zeroize::Zeroizing;
 use crate::cert::{self, CertSource, Expiry, SealingKey};
 use crate::cli::SealArgs;
 use crate::config::Configs;
-use crate::document::{Origin, read_documents, read_input};
+use crate::document::{read_documents, read_input};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
+use crate::origin::Origin;
 use crate::output::{Visibility, emit, render};
 use crate::secret::SecretInput;
 
@@ -228,7 +229,7 @@ pub fn seal_values(
                 sealbox_crypto::seal(rng, &key.public_key, plaintext, label).map_err(|source| {
                     Error::Seal {
                         origin: origin.clone(),
-                        field: crate::document::field_path("data", name),
+                        field: crate::origin::field_path("data", name),
                         source: Box::new(source),
                     }
                 })?;

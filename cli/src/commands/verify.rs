@@ -25,8 +25,9 @@ use crate::cert::Expiry;
 use crate::cli::VerifyArgs;
 use crate::cluster::{self, Cluster};
 use crate::commands::seal::note;
-use crate::document::{Document, Object, expect_kind, field_path, read_documents};
+use crate::document::{Document, Object, expect_kind, read_documents};
 use crate::error::{Error, Result};
+use crate::origin::field_path;
 use crate::sealed::{self, api_version, display_name};
 use crate::secret::decode_base64;
 
