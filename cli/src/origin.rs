@@ -25,8 +25,27 @@ impl fmt::Display for Origin {
     }
 }
 
-/// `data.password`, or `data["tls.crt"]` when the key is not a plain word.
+/// The longest key a path shows; keys are names, not values, but a path must stay a line.
+const MAX_KEY_SHOWN: usize = 64;
+
+/// `data.password`, or `data["tls.crt"]` when the key is not a plain word. A key is shown only
+/// up to its first character that Kubernetes allows in no key or name (a pasted
+/// `DB_PASSWORD=hunter2` line shows as `"DB_PASSWORD…"`), and at most [`MAX_KEY_SHOWN`]
+/// characters of it.
 pub fn field_path(parent: &str, key: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/');
+    let cut = key
+        .char_indices()
+        .find(|&(i, c)| !allowed(c) || i >= MAX_KEY_SHOWN)
+        .map(|(i, _)| i);
+    let shown;
+    let key = match cut {
+        Some(at) => {
+            shown = format!("{}…", &key[..at]);
+            shown.as_str()
+        }
+        None => key,
+    };
     let plain = !key.is_empty()
         && key
             .chars()
@@ -36,5 +55,26 @@ pub fn field_path(parent: &str, key: &str) -> String {
         (true, false) => format!("[{key:?}]"),
         (false, true) => format!("{parent}.{key}"),
         (false, false) => format!("{parent}[{key:?}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_show_keys_only_up_to_a_character_no_key_may_hold() {
+        assert_eq!(field_path("data", "password"), "data.password");
+        assert_eq!(field_path("data", "tls.crt"), r#"data["tls.crt"]"#);
+        assert_eq!(field_path("", "a/b"), r#"["a/b"]"#);
+        assert_eq!(
+            field_path("data", "DB_PASSWORD=hunter2"),
+            r#"data["DB_PASSWORD…"]"#
+        );
+        let long = "k".repeat(1000);
+        assert_eq!(
+            field_path("data", &long).len(),
+            "data[\"\"]".len() + 64 + '…'.len_utf8()
+        );
     }
 }
