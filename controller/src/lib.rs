@@ -17,10 +17,10 @@
 //! types; never on the CLI or on test code.
 
 pub mod bounds;
-pub mod cli;
 pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod flags;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
@@ -45,8 +45,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use cli::Config;
 pub use error::{Error, Result};
+pub use flags::Config;
 pub use keys::KeyRegistry;
 pub use metrics::Metrics;
 pub use object::FIELD_MANAGER;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use sealbox_controller::cli::{Config, LogFormat};
+use sealbox_controller::flags::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

@@ -43,7 +43,7 @@ use tokio::task::JoinSet;
 use tower_http::timeout::TimeoutLayer;
 use tracing::{debug, warn};
 
-use crate::cli::Config;
+use crate::flags::Config;
 use crate::keys::KeyRegistry;
 use crate::metrics::Metrics;
 use crate::reseal::{self, BadRequest, RotateError, VerifyError};
