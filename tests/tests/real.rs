@@ -106,17 +106,7 @@ async fn real_control_plane_stores_sealed_secrets_under_the_deploy_crd() -> Test
     let crd: CustomResourceDefinition = serde_norway::from_str(CRD_YAML)?;
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &crd).await?;
-    eventually("the SealedSecret CRD Established", || async {
-        let crd = crds.get(&crd.name_any()).await?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        Ok(established.then_some(()))
-    })
-    .await?;
+    crd_established(&client).await?;
 
     create_namespace(&client, "sealed").await?;
     let mut sealed = SealedSecret::new(
