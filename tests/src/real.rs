@@ -38,6 +38,7 @@ pub use audit::{AuditEvent, AuditOffset, service_account_user};
 /// The admin's user name (in group `system:masters`), as the audit log names it.
 pub use pki::ADMIN_USER;
 
+use crate::kubeconfig::kubeconfig;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -702,59 +703,25 @@ async fn client(kubeconfig_yaml: &str) -> Result<kube::Client, Error> {
 
 /// The admin's kubeconfig, self-contained (certificates and key inline).
 fn admin_kubeconfig(url: &str, pki: &pki::Pki) -> String {
+    let user = serde_json::json!({
+        "client-certificate-data": BASE64.encode(&pki.admin.cert),
+        "client-key-data": BASE64.encode(&pki.admin.key),
+    });
     let ca = BASE64.encode(&pki.ca_cert);
-    let cert = BASE64.encode(&pki.admin.cert);
-    let key = BASE64.encode(&pki.admin.key);
-    let user = pki::ADMIN_USER;
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: {CONTEXT}
-  cluster:
-    server: {url}
-    certificate-authority-data: {ca}
-users:
-- name: {user}
-  user:
-    client-certificate-data: {cert}
-    client-key-data: {key}
-contexts:
-- name: {CONTEXT}
-  context:
-    cluster: {CONTEXT}
-    user: {user}
-    namespace: default
-current-context: {CONTEXT}
-preferences: {{}}
-"
-    )
+    kubeconfig(CONTEXT, url, Some(&ca), pki::ADMIN_USER, user, "default")
 }
 
 /// A kubeconfig with a bearer token (a ServiceAccount's), namespace `namespace`.
 fn token_kubeconfig(url: &str, ca_cert: &str, namespace: &str, name: &str, token: &str) -> String {
     let ca = BASE64.encode(ca_cert);
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: {CONTEXT}
-  cluster:
-    server: {url}
-    certificate-authority-data: {ca}
-users:
-- name: {namespace}-{name}
-  user:
-    token: {token}
-contexts:
-- name: {CONTEXT}
-  context:
-    cluster: {CONTEXT}
-    user: {namespace}-{name}
-    namespace: {namespace}
-current-context: {CONTEXT}
-preferences: {{}}
-"
+    let user = serde_json::json!({ "token": token });
+    kubeconfig(
+        CONTEXT,
+        url,
+        Some(&ca),
+        &format!("{namespace}-{name}"),
+        user,
+        namespace,
     )
 }
 
