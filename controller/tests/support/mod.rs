@@ -455,6 +455,14 @@ async fn empty(admin: &Client) -> TestResult {
 /// beside them does not take their CPU.
 static REAL_TURN: Mutex<()> = Mutex::new(());
 
+/// A runtime of its own for one test: two workers, as `#[tokio::test(flavor = "multi_thread")]`.
+fn test_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// Runs `body` on its own runtime while no real-plane test runs (see [`REAL_TURN`]).
 pub fn run_alone<F, Fut>(body: F) -> TestResult
 where
@@ -462,10 +470,7 @@ where
     Fut: Future<Output = TestResult>,
 {
     let _turn = REAL_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = test_runtime()?;
     runtime.block_on(body())
 }
 
@@ -479,10 +484,7 @@ where
     Fut: Future<Output = TestResult>,
 {
     let _turn = REAL_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = test_runtime()?;
     let Some(plane) = runtime.block_on(RealControlPlane::shared())? else {
         return Ok(());
     };
