@@ -23,8 +23,9 @@ use tracing::{debug, info, warn};
 
 use crate::keys::KeyRegistry;
 use crate::object::{ObjectKey, error_chain};
-use crate::reconcile::{Context, WatchedSealedSecret, error_policy, reconcile_object};
+use crate::reconcile::{Context, error_policy, reconcile_object};
 use crate::server::Readiness;
+use crate::watched::WatchedSealedSecret;
 
 /// How often memory (and the condition metric) of deleted SealedSecrets is dropped. Deletions
 /// that garbage-collect an owned Secret are noticed at once; this catches the rest.

@@ -34,6 +34,7 @@ pub mod server;
 pub mod status;
 pub mod template;
 pub mod unseal;
+pub mod watched;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,28 +12,22 @@
 //! while both match, a reconcile costs no request when the Secret watch has shown that version
 //! ([`OwnedSecrets`]), else one metadata-only GET.
 //!
-//! The cache holds SealedSecrets without their sealed values; a reconcile that has to unseal
-//! reads the object whole first. Unsealing runs on the [`UnsealPool`]'s threads.
+//! The cache holds SealedSecrets without their sealed values
+//! ([`WatchedSealedSecret`]); a reconcile that has to unseal reads the object whole first. Unsealing runs on the [`UnsealPool`]'s threads.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
-use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretSpec, SealedSecretStatus};
+use kube::{Client, Resource as _, ResourceExt as _};
+use sealbox_crds::{SYNCED_CONDITION, SealedSecret, SealedSecretStatus};
 use sealbox_crypto::Fingerprint;
-use serde::{Deserialize, Deserializer};
 use tracing::{Span, debug, info, instrument, warn};
 
 use crate::bounds::{self, MAX_MESSAGE};
@@ -47,6 +41,7 @@ use crate::ownership::{self, Leftovers, Plan};
 use crate::pool::UnsealPool;
 use crate::status::{self, Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
+use crate::watched::WatchedSealedSecret;
 
 /// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too:
 /// values that do not decrypt (or a malformed object), a Secret that is not ours, a write the
@@ -54,9 +49,6 @@ use crate::unseal::UnsealError;
 const REASON_METRIC_UNSEAL: &str = "unseal";
 const REASON_METRIC_UNMANAGED: &str = "unmanaged";
 const REASON_METRIC_UPDATE: &str = "update";
-
-/// Written by `kubectl apply`: a JSON copy of the whole object, never read by the controller.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Transient failures in a row after which the status reports them.
 const FAILURES_BEFORE_REPORTING: u32 = 3;
@@ -228,113 +220,6 @@ impl Context {
     }
 }
 
-/// A SealedSecret as the controller watches and caches it: parsed once, when it arrives, or
-/// the reason it could not be. Deserializing never fails on the spec, so one object that does
-/// not fit the schema fails alone instead of breaking the list and the watch.
-///
-/// The cache keeps metadata, status and a digest of the spec, not the spec: the sealed values
-/// are most of an object's size (~2.2 KB of 3 KB for three values, far more for certificates)
-/// and are read only to unseal, which [`reconcile`] does from a fresh GET.
-#[derive(Clone, Debug)]
-pub struct WatchedSealedSecret {
-    sealed: Arc<SealedSecret>,
-    /// Digest of the spec as it arrived, sealed values included.
-    spec_digest: u64,
-    /// Why the object is malformed (names a field, never a value).
-    malformed: Option<String>,
-}
-
-impl WatchedSealedSecret {
-    /// Parses `object` for the cache, leaving out its spec and what the controller never reads:
-    /// `managedFields` and kubectl's last-applied copy, which can be larger than the object.
-    pub fn from_object(object: DynamicObject) -> Self {
-        Self::parse(object, false)
-    }
-
-    /// Parses `object` whole, sealed values included, for unsealing.
-    fn whole(object: DynamicObject) -> Self {
-        Self::parse(object, true)
-    }
-
-    /// Parses `object`, with its spec when `with_spec`.
-    fn parse(mut object: DynamicObject, with_spec: bool) -> Self {
-        object.metadata.managed_fields = None;
-        if let Some(annotations) = object.metadata.annotations.as_mut() {
-            annotations.remove(LAST_APPLIED_ANNOTATION);
-        }
-        let spec_digest = {
-            let mut hasher = DefaultHasher::new();
-            if let Some(spec) = object.data.get("spec") {
-                spec.to_string().hash(&mut hasher);
-            }
-            hasher.finish()
-        };
-        match parse_sealed_secret(&object) {
-            Ok(mut sealed) => {
-                if !with_spec {
-                    sealed.spec = SealedSecretSpec::default();
-                }
-                Self {
-                    sealed: Arc::new(sealed),
-                    spec_digest,
-                    malformed: None,
-                }
-            }
-            Err(problem) => Self {
-                sealed: Arc::new(SealedSecret {
-                    spec: SealedSecretSpec::default(),
-                    status: object
-                        .data
-                        .get("status")
-                        .and_then(|s| serde_json::from_value(s.clone()).ok()),
-                    metadata: object.metadata,
-                }),
-                spec_digest,
-                malformed: Some(problem.to_string()),
-            },
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for WatchedSealedSecret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        DynamicObject::deserialize(deserializer).map(Self::from_object)
-    }
-}
-
-impl Resource for WatchedSealedSecret {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        SealedSecret::kind(dt)
-    }
-
-    fn group(dt: &()) -> Cow<'_, str> {
-        SealedSecret::group(dt)
-    }
-
-    fn version(dt: &()) -> Cow<'_, str> {
-        SealedSecret::version(dt)
-    }
-
-    fn api_version(dt: &()) -> Cow<'_, str> {
-        SealedSecret::api_version(dt)
-    }
-
-    fn plural(dt: &()) -> Cow<'_, str> {
-        SealedSecret::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.sealed.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut Arc::make_mut(&mut self.sealed).metadata
-    }
-}
-
 /// Entry point for the controller: reconciles a well-formed SealedSecret, reports a malformed
 /// one.
 pub async fn reconcile_object(
@@ -342,9 +227,9 @@ pub async fn reconcile_object(
     ctx: Arc<Context>,
 ) -> Result<Action> {
     let _in_flight = InFlight::enter(&ctx);
-    let result = match &object.malformed {
+    let result = match object.malformed() {
         None => reconcile(object.clone(), ctx.clone()).await,
-        Some(problem) => report_malformed(&object.sealed, problem, &ctx).await,
+        Some(problem) => report_malformed(object.sealed(), problem, &ctx).await,
     };
     ctx.metrics.reconciled(result.is_ok());
     result
@@ -383,7 +268,7 @@ impl Drop for InFlight {
 /// Reconciles one well-formed SealedSecret.
 #[instrument(skip_all, fields(namespace, name))]
 pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> Result<Action> {
-    let sealed = &object.sealed;
+    let sealed = object.sealed();
     let key = object_key(sealed);
     Span::current().record("namespace", key.namespace.as_str());
     Span::current().record("name", key.name.as_str());
@@ -445,7 +330,7 @@ async fn sync(
         return Err(Error::NoKeys);
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let digest = digest(cached, ctx.settings);
+    let digest = cached.digest(ctx.settings.accept_deprecated_v1_data);
     let memory = ctx.recall(key, uid);
 
     // Fast path: nothing this Secret depends on changed since we last made it match, and the
@@ -465,7 +350,7 @@ async fn sync(
                 .is_some_and(|m| m.metadata.resource_version == *secret_version),
         };
         if unchanged {
-            report(ctx, &cached.sealed, key, uid, &Outcome::Synced).await?;
+            report(ctx, cached.sealed(), key, uid, &Outcome::Synced).await?;
             return Ok(Action::await_change());
         }
     }
@@ -481,13 +366,13 @@ async fn sync(
         // Deleted meanwhile.
         return Ok(Action::await_change());
     };
-    if fetched.malformed.is_some() || fetched.sealed.metadata.uid.as_deref() != Some(uid) {
+    if fetched.malformed().is_some() || fetched.sealed().metadata.uid.as_deref() != Some(uid) {
         // Changed into a malformed object, or deleted and created again: the watch delivers
         // that version next, and its reconcile deals with it.
         return Ok(Action::await_change());
     }
-    let digest = self::digest(&fetched, ctx.settings);
-    let sealed = &fetched.sealed;
+    let digest = fetched.digest(ctx.settings.accept_deprecated_v1_data);
+    let sealed = fetched.sealed();
 
     let unsealed = match check_key_trust(sealed, Some(&ctx.key_namespace)) {
         Ok(()) => unseal(ctx, sealed, memory.key.clone()).await?,
@@ -832,177 +717,9 @@ fn event_note(note: &str) -> String {
 fn object_key(sealed: &SealedSecret) -> ObjectKey {
     ObjectKey::new(sealed.namespace().unwrap_or_default(), sealed.name_any())
 }
-
-/// Everything the Secret depends on besides the keys: a change means unsealing again.
-fn digest(object: &WatchedSealedSecret, settings: ReconcileSettings) -> u64 {
-    let metadata = &object.sealed.metadata;
-    let mut hasher = DefaultHasher::new();
-    metadata.uid.hash(&mut hasher);
-    metadata.generation.hash(&mut hasher);
-    metadata.annotations.hash(&mut hasher);
-    object.spec_digest.hash(&mut hasher);
-    settings.accept_deprecated_v1_data.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Reads a SealedSecret out of a dynamic object, naming the offending field (never its value)
-/// when the object does not fit the schema.
-pub fn parse_sealed_secret(
-    object: &DynamicObject,
-) -> std::result::Result<SealedSecret, UnsealError> {
-    let spec = match object.data.get("spec") {
-        Some(spec) => {
-            serde_path_to_error::deserialize::<_, SealedSecretSpec>(spec).map_err(|e| {
-                let path = e.path().to_string();
-                UnsealError::Malformed {
-                    path: if path == "." {
-                        "spec".to_owned()
-                    } else {
-                        format!("spec.{path}")
-                    },
-                    problem: describe_type_error(&e.into_inner().to_string()),
-                }
-            })?
-        }
-        None => {
-            return Err(UnsealError::Malformed {
-                path: "spec".to_owned(),
-                problem: "missing".to_owned(),
-            });
-        }
-    };
-    // A status we cannot read is rewritten from scratch.
-    let status = object
-        .data
-        .get("status")
-        .and_then(|s| serde_json::from_value(s.clone()).ok());
-    Ok(SealedSecret {
-        metadata: object.metadata.clone(),
-        spec,
-        status,
-    })
-}
-
-/// serde's "invalid type: string \"…\", expected …" quotes the value; keep only what was expected.
-fn describe_type_error(message: &str) -> String {
-    if let Some((_, expected)) = message.split_once(", expected ") {
-        format!("wrong type, expected {expected}")
-    } else if message.starts_with("missing field") {
-        message.to_owned()
-    } else {
-        "invalid value".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn object(spec: serde_json::Value) -> DynamicObject {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "bitnami.com/v1alpha1",
-            "kind": "SealedSecret",
-            "metadata": {"name": "db", "namespace": "prod", "uid": "u1"},
-            "spec": spec,
-        }))
-        .expect("dynamic object")
-    }
-
-    #[test]
-    fn parses_a_well_formed_object() {
-        let sealed = parse_sealed_secret(&object(serde_json::json!({
-            "encryptedData": {"password": "AgB..."},
-            "template": {"type": "Opaque", "metadata": {"labels": {"app": "web"}}}
-        })))
-        .expect("parses");
-        assert_eq!(sealed.spec.encrypted_data.len(), 1);
-        assert_eq!(sealed.metadata.uid.as_deref(), Some("u1"));
-    }
-
-    #[test]
-    fn malformed_objects_name_the_field_not_the_value() {
-        let error = parse_sealed_secret(&object(serde_json::json!({
-            "encryptedData": {"password": 12345678}
-        })))
-        .expect_err("malformed");
-        let text = error.to_string();
-        assert!(text.contains("spec.encryptedData.password"), "{text}");
-        assert!(!text.contains("12345678"), "{text}");
-
-        let error = parse_sealed_secret(&object(serde_json::json!({
-            "encryptedData": {}, "template": {"immutable": "very-secret-string"}
-        })))
-        .expect_err("malformed");
-        let text = error.to_string();
-        assert!(text.contains("spec.template.immutable"), "{text}");
-        assert!(!text.contains("very-secret-string"), "{text}");
-    }
-
-    #[test]
-    fn watched_objects_drop_what_reconcile_never_reads() {
-        let mut object = object(serde_json::json!({"encryptedData": {"password": "AgB..."}}));
-        object.metadata.managed_fields = Some(vec![Default::default()]);
-        object.metadata.annotations = Some(
-            [
-                (LAST_APPLIED_ANNOTATION, "{\"kind\":\"SealedSecret\"}"),
-                ("sealbox.dev/sealing-key", "k1"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        );
-        let watched = WatchedSealedSecret::from_object(object.clone());
-        assert_eq!(watched.malformed, None);
-        assert_eq!(watched.sealed.metadata.managed_fields, None);
-        assert_eq!(
-            watched.annotations().keys().collect::<Vec<_>>(),
-            ["sealbox.dev/sealing-key"]
-        );
-        // The sealed values stay out of the cache; a fetch for unsealing keeps them.
-        assert!(watched.sealed.spec.encrypted_data.is_empty());
-        let fetched = WatchedSealedSecret::whole(object);
-        assert_eq!(fetched.sealed.spec.encrypted_data.len(), 1);
-        assert_eq!(watched.spec_digest, fetched.spec_digest);
-    }
-
-    #[test]
-    fn the_digest_follows_the_spec_the_cache_leaves_out() {
-        let settings = ReconcileSettings {
-            update_status: true,
-            accept_deprecated_v1_data: false,
-        };
-        let digest_of = |spec| digest(&WatchedSealedSecret::from_object(object(spec)), settings);
-        let before = digest_of(serde_json::json!({"encryptedData": {"password": "AgB..."}}));
-        assert_eq!(
-            before,
-            digest_of(serde_json::json!({"encryptedData": {"password": "AgB..."}}))
-        );
-        assert_ne!(
-            before,
-            digest_of(serde_json::json!({"encryptedData": {"password": "AgC..."}}))
-        );
-        assert_ne!(
-            before,
-            digest_of(serde_json::json!({
-                "encryptedData": {"password": "AgB..."},
-                "template": {"type": "kubernetes.io/tls"}
-            }))
-        );
-    }
-
-    #[test]
-    fn a_malformed_object_deserializes_and_carries_its_problem() {
-        let watched: WatchedSealedSecret = serde_json::from_value(serde_json::json!({
-            "apiVersion": "bitnami.com/v1alpha1",
-            "kind": "SealedSecret",
-            "metadata": {"name": "db", "namespace": "prod", "uid": "u1"},
-            "spec": {"encryptedData": {"password": 12345678}},
-        }))
-        .expect("deserializes");
-        let problem = watched.malformed.as_deref().expect("malformed");
-        assert!(problem.contains("spec.encryptedData.password"), "{problem}");
-        assert_eq!(watched.uid().as_deref(), Some("u1"));
-    }
 
     #[test]
     fn event_notes_are_bounded() {
@@ -1012,17 +729,6 @@ mod tests {
         );
         let note = event_note(&"é".repeat(MAX_MESSAGE));
         assert!(note.len() <= MAX_MESSAGE && note.ends_with("..."));
-    }
-
-    #[test]
-    fn malformed_objects_with_huge_key_names_get_bounded_messages() {
-        let name = "k".repeat(10_000);
-        let watched = WatchedSealedSecret::from_object(object(serde_json::json!({
-            "encryptedData": {name: 1}
-        })));
-        let problem = watched.malformed.as_deref().expect("malformed");
-        assert!(problem.len() <= MAX_MESSAGE, "{}", problem.len());
-        assert!(problem.contains("spec.encryptedData.kkk"), "{problem}");
     }
 
     #[test]

@@ -23,8 +23,8 @@ use serde_json::{Map, Value};
 
 use crate::desired::{UnsealOptions, decrypt_values, desired_secret};
 use crate::keys::Keys;
-use crate::reconcile::parse_sealed_secret;
 use crate::unseal::{Cancel, KeyOrder, Stopped, UnsealError};
+use crate::watched::parse_sealed_secret;
 
 /// Largest request body accepted (413 above): a Secret is at most 1 MiB, and its sealed form
 /// about the same (base64 of RSA-wrapped AES-GCM adds a third, spread over fewer bytes of
