@@ -67,10 +67,17 @@ impl OwnedSecrets {
         }
     }
 
-    /// Whether the watch last showed the Secret `key` at `version`, controlled by a SealedSecret.
-    pub fn is_at(&self, key: &ObjectKey, version: &str) -> bool {
+    /// The version at which the watch last showed the Secret `key`, controlled by a
+    /// SealedSecret; `None` when it does not know of one.
+    pub fn version(&self, key: &ObjectKey) -> Option<String> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.current.get(key).is_some_and(|seen| seen == version)
+        inner.current.get(key).cloned()
+    }
+
+    /// Whether the watch last showed the Secret `key` at `version`.
+    #[cfg(test)]
+    fn is_at(&self, key: &ObjectKey, version: &str) -> bool {
+        self.version(key).is_some_and(|seen| seen == version)
     }
 
     /// How many Secrets are known.

@@ -153,7 +153,6 @@ impl Resource for WatchedSealedSecret {
     }
 }
 
-
 /// Reads a SealedSecret out of a dynamic object, naming the offending field (never its value)
 /// when the object does not fit the schema.
 pub fn parse_sealed_secret(
@@ -312,7 +311,6 @@ mod tests {
         assert_eq!(watched.uid().as_deref(), Some("u1"));
     }
 
-
     #[test]
     fn malformed_objects_with_huge_key_names_get_bounded_messages() {
         let name = "k".repeat(10_000);
@@ -323,5 +321,4 @@ mod tests {
         assert!(problem.len() <= MAX_MESSAGE, "{}", problem.len());
         assert!(problem.contains("spec.encryptedData.kkk"), "{problem}");
     }
-
 }

@@ -1,0 +1,362 @@
+//! The reconcile flow: SealedSecret → Secret, status and events.
+//!
+//! Shape of kube-rs's controller-rs: [`reconcile`] + [`error_policy`] over a shared [`Context`].
+//! Decisions are made by pure functions ([`skip`] here; [`desired`](crate::desired),
+//! [`ownership`](crate::ownership), [`status`](crate::status)); this module only reads and
+//! writes, in the order a SealedSecret goes through: decide whether unsealing can be skipped,
+//! read the object whole, unseal it, write the Secret ([`write`]), tell the outcome
+//! ([`report`]). Permanent failures become a `Synced=False` condition and a Warning event and
+//! wait for a change; transient ones (API errors) are retried with backoff.
+//!
+//! The cache holds SealedSecrets without their sealed values ([`WatchedSealedSecret`]); a
+//! reconcile that has to unseal reads the object whole first. Unsealing runs on the
+//! [`UnsealPool`](crate::pool::UnsealPool)'s threads.
+
+mod context;
+mod memory;
+mod report;
+mod skip;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt as _;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::Fingerprint;
+use tracing::{Span, debug, info, instrument, warn};
+
+use self::context::InFlight;
+pub use self::context::{Context, ReconcileSettings};
+use self::memory::{Memory, Reported};
+use self::report::{fail, publish, report};
+use self::skip::{SecretSeen, Seen, Step};
+use self::write::{Written, write_secret};
+use crate::bounds::{self, MAX_MESSAGE};
+use crate::desired::{DesiredSecret, UnsealOptions, check_key_trust, desired_secret};
+use crate::error::{Error, Result};
+use crate::object::{ObjectKey, error_chain};
+use crate::status::{Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
+use crate::unseal::UnsealError;
+use crate::watched::WatchedSealedSecret;
+
+/// `reason` label of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too, for
+/// values that do not decrypt (or a malformed object); [`write`] has the others. Transient
+/// failures are labelled with [`Error::category`].
+const REASON_METRIC_UNSEAL: &str = "unseal";
+
+/// Transient failures in a row after which the status reports them.
+const FAILURES_BEFORE_REPORTING: u32 = 3;
+/// Longest wait between retries of a transient failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Entry point for the controller: reconciles a well-formed SealedSecret, reports a malformed
+/// one.
+pub async fn reconcile_object(
+    object: Arc<WatchedSealedSecret>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    let _in_flight = InFlight::enter(&ctx);
+    let result = match object.malformed() {
+        None => reconcile(object.clone(), ctx.clone()).await,
+        Some(problem) => report_malformed(object.sealed(), problem, &ctx).await,
+    };
+    ctx.metrics.reconciled(result.is_ok());
+    result
+}
+
+/// Reports a SealedSecret that does not fit the schema; it waits for a change.
+async fn report_malformed(sealed: &SealedSecret, problem: &str, ctx: &Context) -> Result<Action> {
+    let key = object_key(sealed);
+    let uid = sealed.metadata.uid.clone().unwrap_or_default();
+    let outcome = Outcome::failed(REASON_UNSEAL_FAILED, problem);
+    if let Outcome::Failed { message, .. } = &outcome {
+        warn!(namespace = %key.namespace, name = %key.name, error = %message, "malformed SealedSecret");
+    }
+    ctx.metrics
+        .unseal_failed(REASON_METRIC_UNSEAL, &key.namespace);
+    report(ctx, sealed, &key, &uid, &outcome).await?;
+    Ok(Action::await_change())
+}
+
+/// Reconciles one well-formed SealedSecret.
+#[instrument(skip_all, fields(namespace, name))]
+pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> Result<Action> {
+    let sealed = object.sealed();
+    let key = object_key(sealed);
+    Span::current().record("namespace", key.namespace.as_str());
+    Span::current().record("name", key.name.as_str());
+    let uid = sealed.metadata.uid.clone().unwrap_or_default();
+    if sealed.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+
+    match sync(&object, &ctx, &key, &uid).await {
+        Ok(action) => {
+            ctx.memory.update(&key, &uid, |m| m.failures = 0);
+            Ok(action)
+        }
+        Err(error) => {
+            ctx.metrics.unseal_failed(error.category(), &key.namespace);
+            let mut failures = 0;
+            ctx.memory.update(&key, &uid, |m| {
+                m.failures = m.failures.saturating_add(1);
+                failures = m.failures;
+            });
+            if failures >= FAILURES_BEFORE_REPORTING && !matches!(error, Error::NoKeys) {
+                let outcome = Outcome::failed(REASON_UPDATE_FAILED, &error_chain(&error));
+                if let Err(e) = report(&ctx, sealed, &key, &uid, &outcome).await {
+                    debug!(error = %error_chain(&e), "reporting a transient failure failed");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Retries transient failures with exponential backoff per object.
+pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
+    let delay = backoff(ctx.memory.failures(&key));
+    let error = error_chain(error);
+    warn!(
+        namespace = %key.namespace, name = %key.name, error = %bounds::truncate(&error, MAX_MESSAGE),
+        retry_in = ?delay, "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// 1s, 2s, 4s, ... capped at five minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
+}
+
+/// Brings the Secret of `cached` in line, or confirms it is.
+async fn sync(
+    cached: &WatchedSealedSecret,
+    ctx: &Context,
+    key: &ObjectKey,
+    uid: &str,
+) -> Result<Action> {
+    if ctx.keys.snapshot().is_empty() {
+        return Err(Error::NoKeys);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let memory = ctx.memory.recall(key, uid);
+    let (step, epoch) = next_step(ctx, &secrets, cached, key, &memory).await?;
+    match step {
+        Step::Skip => {
+            report(ctx, cached.sealed(), key, uid, &Outcome::Synced).await?;
+            return Ok(Action::await_change());
+        }
+        Step::Wait => return Ok(Action::await_change()),
+        // `next_step` has asked already: the API server's answer is final.
+        Step::AskApiServer | Step::Unseal => {}
+    }
+
+    // Unsealing needs the sealed values, which the cache leaves out: read the object afresh. It
+    // may be newer than the cache; what follows is about it.
+    let Some(fetched) = fetch(ctx, key).await? else {
+        // Deleted meanwhile.
+        return Ok(Action::await_change());
+    };
+    if fetched.malformed().is_some() || fetched.sealed().metadata.uid.as_deref() != Some(uid) {
+        // Changed into a malformed object, or deleted and created again: the watch delivers
+        // that version next, and its reconcile deals with it.
+        return Ok(Action::await_change());
+    }
+    let sealed = fetched.sealed();
+    let remembered = memory.key;
+    let digest = fetched.digest(ctx.settings.accept_deprecated_v1_data);
+    let Some(desired) = unseal_or_fail(ctx, sealed, key, uid, remembered, digest, epoch).await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let written = write_secret(&secrets, desired.secret, uid).await?;
+    report_written(ctx, sealed, key, uid, written).await?;
+    Ok(Action::await_change())
+}
+
+/// The step [`skip::decide`] chooses and the key-set epoch it was chosen at; the API server is
+/// asked for the Secret's version only when the watch cannot tell.
+async fn next_step(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    cached: &WatchedSealedSecret,
+    key: &ObjectKey,
+    memory: &Memory,
+) -> Result<(Step, u64)> {
+    let mut seen = Seen {
+        digest: cached.digest(ctx.settings.accept_deprecated_v1_data),
+        key_epoch: ctx.keys.epoch(),
+        secret: SecretSeen::Watched(ctx.owned.version(key)),
+    };
+    loop {
+        match skip::decide(memory, &seen) {
+            Step::AskApiServer => {
+                seen.secret = secret_version(secrets, key).await?;
+                // The keys may have changed while the API server answered.
+                seen.key_epoch = ctx.keys.epoch();
+            }
+            step => return Ok((step, seen.key_epoch)),
+        }
+    }
+}
+
+/// The Secret's resourceVersion as the API server has it (a metadata-only GET).
+async fn secret_version(secrets: &Api<Secret>, key: &ObjectKey) -> Result<SecretSeen> {
+    let metadata = secrets
+        .get_metadata_opt(&key.name)
+        .await
+        .map_err(|source| Error::GetSecret {
+            secret: format!("{}/{}", key.namespace, key.name),
+            source,
+        })?;
+    Ok(match metadata {
+        Some(m) => SecretSeen::Read(m.metadata.resource_version),
+        None => SecretSeen::Gone,
+    })
+}
+
+/// Unseals `sealed` (whose inputs have `digest`) and remembers the key that did. A failure is
+/// reported and remembered at the key-set `epoch` (the same inputs are not tried again with
+/// the same keys), and gives `None`.
+async fn unseal_or_fail(
+    ctx: &Context,
+    sealed: &Arc<SealedSecret>,
+    key: &ObjectKey,
+    uid: &str,
+    remembered: Option<Fingerprint>,
+    digest: u64,
+    epoch: u64,
+) -> Result<Option<DesiredSecret>> {
+    let unsealed = match check_key_trust(sealed, Some(&ctx.key_namespace)) {
+        Ok(()) => unseal(ctx, sealed, remembered).await?,
+        Err(refused) => Err(refused),
+    };
+    let desired = match unsealed {
+        Ok(desired) => desired,
+        Err(error) => {
+            ctx.metrics
+                .unseal_failed(REASON_METRIC_UNSEAL, &key.namespace);
+            ctx.memory.update(key, uid, |m| {
+                m.digest = digest;
+                m.unseal_failed_at = None;
+            });
+            let message = error.to_string();
+            fail(ctx, sealed, key, uid, REASON_UNSEAL_FAILED, message).await?;
+            ctx.memory
+                .update(key, uid, |m| m.unseal_failed_at = Some(epoch));
+            return Ok(None);
+        }
+    };
+    ctx.memory.update(key, uid, |m| {
+        m.digest = digest;
+        m.unseal_failed_at = None;
+        if desired.decrypted_with.is_some() {
+            m.key = desired.decrypted_with.clone();
+        }
+    });
+    Ok(Some(desired))
+}
+
+/// Tells what became of the Secret: `Synced` (with a Normal event when it was written), or
+/// the failure.
+async fn report_written(
+    ctx: &Context,
+    sealed: &SealedSecret,
+    key: &ObjectKey,
+    uid: &str,
+    written: Written,
+) -> Result<()> {
+    let (secret_version, changed) = match written {
+        Written::Refused { metric, message } => {
+            ctx.metrics.unseal_failed(metric, &key.namespace);
+            return fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await;
+        }
+        Written::Unchanged(version) => (version, false),
+        Written::Changed(version) => {
+            info!("Secret written");
+            (version, true)
+        }
+    };
+    ctx.memory.update(key, uid, |m| {
+        m.reported = Some(Reported::Synced { secret_version })
+    });
+    if changed {
+        let note = "SealedSecret unsealed successfully";
+        publish(ctx, sealed, EventType::Normal, REASON_UNSEALED, note).await;
+    }
+    report(ctx, sealed, key, uid, &Outcome::Synced).await
+}
+
+/// Reads the SealedSecret `key` whole, or `None` when it is gone.
+async fn fetch(ctx: &Context, key: &ObjectKey) -> Result<Option<WatchedSealedSecret>> {
+    // Dynamic, not typed: a malformed object must not fail to parse.
+    let resource = ApiResource::erase::<SealedSecret>(&());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &key.namespace, &resource);
+    let object = api
+        .get_opt(&key.name)
+        .await
+        .map_err(|source| Error::GetSealedSecret {
+            sealed_secret: format!("{}/{}", key.namespace, key.name),
+            source,
+        })?;
+    Ok(object.map(WatchedSealedSecret::whole))
+}
+
+/// Unseals on one of the unseal threads.
+async fn unseal(
+    ctx: &Context,
+    sealed: &Arc<SealedSecret>,
+    remembered: Option<Fingerprint>,
+) -> Result<std::result::Result<DesiredSecret, UnsealError>> {
+    let keys = ctx.keys.snapshot();
+    let accept_deprecated_v1_data = ctx.settings.accept_deprecated_v1_data;
+    let object = sealed.clone();
+    let metrics = ctx.metrics.clone();
+    ctx.unseal_pool
+        .run(move || {
+            let _timer = metrics.unseal_started();
+            desired_secret(
+                &object,
+                &keys,
+                &UnsealOptions {
+                    accept_deprecated_v1_data,
+                    remembered_key: remembered.as_ref(),
+                },
+            )
+        })
+        .await
+        .map_err(|source| Error::UnsealTask {
+            sealed_secret: format!(
+                "{}/{}",
+                sealed.namespace().unwrap_or_default(),
+                sealed.name_any()
+            ),
+            source,
+        })
+}
+
+fn object_key(sealed: &SealedSecret) -> ObjectKey {
+    ObjectKey::new(sealed.namespace().unwrap_or_default(), sealed.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,238 @@
+//! Whether a reconcile can skip unsealing: a pure decision over what the controller remembers
+//! about the object ([`Memory`]) and what it sees now ([`Seen`]).
+//!
+//! Watch events arrive for the controller's own writes (the Secret it applied, the status it
+//! patched), and each queues another reconcile. When nothing the Secret depends on changed
+//! since it was made to match and the Secret is still at the version written then, that
+//! reconcile only confirms `Synced`: it costs no request when the Secret watch shows that
+//! version, else one metadata-only GET. When unsealing these inputs with these keys failed and
+//! was reported, trying again cannot succeed until one of them changes.
+
+use crate::reconcile::memory::{Memory, Reported};
+
+/// What a reconcile sees when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Seen {
+    /// Digest of everything the Secret depends on besides the keys.
+    pub(super) digest: u64,
+    /// The key set's epoch.
+    pub(super) key_epoch: u64,
+    /// What is known of the Secret's current resourceVersion.
+    pub(super) secret: SecretSeen,
+}
+
+/// What is known of the Secret's current resourceVersion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SecretSeen {
+    /// The Secret watch shows it at this version (`None`: the watch does not know it); the
+    /// watch may lag behind.
+    Watched(Option<String>),
+    /// The API server has it with this resourceVersion.
+    Read(Option<String>),
+    /// The API server does not have it.
+    Gone,
+}
+
+/// What the reconcile does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing changed since the Secret was made to match: report `Synced`, wait for a change.
+    Skip,
+    /// Nothing the Secret depends on changed, but the watch cannot tell whether the Secret
+    /// did: read its resourceVersion from the API server and decide again with it.
+    AskApiServer,
+    /// Unsealing these inputs with these keys failed already and was reported: wait for a
+    /// change.
+    Wait,
+    /// Read the object whole, unseal it and bring the Secret in line.
+    Unseal,
+}
+
+/// The next step of a reconcile that remembers `memory` and sees `seen`. Never
+/// [`Step::AskApiServer`] once the API server's answer is in `seen`.
+pub(super) fn decide(memory: &Memory, seen: &Seen) -> Step {
+    if memory.digest != seen.digest {
+        return Step::Unseal;
+    }
+    if let Some(Reported::Synced { secret_version }) = &memory.reported {
+        match &seen.secret {
+            SecretSeen::Watched(Some(watched)) if secret_version.as_ref() == Some(watched) => {
+                return Step::Skip;
+            }
+            SecretSeen::Watched(_) => return Step::AskApiServer,
+            SecretSeen::Read(current) if current == secret_version => return Step::Skip,
+            SecretSeen::Read(_) | SecretSeen::Gone => {}
+        }
+    }
+    if memory.unseal_failed_at == Some(seen.key_epoch) {
+        Step::Wait
+    } else {
+        Step::Unseal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: u64 = 42;
+    const EPOCH: u64 = 3;
+
+    fn version(v: &str) -> Option<String> {
+        Some(v.to_owned())
+    }
+
+    fn synced_at(secret_version: Option<String>) -> Memory {
+        Memory {
+            uid: "u1".to_owned(),
+            digest: DIGEST,
+            reported: Some(Reported::Synced { secret_version }),
+            ..Memory::default()
+        }
+    }
+
+    fn failed_at(epoch: u64) -> Memory {
+        Memory {
+            uid: "u1".to_owned(),
+            digest: DIGEST,
+            reported: Some(Reported::Failed {
+                message: "no key could decrypt".to_owned(),
+            }),
+            unseal_failed_at: Some(epoch),
+            ..Memory::default()
+        }
+    }
+
+    fn seeing(secret: SecretSeen) -> Seen {
+        Seen {
+            digest: DIGEST,
+            key_epoch: EPOCH,
+            secret,
+        }
+    }
+
+    #[test]
+    fn an_object_never_seen_is_unsealed() {
+        let memory = Memory {
+            uid: "u1".to_owned(),
+            ..Memory::default()
+        };
+        assert_eq!(
+            decide(&memory, &seeing(SecretSeen::Watched(None))),
+            Step::Unseal
+        );
+    }
+
+    #[test]
+    fn changed_inputs_are_unsealed_whatever_the_secret_shows() {
+        let changed = |secret| Seen {
+            digest: DIGEST + 1,
+            ..seeing(secret)
+        };
+        let synced = synced_at(version("5"));
+        assert_eq!(
+            decide(&synced, &changed(SecretSeen::Watched(version("5")))),
+            Step::Unseal
+        );
+        assert_eq!(
+            decide(&synced, &changed(SecretSeen::Read(version("5")))),
+            Step::Unseal
+        );
+        // A failure at this epoch was about other inputs.
+        assert_eq!(
+            decide(&failed_at(EPOCH), &changed(SecretSeen::Watched(None))),
+            Step::Unseal
+        );
+    }
+
+    #[test]
+    fn a_secret_the_watch_shows_as_written_is_skipped() {
+        assert_eq!(
+            decide(
+                &synced_at(version("5")),
+                &seeing(SecretSeen::Watched(version("5")))
+            ),
+            Step::Skip
+        );
+    }
+
+    #[test]
+    fn the_api_server_is_asked_when_the_watch_cannot_tell() {
+        let synced = synced_at(version("5"));
+        for watched in [None, version("4"), version("6")] {
+            assert_eq!(
+                decide(&synced, &seeing(SecretSeen::Watched(watched))),
+                Step::AskApiServer
+            );
+        }
+        // A write that came back without a version is never confirmed by the watch alone.
+        assert_eq!(
+            decide(&synced_at(None), &seeing(SecretSeen::Watched(None))),
+            Step::AskApiServer
+        );
+    }
+
+    #[test]
+    fn the_api_servers_answer_decides() {
+        let synced = synced_at(version("5"));
+        assert_eq!(
+            decide(&synced, &seeing(SecretSeen::Read(version("5")))),
+            Step::Skip
+        );
+        assert_eq!(
+            decide(&synced, &seeing(SecretSeen::Read(version("6")))),
+            Step::Unseal
+        );
+        assert_eq!(decide(&synced, &seeing(SecretSeen::Gone)), Step::Unseal);
+        assert_eq!(
+            decide(&synced_at(None), &seeing(SecretSeen::Read(None))),
+            Step::Skip
+        );
+    }
+
+    #[test]
+    fn a_failure_with_these_keys_waits_for_a_change() {
+        for secret in [SecretSeen::Watched(None), SecretSeen::Gone] {
+            assert_eq!(decide(&failed_at(EPOCH), &seeing(secret)), Step::Wait);
+        }
+        // New keys may decrypt what the old ones could not.
+        assert_eq!(
+            decide(&failed_at(EPOCH - 1), &seeing(SecretSeen::Watched(None))),
+            Step::Unseal
+        );
+    }
+
+    #[test]
+    fn a_refused_write_is_tried_again() {
+        // Refused writes report a failure without marking the unsealing failed.
+        let refused = Memory {
+            unseal_failed_at: None,
+            ..failed_at(EPOCH)
+        };
+        assert_eq!(
+            decide(&refused, &seeing(SecretSeen::Watched(None))),
+            Step::Unseal
+        );
+    }
+
+    #[test]
+    fn the_api_servers_answer_is_final() {
+        let memories = [
+            Memory::default(),
+            synced_at(version("5")),
+            synced_at(None),
+            failed_at(EPOCH),
+        ];
+        let answers = [
+            SecretSeen::Read(version("5")),
+            SecretSeen::Read(None),
+            SecretSeen::Gone,
+        ];
+        for memory in &memories {
+            for answer in &answers {
+                let step = decide(memory, &seeing(answer.clone()));
+                assert_ne!(step, Step::AskApiServer, "{memory:?} {answer:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The Secret write: whether the Secret is ours to write ([`ownership::plan`]), server-side
+//! apply with the one field manager, and removing the keys another writer left in it.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::desired::SecretWithData;
+use crate::error::{Error, Result};
+use crate::object::FIELD_MANAGER;
+use crate::ownership::{self, Leftovers, Plan};
+
+/// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too: a
+/// Secret that is not ours, a write the API server refused.
+const REASON_METRIC_UNMANAGED: &str = "unmanaged";
+const REASON_METRIC_UPDATE: &str = "update";
+
+/// What became of the Secret.
+pub(super) enum Written {
+    /// Written; the Secret's resourceVersion afterwards.
+    Changed(Option<String>),
+    /// Already right; its resourceVersion.
+    Unchanged(Option<String>),
+    /// Not ours to write, or the API refused it for good.
+    Refused {
+        /// The `reason` label of the unseal error metric.
+        metric: &'static str,
+        /// For the status and the event.
+        message: String,
+    },
+}
+
+/// Brings the Secret in line with `desired`, if it is ours to write.
+pub(super) async fn write_secret(
+    secrets: &Api<Secret>,
+    mut desired: SecretWithData,
+    uid: &str,
+) -> Result<Written> {
+    let name = desired.get().metadata.name.clone().unwrap_or_default();
+    let namespace = desired.get().metadata.namespace.clone().unwrap_or_default();
+    let id = format!("{namespace}/{name}");
+    let existing = secrets
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::GetSecret {
+            secret: id.clone(),
+            source,
+        })?
+        .map(SecretWithData::new);
+
+    let plan = ownership::plan(
+        existing.as_ref().map(SecretWithData::get),
+        desired.get(),
+        Some(uid),
+    );
+    let write = match plan {
+        Err(refusal) => {
+            return Ok(Written::Refused {
+                metric: REASON_METRIC_UNMANAGED,
+                message: refusal.to_string(),
+            });
+        }
+        Ok(Plan::InSync) => {
+            let version = existing.and_then(|e| e.get().metadata.resource_version.clone());
+            return Ok(Written::Unchanged(version));
+        }
+        Ok(Plan::Write(write)) => write,
+    };
+    drop(existing);
+
+    write.prepare(desired.get_mut());
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let applied = match secrets
+        .patch(&name, &params, &Patch::Apply(desired.get()))
+        .await
+    {
+        Ok(applied) => SecretWithData::new(applied),
+        Err(kube::Error::Api(status)) if status.is_invalid() => {
+            return Ok(Written::Refused {
+                metric: REASON_METRIC_UPDATE,
+                message: format!(
+                    "the API server rejected Secret {name:?}: {}",
+                    status.message
+                ),
+            });
+        }
+        Err(source) => return Err(Error::ApplySecret { secret: id, source }),
+    };
+
+    let mut version = applied.get().metadata.resource_version.clone();
+    if !write.leftovers.is_empty() {
+        // Keys our apply did not own (another writer's) survive it; a replace removes them.
+        let remaining = Leftovers::between(applied.get(), desired.get());
+        if !remaining.is_empty() {
+            version = prune(secrets, &name, &remaining)
+                .await
+                .map_err(|source| Error::PruneSecret { secret: id, source })?;
+        }
+    }
+    Ok(Written::Changed(version))
+}
+
+/// Removes the `remaining` keys from the Secret `name`; its resourceVersion afterwards.
+async fn prune(
+    secrets: &Api<Secret>,
+    name: &str,
+    remaining: &Leftovers,
+) -> kube::Result<Option<String>> {
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let pruned = secrets
+        .patch(name, &params, &Patch::Merge(remaining.merge_patch()))
+        .await?;
+    Ok(SecretWithData::new(pruned)
+        .get()
+        .metadata
+        .resource_version
+        .clone())
+}
