@@ -7,9 +7,9 @@
 
 use super::format;
 use super::funcs::arity;
+use super::message::{position, shown};
 use super::parser::{Arg, Command, List, Node, Pipeline, Tree};
 use super::value::Data;
-use super::{position, shown};
 
 pub(crate) fn check(tree: &Tree, data: &Data, text: &str) -> Result<(), String> {
     let checker = Checker { tree, data, text };

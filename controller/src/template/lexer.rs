@@ -2,7 +2,7 @@
 //!
 //! One pass over the text, no backtracking: linear in its length.
 
-use super::position;
+use super::message::{position, shown};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
@@ -240,12 +240,8 @@ impl Lexer<'_> {
         }
         self.at += len;
         let literal = &rest[..len];
-        parse_number(literal).ok_or_else(|| {
-            self.error(
-                start,
-                &format!("bad number syntax: {}", super::shown(literal)),
-            )
-        })
+        parse_number(literal)
+            .ok_or_else(|| self.error(start, &format!("bad number syntax: {}", shown(literal))))
     }
 
     /// An interpreted string with Go's escapes.

@@ -56,6 +56,7 @@ mod eval;
 mod format;
 mod funcs;
 mod lexer;
+mod message;
 mod parser;
 mod value;
 
@@ -136,24 +137,4 @@ pub fn render_with(
     let tree = parser::parse(template, budget.max_nesting).map_err(Failure::Invalid)?;
     check::check(&tree, &values.0, template).map_err(Failure::Invalid)?;
     eval::run(&tree, &values.0, budget).map_err(Failure::RunTime)
-}
-
-/// A name from the template text as shown in an error: quoted, escaped, and cut to a length
-/// that keeps the message short.
-pub(crate) fn shown(name: &str) -> String {
-    /// Names in messages: long enough for any real key or function name.
-    const MAX_SHOWN_CHARS: usize = 64;
-    let mut cut: String = name.chars().take(MAX_SHOWN_CHARS).collect();
-    if cut.len() < name.len() {
-        cut.push('…');
-    }
-    format!("{:?}", cut)
-}
-
-/// Line and column (both from 1, columns in characters) of a byte offset, for syntax errors.
-pub(crate) fn position(text: &str, offset: usize) -> String {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("line {line}, column {column}")
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::budget::MAX_VARIABLES;
 use super::lexer::{Kind, Token, lex};
-use super::position;
+use super::message::{position, shown};
 
 /// A parsed template: the main body and the `define`d ones.
 #[derive(Debug, Default)]
@@ -327,14 +327,11 @@ impl Parser<'_> {
         if !matches!(end, Stop::End(_)) {
             return Err(self.error(
                 pos,
-                &format!("{{{{define {}}}}} has no {{{{end}}}}", super::shown(&name)),
+                &format!("{{{{define {}}}}} has no {{{{end}}}}", shown(&name)),
             ));
         }
         if self.tree.defines.insert(name.clone(), body).is_some() {
-            return Err(self.error(
-                pos,
-                &format!("template {} defined twice", super::shown(&name)),
-            ));
+            return Err(self.error(pos, &format!("template {} defined twice", shown(&name))));
         }
         Ok(())
     }
@@ -356,14 +353,11 @@ impl Parser<'_> {
         if !matches!(end, Stop::End(_)) {
             return Err(self.error(
                 pos,
-                &format!("{{{{block {}}}}} has no {{{{end}}}}", super::shown(&name)),
+                &format!("{{{{block {}}}}} has no {{{{end}}}}", shown(&name)),
             ));
         }
         if self.tree.defines.insert(name.clone(), body).is_some() {
-            return Err(self.error(
-                pos,
-                &format!("template {} defined twice", super::shown(&name)),
-            ));
+            return Err(self.error(pos, &format!("template {} defined twice", shown(&name))));
         }
         Ok(Node::Template { name, pipe, pos })
     }
@@ -382,9 +376,7 @@ impl Parser<'_> {
         if let Some((names, is_assign)) = may_declare.then(|| self.declaration(range)).flatten() {
             for name in &names {
                 if is_assign && !self.vars.contains(name) {
-                    return Err(
-                        self.error(pos, &format!("undefined variable {}", super::shown(name)))
-                    );
+                    return Err(self.error(pos, &format!("undefined variable {}", shown(name))));
                 }
             }
             vars = names;
@@ -474,10 +466,9 @@ impl Parser<'_> {
             Kind::Field(name) => Arg::Field(self.chain(vec![name])),
             Kind::Variable(name) => {
                 if !self.vars.contains(&name) {
-                    return Err(self.error(
-                        token.pos,
-                        &format!("undefined variable {}", super::shown(&name)),
-                    ));
+                    return Err(
+                        self.error(token.pos, &format!("undefined variable {}", shown(&name)))
+                    );
                 }
                 Arg::Variable(name, self.chain(Vec::new()))
             }
@@ -521,10 +512,10 @@ fn describe(kind: &Kind) -> String {
         Kind::Text(_) => "text".to_owned(),
         Kind::Open => "{{".to_owned(),
         Kind::Close => "}}".to_owned(),
-        Kind::Ident(name) => format!("word {}", super::shown(name)),
-        Kind::Field(name) => format!("field .{}", super::shown(name)),
+        Kind::Ident(name) => format!("word {}", shown(name)),
+        Kind::Field(name) => format!("field .{}", shown(name)),
         Kind::Dot => "\".\"".to_owned(),
-        Kind::Variable(name) => format!("variable {}", super::shown(name)),
+        Kind::Variable(name) => format!("variable {}", shown(name)),
         Kind::Str(_) => "string".to_owned(),
         Kind::Int(_) | Kind::Float(_) => "number".to_owned(),
         Kind::LParen => "\"(\"".to_owned(),
