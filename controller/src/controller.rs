@@ -60,32 +60,7 @@ pub async fn run(
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes {
-        let (sealed, secrets): (Api<WatchedSealedSecret>, Api<PartialObjectMeta<Secret>>) =
-            match &scope {
-                None => (Api::all(client.clone()), Api::all(client.clone())),
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-            };
-        let mut config = watcher::Config::default();
-        if let Some(selector) = &settings.label_selector {
-            config = config.labels(selector);
-        }
-        // Owned Secrets are watched metadata only (their data never enters the controller's
-        // memory), and their versions noted on the way, so that the reconciles our own writes
-        // cause need not ask the API server whether the Secret is still as written.
-        let owned = {
-            let (ctx, scope) = (ctx.clone(), scope.clone());
-            watcher(secrets, watcher::Config::default())
-                .inspect_ok(move |event| ctx.owned_secrets().observe(scope.as_deref(), event))
-                .touched_objects()
-        };
-        let controller = Controller::new(sealed, config)
-            .owns_stream(owned)
-            .reconcile_all_on(key_changes(ctx.keys()))
-            .with_config(controller::Config::default().concurrency(settings.concurrency))
-            .graceful_shutdown_on(stopped(shutdown.clone()));
+        let controller = scope_controller(&client, &ctx, &settings, scope, &shutdown);
         stores.push(controller.store());
         let ctx = ctx.clone();
         controllers.push(async move {
@@ -93,25 +68,8 @@ pub async fn run(
             controller
                 .run(reconcile_object, error_policy, ctx)
                 .for_each(|result| {
-                    let forget = forget.clone();
-                    async move {
-                    match result {
-                        Ok(_) => {}
-                        // A request for an object that is gone: the SealedSecret was deleted.
-                        Err(controller::Error::ObjectNotFound(object)) => {
-                            forget.forget(&ObjectKey::new(
-                                object.namespace.clone().unwrap_or_default(),
-                                object.name.clone(),
-                            ));
-                        }
-                        // Watch failures: a missing CRD, missing RBAC, an unreachable API server.
-                        Err(e @ (controller::Error::QueueError(_) | controller::Error::RunnerError(_))) => {
-                            warn!(error = %error_chain(&e), "watching SealedSecrets or Secrets failed; retrying")
-                        }
-                        // Reconcile failures are logged by the error policy.
-                        Err(e) => debug!(error = %error_chain(&e), "reconcile did not complete"),
-                    }
-                    }
+                    on_result(&forget, result);
+                    std::future::ready(())
                 })
                 .await;
         });
@@ -142,6 +100,67 @@ pub async fn run(
         }
     };
     tokio::join!(controllers, ready, prune);
+}
+
+/// The controller of one watched scope (a namespace, or `None` for all): SealedSecrets, the
+/// Secrets they own, and a reconcile of everything when the keys change.
+fn scope_controller(
+    client: &Client,
+    ctx: &Arc<Context>,
+    settings: &WatchSettings,
+    scope: Option<String>,
+    shutdown: &watch::Receiver<bool>,
+) -> Controller<WatchedSealedSecret> {
+    let (sealed, secrets): (Api<WatchedSealedSecret>, Api<PartialObjectMeta<Secret>>) = match &scope
+    {
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+    };
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &settings.label_selector {
+        config = config.labels(selector);
+    }
+    // Owned Secrets are watched metadata only (their data never enters the controller's
+    // memory), and their versions noted on the way, so that the reconciles our own writes
+    // cause need not ask the API server whether the Secret is still as written.
+    let owned = {
+        let ctx = ctx.clone();
+        watcher(secrets, watcher::Config::default())
+            .inspect_ok(move |event| ctx.owned_secrets().observe(scope.as_deref(), event))
+            .touched_objects()
+    };
+    Controller::new(sealed, config)
+        .owns_stream(owned)
+        .reconcile_all_on(key_changes(ctx.keys()))
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(stopped(shutdown.clone()))
+}
+
+/// What a finished reconcile leaves to do: forget a SealedSecret that is gone, log a failing
+/// watch.
+fn on_result<T>(
+    ctx: &Context,
+    result: Result<T, controller::Error<crate::error::Error, watcher::Error>>,
+) {
+    match result {
+        Ok(_) => {}
+        // A request for an object that is gone: the SealedSecret was deleted.
+        Err(controller::Error::ObjectNotFound(object)) => {
+            ctx.forget(&ObjectKey::new(
+                object.namespace.clone().unwrap_or_default(),
+                object.name.clone(),
+            ));
+        }
+        // Watch failures: a missing CRD, missing RBAC, an unreachable API server.
+        Err(e @ (controller::Error::QueueError(_) | controller::Error::RunnerError(_))) => {
+            warn!(error = %error_chain(&e), "watching SealedSecrets or Secrets failed; retrying")
+        }
+        // Reconcile failures are logged by the error policy.
+        Err(e) => debug!(error = %error_chain(&e), "reconcile did not complete"),
+    }
 }
 
 /// Resolves once shutdown was asked for and no reconcile is running (or the grace is over).

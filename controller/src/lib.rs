@@ -165,20 +165,9 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         metrics.clone(),
         ApiSettings::from_config(config),
     );
-    let server = tokio::spawn(server::serve(
-        listener,
-        server::router(state),
-        config.read_timeout,
-        config.max_connections.into(),
-        stopped.clone(),
-    ));
-    let metrics_server = tokio::spawn(server::serve(
-        metrics_listener,
-        metrics::router(metrics.clone()),
-        config.read_timeout,
-        config.max_connections.into(),
-        stopped.clone(),
-    ));
+    let server = spawn_server(listener, server::router(state), config, &stopped);
+    let metrics_router = metrics::router(metrics.clone());
+    let metrics_server = spawn_server(metrics_listener, metrics_router, config, &stopped);
     info!(addr = %local_addr, metrics_addr = %metrics_addr, "HTTP servers listening");
 
     let namespace = config.controller_namespace();
@@ -207,23 +196,12 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         keys: keys.clone(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
-        key_settings: KeySettings {
-            namespace: namespace.clone(),
-            key_prefix: config.key_prefix.clone(),
-            key_bits: config.key_size,
-            common_name: config.my_cn.clone(),
-            renew_period: config.key_renew_period,
-            cutoff: config.key_cutoff_time,
-        },
+        key_settings: key_settings(config, &namespace),
         reconcile_settings: ReconcileSettings {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
         },
-        watch_settings: WatchSettings {
-            namespaces: config.watched_namespaces(),
-            label_selector: config.label_selector.clone(),
-            concurrency: config.reconcile_concurrency,
-        },
+        watch_settings: watch_settings(config),
     };
 
     let tasks = vec![
@@ -248,6 +226,44 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         server,
         metrics_server,
     })
+}
+
+/// How keys are stored and renewed, as the flags say.
+fn key_settings(config: &Config, namespace: &str) -> KeySettings {
+    KeySettings {
+        namespace: namespace.to_owned(),
+        key_prefix: config.key_prefix.clone(),
+        key_bits: config.key_size,
+        common_name: config.my_cn.clone(),
+        renew_period: config.key_renew_period,
+        cutoff: config.key_cutoff_time,
+    }
+}
+
+/// Which SealedSecrets to reconcile, and how many at once, as the flags say.
+fn watch_settings(config: &Config) -> WatchSettings {
+    WatchSettings {
+        namespaces: config.watched_namespaces(),
+        label_selector: config.label_selector.clone(),
+        concurrency: config.reconcile_concurrency,
+    }
+}
+
+/// Serves `router` on `listener` with the flags' timeouts and connection limit until `stop`
+/// turns true.
+fn spawn_server(
+    listener: TcpListener,
+    router: axum::Router,
+    config: &Config,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(server::serve(
+        listener,
+        router,
+        config.read_timeout,
+        config.max_connections.into(),
+        stop.clone(),
+    ))
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {

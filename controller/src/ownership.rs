@@ -256,6 +256,23 @@ pub fn plan(
         return Err(Refusal::Immutable { name: name() });
     }
 
+    if data_in_sync && rest_in_sync(existing, desired, replace, set_owner) {
+        return Ok(Plan::InSync);
+    }
+    Ok(Plan::Write(Write {
+        create: false,
+        set_owner,
+        leftovers: if replace {
+            Leftovers::between(existing, desired)
+        } else {
+            Leftovers::default()
+        },
+    }))
+}
+
+/// Whether everything but the data of `existing` matches `desired`: labels, annotations, the
+/// owner when it is to be set, immutability (when replacing), finalizers.
+fn rest_in_sync(existing: &Secret, desired: &Secret, replace: bool, set_owner: bool) -> bool {
     let labels_in_sync = in_sync(
         replace,
         existing.metadata.labels.as_ref(),
@@ -285,24 +302,11 @@ pub fn plan(
             .any(|e| e == f)
     });
 
-    if data_in_sync
-        && labels_in_sync
+    labels_in_sync
         && annotations_in_sync
         && owner_in_sync
         && immutable_in_sync
         && finalizers_in_sync
-    {
-        return Ok(Plan::InSync);
-    }
-    Ok(Plan::Write(Write {
-        create: false,
-        set_owner,
-        leftovers: if replace {
-            Leftovers::between(existing, desired)
-        } else {
-            Leftovers::default()
-        },
-    }))
 }
 
 /// A Secret's type, `Opaque` when unset.
