@@ -123,8 +123,9 @@ impl Lexer<'_> {
         }
     }
 
-    fn action(&mut self, open: usize) -> Result<(), String> {
-        // A comment fills the whole action: `{{/* … */}}`, trim markers allowed.
+    /// Skips a comment that fills the whole action opened at `open` (`{{/* … */}}`, trim
+    /// markers allowed); whether there was one.
+    fn comment(&mut self, open: usize) -> Result<bool, String> {
         let after_space = {
             let mut i = self.at;
             while i < self.bytes.len() && is_space(self.bytes[i]) {
@@ -150,6 +151,14 @@ impl Lexer<'_> {
                 .ok_or_else(|| self.error(end, "comment ends before closing delimiter"))?;
             self.at = close + len;
             self.trim_next_text = trim;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Lexes the action opened at `open`: a comment, or tokens up to the closing delimiter.
+    fn action(&mut self, open: usize) -> Result<(), String> {
+        if self.comment(open)? {
             return Ok(());
         }
         self.push(Kind::Open, open, false);
