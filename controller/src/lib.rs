@@ -7,10 +7,11 @@
 //! Replicas elect one leader through a Lease: only it reconciles and renews keys.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
-//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`]); the IO shell is thin
-//! ([`reconcile`], [`controller`], [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]).
-//! Names they all share (the field manager, [`object::ObjectKey`], the error-chain helper) live
-//! below them in [`object`]. The binary in `main.rs` only parses flags, sets up logging and
+//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], and in the reconcile
+//! loop whether unsealing can be skipped); the IO shell is thin ([`reconcile`], [`controller`],
+//! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]). Names they all share (the field
+//! manager, [`object::ObjectKey`], the error-chain helper) live below them in [`object`]; a
+//! SealedSecret as the watch caches it, and how one is parsed, in [`watched`]. The binary in `main.rs` only parses flags, sets up logging and
 //! calls [`run`].
 //!
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
