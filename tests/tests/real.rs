@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
@@ -17,34 +17,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt as _};
 use sealbox_crds::{SealedSecret, SealedSecretSpec};
+use sealbox_tests::fixtures::{self, TestResult, Wait};
 use sealbox_tests::real::RealControlPlane;
-
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The committed CRD, as `kubectl apply -k deploy/crds` installs it.
 const CRD_YAML: &str = include_str!("../../deploy/crds/sealedsecrets.bitnami.com.yaml");
 /// How long a controller of the plane may take to act. The garbage collector first syncs its
 /// graph of every resource type, which takes seconds on a busy 2-core machine; this only has to
 /// be long enough to tell "slow" from "never".
-const WAIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(200);
+const WAIT: Wait = Wait::new(Duration::from_secs(120), Duration::from_millis(200));
 
 /// Polls `check` until it returns `Some`, or fails naming `what` after [`WAIT`].
 async fn eventually<T, F, Fut>(what: &str, check: F) -> TestResult<T>
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = TestResult<Option<T>>>,
 {
-    let began = Instant::now();
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if began.elapsed() > WAIT {
-            return Err(format!("{what}: not after {WAIT:?}").into());
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    WAIT.until_found(what, check).await
 }
 
 /// Prints what the plane cost, for the record (not asserted: machines differ).
@@ -72,17 +61,7 @@ fn report(plane: &RealControlPlane) {
 }
 
 async fn create_namespace(client: &Client, name: &str) -> TestResult {
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await?;
-    Ok(())
+    fixtures::create_namespaces(client, &[name]).await
 }
 
 #[tokio::test]
