@@ -45,7 +45,7 @@ pub mod wait;
 
 pub use cluster::{
     ServedDouble, create_namespaces, create_secrets, double_with, double_with_crd, kube_client,
-    sealed_secret_crd,
+    sealed_secret_crd, sealed_secret_crd_established,
 };
 pub use keys::{TEST_KEYS, key_secret, test_key_secret, test_pair};
 pub use objects::{

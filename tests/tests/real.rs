@@ -85,7 +85,7 @@ async fn real_control_plane_stores_sealed_secrets_under_the_deploy_crd() -> Test
     let crd: CustomResourceDefinition = serde_norway::from_str(CRD_YAML)?;
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &crd).await?;
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
 
     create_namespace(&client, "sealed").await?;
     let mut sealed = SealedSecret::new(
@@ -434,24 +434,6 @@ async fn enforce_restricted(client: &Client, name: &str) -> TestResult {
     }
 }
 
-/// Waits until the SealedSecret CRD is Established.
-async fn crd_established(client: &Client) -> TestResult {
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    eventually("the SealedSecret CRD Established", || async {
-        let Some(crd) = crds.get_opt("sealedsecrets.bitnami.com").await? else {
-            return Ok(None);
-        };
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        Ok(established.then_some(()))
-    })
-    .await
-}
-
 /// Waits for the pods `selector` picks in `namespace`: the controller-manager creates them from
 /// the Deployment and they stay Pending (no kubelet), so they exist only if Pod Security
 /// admission accepted them. A ReplicaSet whose pods were refused fails at once with the reason.
@@ -536,7 +518,7 @@ async fn deploy_kustomize_base_installs_under_restricted_pod_security() -> TestR
         "kubectl apply --server-side -k deploy/kustomize/base",
     )?;
 
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
     let pods = pods_admitted(&client, "kube-system", "name=sealed-secrets-controller").await?;
     assert!(
         pods.iter()
@@ -579,7 +561,7 @@ async fn deploy_helm_chart_installs_under_restricted_pod_security() -> TestResul
         .arg(plane.kubeconfig());
     run(install, "helm install sealbox deploy/helm/sealbox")?;
 
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
     pods_admitted(&client, "sealbox", "app.kubernetes.io/instance=sealbox").await?;
     sealed_secrets_validate(&client, "sealbox").await
 }

@@ -22,9 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::CustomResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams};
 use sealbox_controller::{Config, Running};
 use sealbox_crds::SealedSecret;
@@ -307,20 +305,7 @@ async fn install(plane: &RealControlPlane, admin: &Client) -> TestResult {
         .into());
     }
     fixtures::create_namespaces(admin, &namespaces()).await?;
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let crd_name = SealedSecret::crd_name();
-    REAL_SETTLING
-        .until_found("the SealedSecret CRD Established", || async {
-            let crd = crds.get(crd_name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            Ok(established.then_some(()))
-        })
-        .await?;
+    fixtures::sealed_secret_crd_established(admin, REAL_SETTLING).await?;
     let kubeconfig = plane
         .service_account_kubeconfig(CONTROLLER_NS, SERVICE_ACCOUNT)
         .await?;
