@@ -27,31 +27,29 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use kube::CustomResourceExt as _;
 use kube::api::ObjectMeta;
-use kube::core::GroupVersionResource;
 use predicates::prelude::*;
 use sealbox_crds::SealedSecret;
 use sealbox_crypto::{KeyPair, KeySecret};
-use sealbox_tests::{ApiServer, Served};
+use sealbox_tests::ApiServer;
+use sealbox_tests::fixtures::{
+    self, CONTROLLER_NAME, CONTROLLER_NAMESPACE, KillOnDrop, ServedDouble, Wait, free_port,
+    sealed_secrets_gvr, secrets_gvr,
+};
 use serde_json::{Value, json};
 
 const CANARY: &str = "PLAINTEXT-CANARY-cluster";
-const KEY_NAMESPACE: &str = "kube-system";
-const CONTROLLER: &str = "sealed-secrets-controller";
 const DAY: Duration = Duration::from_secs(86_400);
+/// How long the controller binary may take to generate a key or unseal (it starts cold), looking
+/// every 100 ms.
+const CONTROLLER_WAIT: Wait = Wait::new(Duration::from_secs(60), Duration::from_millis(100));
 /// The backups' passphrase, in the file `pass` or in `SEALBOX_BACKUP_PASSPHRASE`.
 const PASSPHRASE: &str = "correct horse battery staple";
 
+/// The runtime the served doubles and the controller stubs of every test run on.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    RUNTIME.get_or_init(|| fixtures::test_runtime().unwrap())
 }
 
 /// 2048-bit keys (the size does not matter here), made once: an old one (NotBefore 100 days
@@ -65,40 +63,23 @@ fn keys() -> &'static (KeyPair, KeyPair) {
     })
 }
 
-fn secrets_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
-fn sealed_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets")
-}
-
 /// An API double on 127.0.0.1 with the SealedSecret CRD, a kubeconfig for it, and a scratch
-/// directory.
-struct Cluster {
-    server: ApiServer,
-    served: Served,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+/// directory; what the tests do with it.
+struct Cluster(ServedDouble);
+
+/// The served double's fields (`server`, `kubeconfig`, ...) and scratch paths.
+impl std::ops::Deref for Cluster {
+    type Target = ServedDouble;
+
+    fn deref(&self) -> &ServedDouble {
+        &self.0
+    }
 }
 
 impl Cluster {
     fn new() -> Cluster {
-        let server = ApiServer::new();
-        server
-            .apply_crd(serde_json::to_value(SealedSecret::crd()).unwrap())
-            .unwrap();
-        let served = runtime().block_on(server.serve_local()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = served
-            .write_kubeconfig(dir.path().join("kubeconfig"))
-            .unwrap();
-        Cluster {
-            server,
-            served,
-            dir,
-            kubeconfig,
-        }
+        let server = fixtures::double_with_crd().unwrap();
+        Cluster(runtime().block_on(ServedDouble::start(server)).unwrap())
     }
 
     /// Also runs the controller stub and routes the service proxy to it, with the Service the
@@ -108,8 +89,8 @@ impl Cluster {
         let url = runtime().block_on(stub_controller(cluster.server.clone()));
         cluster
             .server
-            .proxy_service(KEY_NAMESPACE, CONTROLLER, &url);
-        cluster.put_service(KEY_NAMESPACE, CONTROLLER, Some("http"));
+            .proxy_service(CONTROLLER_NAMESPACE, CONTROLLER_NAME, &url);
+        cluster.put_service(CONTROLLER_NAMESPACE, CONTROLLER_NAME, Some("http"));
         cluster
     }
 
@@ -134,17 +115,14 @@ impl Cluster {
     }
 
     fn put_key(&self, namespace: &str, pair: &KeyPair) -> String {
-        let mut secret = KeySecret::from_key_pair(pair, namespace, "sealed-secrets-key");
         let name = format!(
             "sealed-secrets-key{}",
             &pair.fingerprint().to_string()[7..12]
                 .to_ascii_lowercase()
                 .replace(['+', '/'], "x")
         );
-        secret.name = Some(name.clone());
-        secret.generate_name = None;
         self.server
-            .put_object(&secrets_gvr(), secret.to_json())
+            .put(&fixtures::key_secret(pair, namespace, &name))
             .unwrap();
         name
     }
@@ -162,10 +140,6 @@ impl Cluster {
             .collect();
         found.sort();
         found
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 
     /// The binary, pointed at this cluster, with nothing leaking in from the shell.
@@ -260,7 +234,7 @@ fn open_all(sealed: &SealedSecret, pairs: &[KeyPair]) -> Option<BTreeMap<String,
 /// The stand-in for the controller's HTTP API; returns its URL.
 async fn stub_controller(server: ApiServer) -> String {
     async fn cert(State(server): State<ApiServer>) -> (StatusCode, String) {
-        match active_keys(&server, KEY_NAMESPACE).last() {
+        match active_keys(&server, CONTROLLER_NAMESPACE).last() {
             Some(pair) => (StatusCode::OK, pair.certificate.to_pem()),
             None => (StatusCode::SERVICE_UNAVAILABLE, "no key yet\n".to_owned()),
         }
@@ -269,7 +243,7 @@ async fn stub_controller(server: ApiServer) -> String {
         let Ok(sealed) = serde_json::from_slice::<SealedSecret>(&body) else {
             return StatusCode::BAD_REQUEST;
         };
-        match open_all(&sealed, &active_keys(&server, KEY_NAMESPACE)) {
+        match open_all(&sealed, &active_keys(&server, CONTROLLER_NAMESPACE)) {
             Some(_) => StatusCode::OK,
             None => StatusCode::CONFLICT,
         }
@@ -278,7 +252,7 @@ async fn stub_controller(server: ApiServer) -> String {
         let Ok(mut sealed) = serde_json::from_slice::<SealedSecret>(&body) else {
             return (StatusCode::BAD_REQUEST, "not a SealedSecret\n".to_owned());
         };
-        let pairs = active_keys(&server, KEY_NAMESPACE);
+        let pairs = active_keys(&server, CONTROLLER_NAMESPACE);
         let Some(plaintexts) = open_all(&sealed, &pairs) else {
             return (StatusCode::CONFLICT, "cannot decrypt\n".to_owned());
         };
@@ -310,15 +284,12 @@ async fn stub_controller(server: ApiServer) -> String {
 /// A SealedSecret sealed offline to `pair`, as `sealbox seal` writes it (with or without the
 /// hint, which kubeseal does not write).
 fn sealed_to(pair: &KeyPair, namespace: &str, name: &str, hint: bool) -> Value {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
     let label = format!("{namespace}/{name}");
-    let value = sealbox_crypto::seal(
-        &rng,
-        pair.certificate.public_key(),
-        format!("{CANARY}-{name}").as_bytes(),
+    let value = fixtures::seal_value(
+        &pair.certificate,
+        &format!("{CANARY}-{name}"),
         label.as_bytes(),
-    )
-    .unwrap();
+    );
     let mut annotations = serde_json::Map::new();
     if hint {
         annotations.insert(
@@ -331,7 +302,7 @@ fn sealed_to(pair: &KeyPair, namespace: &str, name: &str, hint: bool) -> Value {
         "kind": "SealedSecret",
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
         "spec": {
-            "encryptedData": {"password": STANDARD.encode(value)},
+            "encryptedData": {"password": value},
             "template": {"metadata": {"name": name, "namespace": namespace, "labels": {"app": "web"}}, "type": "Opaque"}
         }
     })
@@ -356,10 +327,10 @@ fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
 fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
     let cluster = Cluster::with_controller();
     let (_, new) = keys();
-    cluster.put_key(KEY_NAMESPACE, new);
+    cluster.put_key(CONTROLLER_NAMESPACE, new);
 
     // The port name comes from the Service's first port, as kubeseal does.
-    cluster.put_service(KEY_NAMESPACE, CONTROLLER, Some("web"));
+    cluster.put_service(CONTROLLER_NAMESPACE, CONTROLLER_NAME, Some("web"));
     let out = cluster.sealbox().args(["cert", "fetch"]).assert().success();
     let pem = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert_eq!(pem, new.certificate.to_pem());
@@ -377,7 +348,7 @@ fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
         ]
     );
     // An unnamed port is addressed by its number.
-    cluster.put_service(KEY_NAMESPACE, CONTROLLER, None);
+    cluster.put_service(CONTROLLER_NAMESPACE, CONTROLLER_NAME, None);
     cluster.server.clear_request_log();
     cluster.sealbox().args(["cert", "fetch"]).assert().success();
     assert!(cluster.server.request_log().iter().any(|r| {
@@ -473,7 +444,7 @@ fn cert_fetch_seal_and_online_verify_through_the_service_proxy() {
 #[test]
 fn cluster_failures_say_what_to_do() {
     let cluster = Cluster::with_controller();
-    cluster.put_key(KEY_NAMESPACE, &keys().1);
+    cluster.put_key(CONTROLLER_NAMESPACE, &keys().1);
 
     // Nothing listens on port 1.
     let unreachable = cluster.path("unreachable.kubeconfig");
@@ -514,7 +485,7 @@ fn cluster_failures_say_what_to_do() {
     );
 
     // A Service without endpoints (the controller is not running).
-    cluster.put_service("sealbox", CONTROLLER, Some("http"));
+    cluster.put_service("sealbox", CONTROLLER_NAME, Some("http"));
     let out = cluster
         .sealbox()
         .args(["cert", "fetch", "--controller-namespace", "sealbox"])
@@ -537,8 +508,8 @@ fn cluster_failures_say_what_to_do() {
         tokio::spawn(async move { axum::serve(listener, app).await });
         url
     });
-    cluster.server.proxy_service("huge", CONTROLLER, &huge);
-    cluster.put_service("huge", CONTROLLER, Some("http"));
+    cluster.server.proxy_service("huge", CONTROLLER_NAME, &huge);
+    cluster.put_service("huge", CONTROLLER_NAME, Some("http"));
     let out = cluster
         .sealbox()
         .args(["cert", "fetch", "--controller-namespace", "huge"])
@@ -574,8 +545,8 @@ fn cluster_failures_say_what_to_do() {
 fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
     let cluster = Cluster::with_controller();
     let (old, new) = keys();
-    let old_name = cluster.put_key(KEY_NAMESPACE, old);
-    let new_name = cluster.put_key(KEY_NAMESPACE, new);
+    let old_name = cluster.put_key(CONTROLLER_NAMESPACE, old);
+    let new_name = cluster.put_key(CONTROLLER_NAMESPACE, new);
     // In the cluster: two SealedSecrets sealed to the new key (one with the hint, one without,
     // as kubeseal writes them) and one to the old key.
     for object in [
@@ -583,7 +554,10 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
         sealed_to(new, "prod", "b", false),
         sealed_to(old, "prod", "c", false),
     ] {
-        cluster.server.put_object(&sealed_gvr(), object).unwrap();
+        cluster
+            .server
+            .put_object(&sealed_secrets_gvr(), object)
+            .unwrap();
     }
 
     let out = cluster.sealbox().args(["keys", "list"]).assert().success();
@@ -678,7 +652,7 @@ fn keys_list_rotate_backup_and_restore_into_an_empty_namespace() {
     );
     assert_eq!(
         cluster.key_fingerprints("restored"),
-        cluster.key_fingerprints(KEY_NAMESPACE)
+        cluster.key_fingerprints(CONTROLLER_NAMESPACE)
     );
     // Again: every key is there already.
     let out = cluster
@@ -824,8 +798,8 @@ fn assert_no_key_material(text: &str, pairs: &[&KeyPair]) {
 fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
     let cluster = Cluster::with_controller();
     let (old, new) = keys();
-    let old_name = cluster.put_key(KEY_NAMESPACE, old);
-    cluster.put_key(KEY_NAMESPACE, new);
+    let old_name = cluster.put_key(CONTROLLER_NAMESPACE, old);
+    cluster.put_key(CONTROLLER_NAMESPACE, new);
     let repo = cluster.path("repo");
     std::fs::create_dir_all(repo.join("apps")).unwrap();
     for i in 0..200 {
@@ -850,7 +824,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
     // The cluster still has one object sealed to the old key.
     cluster
         .server
-        .put_object(&sealed_gvr(), sealed_to(old, "prod", "live", true))
+        .put_object(&sealed_secrets_gvr(), sealed_to(old, "prod", "live", true))
         .unwrap();
     let before = snapshot(&repo);
 
@@ -870,12 +844,12 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
         stderr.contains("still used by 151 SealedSecret(s)"),
         "{stderr}"
     );
-    assert_eq!(cluster.key_fingerprints(KEY_NAMESPACE).len(), 2);
+    assert_eq!(cluster.key_fingerprints(CONTROLLER_NAMESPACE).len(), 2);
 
     // The old and new keys as a plaintext List, as a decrypted backup is.
     let list = json!({"apiVersion": "v1", "kind": "List", "items": [
-        KeySecret::from_key_pair(old, KEY_NAMESPACE, "sealed-secrets-key").to_json(),
-        KeySecret::from_key_pair(new, KEY_NAMESPACE, "sealed-secrets-key").to_json(),
+        KeySecret::from_key_pair(old, CONTROLLER_NAMESPACE, "sealed-secrets-key").to_json(),
+        KeySecret::from_key_pair(new, CONTROLLER_NAMESPACE, "sealed-secrets-key").to_json(),
     ]});
     std::fs::write(cluster.path("keys.yaml"), yaml(&list)).unwrap();
     std::fs::write(cluster.path("new.pem"), new.certificate.to_pem()).unwrap();
@@ -957,7 +931,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
     // Once the cluster has synced the re-sealed object, the old key can go.
     cluster
         .server
-        .put_object(&sealed_gvr(), sealed_to(new, "prod", "live", true))
+        .put_object(&sealed_secrets_gvr(), sealed_to(new, "prod", "live", true))
         .unwrap();
     let out = cluster
         .sealbox()
@@ -970,7 +944,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
         stderr_of(&out)
     );
     assert_eq!(
-        cluster.key_fingerprints(KEY_NAMESPACE).len(),
+        cluster.key_fingerprints(CONTROLLER_NAMESPACE).len(),
         2,
         "a dry run deletes nothing"
     );
@@ -981,7 +955,7 @@ fn reencrypt_a_directory_then_prune_refuses_then_succeeds() {
         .success()
         .stderr(predicate::str::contains(format!("deleted {old_name}")));
     assert_eq!(
-        cluster.key_fingerprints(KEY_NAMESPACE),
+        cluster.key_fingerprints(CONTROLLER_NAMESPACE),
         [new.fingerprint().to_string()]
     );
 }
@@ -1017,8 +991,8 @@ fn line_diff(a: &str, b: &str) -> usize {
 fn reencrypt_online_asks_the_controller_to_rotate() {
     let cluster = Cluster::with_controller();
     let (old, new) = keys();
-    cluster.put_key(KEY_NAMESPACE, old);
-    cluster.put_key(KEY_NAMESPACE, new);
+    cluster.put_key(CONTROLLER_NAMESPACE, old);
+    cluster.put_key(CONTROLLER_NAMESPACE, new);
     let repo = cluster.path("repo");
     std::fs::create_dir_all(&repo).unwrap();
     write_sealed(&repo, old, "stale", true);
@@ -1071,13 +1045,13 @@ fn end_to_end_with_the_controller_binary() {
         return;
     };
     let cluster = Cluster::new();
-    let (_controller, port) = start_controller(&controller, &cluster, KEY_NAMESPACE);
+    let (_controller, port) = start_controller(&controller, &cluster, CONTROLLER_NAMESPACE);
     cluster.server.proxy_service(
-        KEY_NAMESPACE,
-        CONTROLLER,
+        CONTROLLER_NAMESPACE,
+        CONTROLLER_NAME,
         &format!("http://127.0.0.1:{port}"),
     );
-    cluster.put_service(KEY_NAMESPACE, CONTROLLER, Some("http"));
+    cluster.put_service(CONTROLLER_NAMESPACE, CONTROLLER_NAME, Some("http"));
 
     // Wait for the certificate: 200 once a key exists, 404 if there is no such endpoint.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -1140,11 +1114,10 @@ fn restored_keys_let_a_new_controller_unseal_old_files() {
         return;
     };
     let cluster = Cluster::new();
-    let (first, _) = start_controller(&controller, &cluster, KEY_NAMESPACE);
-    let key = wait_for(Duration::from_secs(60), || {
-        active_keys(&cluster.server, KEY_NAMESPACE).pop()
-    })
-    .expect("the controller generated no key");
+    let (first, _) = start_controller(&controller, &cluster, CONTROLLER_NAMESPACE);
+    let key = CONTROLLER_WAIT
+        .blocking_until_some(|| active_keys(&cluster.server, CONTROLLER_NAMESPACE).pop())
+        .expect("the controller generated no key");
     std::fs::write(cluster.path("cert.pem"), key.certificate.to_pem()).unwrap();
     let secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: prod}}\nstringData: {{password: {CANARY}}}\n"
@@ -1156,13 +1129,17 @@ fn restored_keys_let_a_new_controller_unseal_old_files() {
         .assert()
         .success();
     let sealed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    cluster.server.put_object(&sealed_gvr(), sealed).unwrap();
+    cluster
+        .server
+        .put_object(&sealed_secrets_gvr(), sealed)
+        .unwrap();
     let unsealed = |server: &ApiServer| {
         let secret = server.get_object(&secrets_gvr(), Some("prod"), "db")?;
         let password = secret.pointer("/data/password")?.as_str()?.to_owned();
         Some(password)
     };
-    let password = wait_for(Duration::from_secs(60), || unsealed(&cluster.server))
+    let password = CONTROLLER_WAIT
+        .blocking_until_some(|| unsealed(&cluster.server))
         .expect("the first controller never unsealed the SealedSecret");
     assert_eq!(password, STANDARD.encode(CANARY));
     drop(first);
@@ -1182,7 +1159,8 @@ fn restored_keys_let_a_new_controller_unseal_old_files() {
         .delete_object(&secrets_gvr(), Some("prod"), "db")
         .unwrap();
     let (_second, _) = start_controller(&controller, &cluster, "restored");
-    let password = wait_for(Duration::from_secs(60), || unsealed(&cluster.server))
+    let password = CONTROLLER_WAIT
+        .blocking_until_some(|| unsealed(&cluster.server))
         .expect("the controller with the restored keys never unsealed the old SealedSecret");
     assert_eq!(password, STANDARD.encode(CANARY));
     assert_eq!(
@@ -1222,20 +1200,6 @@ fn start_controller(binary: &Path, cluster: &Cluster, namespace: &str) -> (KillO
     (KillOnDrop(child), port)
 }
 
-/// Polls `probe` every 100 ms until it yields something or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Some(found) = probe() {
-            return Some(found);
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The status code of `GET path` on 127.0.0.1:`port`, if anything answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
@@ -1245,16 +1209,6 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-/// Stops a child process when dropped, also when the test panics.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The controller binary next to `sealbox`; `None`, saying that `test` is skipped, when it is
@@ -1275,12 +1229,4 @@ fn controller_binary(test: &str) -> Option<PathBuf> {
         );
     }
     binary
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -16,11 +16,13 @@ use sealbox_controller::Running;
 use sealbox_crds::SealedSecret;
 use sealbox_crypto::Certificate;
 use sealbox_crypto::key_secret::KEY_LABEL;
+use sealbox_tests::fixtures::Wait;
 use sealbox_tests::{ApiServer, FaultRule};
 use support::{BoxError, CONTROLLER_NS, NS, TestResult, http_get, secret_writes, until};
 use tokio::time::Instant;
 
-const LEASE: &str = "sealed-secrets-controller";
+/// The Lease the replicas take turns holding, named after the controller as deployed.
+const LEASE: &str = sealbox_tests::fixtures::CONTROLLER_NAME;
 const LEASE_DURATION: Duration = Duration::from_secs(2);
 const RETRY_PERIOD: Duration = Duration::from_millis(200);
 
@@ -58,7 +60,7 @@ fn unseals(running: &Running) -> u64 {
 /// Creates SealedSecret `NS/name` with its own name as `value`, sealed for `certificate` as the
 /// CLI would with the fetched cert.
 async fn create_sealed(server: &ApiServer, certificate: &Certificate, name: &str) -> TestResult {
-    let sealed = support::sealed_secret_for(certificate, NS, name, &[("value", name)], &[]);
+    let sealed = support::sealed_secret(certificate, NS, name, &[("value", name)], &[]);
     Api::<SealedSecret>::namespaced(server.client(), NS)
         .create(&PostParams::default(), &sealed)
         .await?;
@@ -317,24 +319,6 @@ impl Drop for ControllerProcess {
     }
 }
 
-/// Polls `check` (API reads) until it returns `Some`, for at most `wait`.
-async fn within<T, F, Fut>(what: &str, wait: Duration, check: F) -> TestResult<T>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = TestResult<Option<T>>>,
-{
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("timed out after {wait:?} waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Two replicas of the controller binary on the real control plane, each with the
 /// ServiceAccount token of deploy/'s RBAC: one takes the real Lease and alone generates the
 /// first key and unseals; the follower serves the same certificate; when the leader process is
@@ -361,35 +345,36 @@ async fn two_controller_processes_fail_over_through_a_real_lease(
             .and_then(|l| l.spec)
             .and_then(|s| s.holder_identity))
     };
-    let first = within("a leader", REAL_WAIT, holder).await.map_err(|e| {
-        format!(
-            "{e}; logs:\n{}\n{}",
-            replicas[0].log_text(),
-            replicas[1].log_text()
-        )
-    })?;
+    let first = REAL_WAIT
+        .until_found("a leader", holder)
+        .await
+        .map_err(|e| {
+            format!(
+                "{e}; logs:\n{}\n{}",
+                replicas[0].log_text(),
+                replicas[1].log_text()
+            )
+        })?;
     let keys: Api<Secret> = Api::namespaced(client.clone(), CONTROLLER_NS);
-    let key_names = within("the first key", REAL_WAIT, || async {
-        let listed = keys.list(&ListParams::default().labels(KEY_LABEL)).await?;
-        Ok((!listed.items.is_empty()).then_some(listed.items.len()))
-    })
-    .await?;
+    let key_names = REAL_WAIT
+        .until_found("the first key", || async {
+            let listed = keys.list(&ListParams::default().labels(KEY_LABEL)).await?;
+            Ok((!listed.items.is_empty()).then_some(listed.items.len()))
+        })
+        .await?;
     let leader_index = replicas
         .iter()
         .position(|r| r.identity == first)
         .ok_or_else(|| format!("the Lease holder {first:?} is neither replica"))?;
     let follower = &replicas[1 - leader_index];
-    let pem = within(
-        "the follower serving the certificate",
-        REAL_WAIT,
-        || async {
+    let pem = REAL_WAIT
+        .until_found("the follower serving the certificate", || async {
             Ok(match http_get(follower.http, "/v1/cert.pem").await {
                 Ok((200, pem)) => Some(pem),
                 _ => None,
             })
-        },
-    )
-    .await?;
+        })
+        .await?;
     assert_eq!(
         http_get(replicas[leader_index].http, "/v1/cert.pem")
             .await?
@@ -405,7 +390,7 @@ async fn two_controller_processes_fail_over_through_a_real_lease(
         let sealed = sealed.clone();
         let certificate = &certificate;
         async move {
-            let object = support::sealed_secret_for(certificate, NS, name, &[("value", name)], &[]);
+            let object = support::sealed_secret(certificate, NS, name, &[("value", name)], &[]);
             sealed.create(&PostParams::default(), &object).await?;
             Ok::<_, BoxError>(())
         }
@@ -426,21 +411,24 @@ async fn two_controller_processes_fail_over_through_a_real_lease(
         create(name).await?;
     }
     for name in ["before-a", "before-b"] {
-        within(name, REAL_WAIT, || unsealed(name)).await?;
+        REAL_WAIT.until_found(name, || unsealed(name)).await?;
     }
 
     // The leader crashes: nothing is released, the follower waits for the Lease to expire.
     let killed = replicas.remove(leader_index);
     drop(killed);
-    let second = within("the follower to take the Lease", REAL_WAIT, || async {
-        Ok(holder().await?.filter(|h| *h != first))
-    })
-    .await?;
+    let second = REAL_WAIT
+        .until_found("the follower to take the Lease", || async {
+            Ok(holder().await?.filter(|h| *h != first))
+        })
+        .await?;
     assert_eq!(second, replicas[0].identity);
     let lease = leases.get(LEASE).await?;
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
     create("after-crash").await?;
-    within("after-crash", REAL_WAIT, || unsealed("after-crash")).await?;
+    REAL_WAIT
+        .until_found("after-crash", || unsealed("after-crash"))
+        .await?;
     // The new leader generates no key: it loaded the first.
     let listed = keys.list(&ListParams::default().labels(KEY_LABEL)).await?;
     assert_eq!(listed.items.len(), key_names, "no second key");
@@ -460,7 +448,7 @@ async fn two_controller_processes_fail_over_through_a_real_lease(
 
 /// How long the real plane's controllers may take (a Lease expiry, key generation, a loaded
 /// machine).
-const REAL_WAIT: Duration = Duration::from_secs(60);
+const REAL_WAIT: Wait = Wait::new(Duration::from_secs(60), Duration::from_millis(100));
 
 #[test]
 fn real_two_controller_processes_fail_over_through_a_real_lease() -> TestResult {

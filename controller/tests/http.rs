@@ -32,7 +32,8 @@ use support::{BoxError, CONTROLLER_NS, TestResult, WAIT, pair};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tower::ServiceExt as _;
 
-const SERVICE: &str = "sealed-secrets-controller";
+/// The controller's Service, named as deployed.
+const SERVICE: &str = sealbox_tests::fixtures::CONTROLLER_NAME;
 
 // ---------------------------------------------------------------------------------------------
 // Keys, sealing, documents
@@ -49,7 +50,7 @@ fn registry(keys: &[usize]) -> KeyRegistry {
 }
 
 fn seal(key: usize, plaintext: &str, label: &[u8]) -> String {
-    support::seal(&pair(key).certificate, plaintext, label)
+    support::seal_value(&pair(key).certificate, plaintext, label)
 }
 
 fn unseal(key: usize, value: &Value, label: &[u8]) -> Option<String> {

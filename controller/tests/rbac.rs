@@ -549,7 +549,7 @@ fn gvr(group: &str, version: &str, resource: &str) -> GroupVersionResource {
 
 /// A SealedSecret `NS/name` with `values` sealed for `cert` (strict scope).
 fn sealed_secret(cert: &Certificate, name: &str, values: &[(&str, &str)]) -> SealedSecret {
-    support::sealed_secret_for(cert, NS, name, values, &[])
+    support::sealed_secret(cert, NS, name, values, &[])
 }
 
 fn with_template(

@@ -19,7 +19,6 @@ use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::GroupVersionResource;
 use kube::{Client, CustomResourceExt as _, ResourceExt as _};
 use sealbox_controller::{FIELD_MANAGER, Running};
 use sealbox_crds::{
@@ -30,11 +29,12 @@ use sealbox_crypto::key_secret::KEY_LABEL;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
 };
+use sealbox_tests::fixtures::{owner_uid, sealed_secrets_gvr};
 use sealbox_tests::{ApiServer, FaultRule};
 use serde_json::json;
 use support::{
     Backend, BoxError, CONTROLLER_NS, Kind, NS, TestResult, WAIT, both_backends, http_get,
-    init_logs, map, pair, plain_secret, seal, secret_data, start_controller, template,
+    init_logs, map, pair, plain_secret, seal_value, secret_data, start_controller, template,
     test_key_secret, until,
 };
 
@@ -54,7 +54,7 @@ fn sealed_secret_with(
     values: &[(&str, &str)],
     annotations: &[(&str, &str)],
 ) -> SealedSecret {
-    support::sealed_secret_for(&pair(key).certificate, namespace, name, values, annotations)
+    support::sealed_secret(&pair(key).certificate, namespace, name, values, annotations)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,16 +314,6 @@ where
         last,
     )
     .await
-}
-
-fn owner_uid(secret: &Secret) -> Option<String> {
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.kind == "SealedSecret" && r.controller == Some(true))
-        .map(|r| r.uid.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -899,7 +889,7 @@ async fn s13_malformed_sealed_secrets_fail_alone(kind: Kind) -> TestResult {
     h.create(&bad_base64).await?;
 
     let mut legacy = sealed_secret(NS, "legacy", 0, &[]);
-    legacy.spec.data = Some(seal(
+    legacy.spec.data = Some(seal_value(
         &pair(0).certificate,
         r#"{"apiVersion":"v1","kind":"Secret"}"#,
         b"app/legacy",
@@ -911,7 +901,7 @@ async fn s13_malformed_sealed_secrets_fail_alone(kind: Kind) -> TestResult {
         "metadata": { "name": "wrong-shape", "namespace": NS },
         "spec": { "encryptedData": { "password": 42 } }
     });
-    let sealed_gvr = GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets");
+    let sealed_gvr = sealed_secrets_gvr();
     match h.double() {
         Some(server) => {
             server.put_object(&sealed_gvr, wrong_shape)?;
@@ -1032,7 +1022,7 @@ async fn s14_key_generation_reuse_renewal_and_cutoff(kind: Kind) -> TestResult {
 
     // It unseals what is sealed for its certificate.
     let cert = sealbox_crypto::Certificate::from_pem(tls_crt.as_bytes())?;
-    h.create(&support::sealed_secret_for(
+    h.create(&support::sealed_secret(
         &cert,
         NS,
         "db",

@@ -41,29 +41,20 @@ use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDe
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{CommandFactory as _, Parser as _};
-use kube::CustomResourceExt as _;
-use kube::core::GroupVersionResource;
 use sealbox_controller::Config;
-use sealbox_crds::SealedSecret;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use sealbox_crypto::{KeyPair, KeySecret, Scope, seal};
 use sealbox_tests::ApiServer;
+use sealbox_tests::fixtures::{
+    self, CONTROLLER_NAMESPACE, KillOnDrop, free_port, sealed_secrets_gvr, secrets_gvr,
+};
 use serde_json::{Value, json};
 
-const KEY_NAMESPACE: &str = "kube-system";
 const NAMESPACES: usize = 20;
 const VALUES: [(&str, usize); 3] = [("username", 12), ("password", 32), ("api-token", 64)];
 const DAY: Duration = Duration::from_secs(86_400);
 /// Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times.
 const CLOCK_TICKS: f64 = 100.0;
-
-fn secrets() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
-fn sealed_secrets() -> GroupVersionResource {
-    GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets")
-}
 
 struct Settings {
     sealed: usize,
@@ -150,7 +141,9 @@ fn main() {
     );
     let key_secrets: Vec<Value> = pairs
         .iter()
-        .map(|pair| KeySecret::from_key_pair(pair, KEY_NAMESPACE, "sealed-secrets-key").to_json())
+        .map(|pair| {
+            KeySecret::from_key_pair(pair, CONTROLLER_NAMESPACE, "sealed-secrets-key").to_json()
+        })
         .collect();
     let phase = Instant::now();
     let hinted = seal_objects(&pairs, settings.sealed, settings.cores);
@@ -306,20 +299,17 @@ fn unrelated_secrets(count: usize) -> Vec<Value> {
 /// A double holding the CRD, the key Secrets and `objects` (and `others`), before any
 /// controller runs.
 fn populated_double(keys: &[Value], objects: &[Value], others: &[Value]) -> ApiServer {
-    let server = ApiServer::new();
-    server
-        .apply_crd(serde_json::to_value(SealedSecret::crd()).unwrap())
-        .unwrap();
+    let server = fixtures::double_with_crd().unwrap();
     for key in keys {
-        server.put_object(&secrets(), key.clone()).unwrap();
+        server.put_object(&secrets_gvr(), key.clone()).unwrap();
     }
     for object in objects {
         server
-            .put_object(&sealed_secrets(), object.clone())
+            .put_object(&sealed_secrets_gvr(), object.clone())
             .unwrap();
     }
     for other in others {
-        server.put_object(&secrets(), other.clone()).unwrap();
+        server.put_object(&secrets_gvr(), other.clone()).unwrap();
     }
     server
 }
@@ -537,7 +527,7 @@ fn controller_args(http: &str, metrics: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "sealbox-controller",
         "--namespace",
-        KEY_NAMESPACE,
+        CONTROLLER_NAMESPACE,
         "--listen-addr",
         http,
         "--key-renew-period",
@@ -576,7 +566,7 @@ fn bracketed(raw: &RawDecrypt, cores: usize, cold_start: impl FnOnce() -> Run) -
 /// The controller library against the in-process double.
 async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
     let server = populated_double(keys, objects, &[]);
-    let baseline = server.count(&secrets(), None);
+    let baseline = server.count(&secrets_gvr(), None);
     let config = Config::try_parse_from(controller_args("127.0.0.1:0", "127.0.0.1:0")).unwrap();
 
     let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
@@ -589,7 +579,7 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
     let limit = deadline(count);
     let mut done = None;
     while started.elapsed() < limit {
-        if progress.observe(server.count(&secrets(), None)) {
+        if progress.observe(server.count(&secrets_gvr(), None)) {
             done = Some(started.elapsed());
             break;
         }
@@ -649,7 +639,7 @@ fn binary_run(
     count: usize,
 ) -> Run {
     let server = populated_double(keys, objects, unrelated);
-    let baseline = server.count(&secrets(), None);
+    let baseline = server.count(&secrets_gvr(), None);
     let served = runtime.block_on(server.serve_local()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let kubeconfig = served
@@ -682,7 +672,7 @@ fn binary_run(
                 std::fs::read_to_string(scratch.path().join("controller.log")).unwrap_or_default();
             panic!("the controller exited ({status}):\n{log}");
         }
-        if progress.observe(server.count(&secrets(), None)) {
+        if progress.observe(server.count(&secrets_gvr(), None)) {
             done = Some(started.elapsed());
             break;
         }
@@ -984,23 +974,6 @@ fn controller_binary() -> Option<PathBuf> {
         );
         None
     }
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// CPU seconds of each thread of process `pid` so far, busiest first.

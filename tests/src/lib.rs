@@ -62,13 +62,18 @@
 //! atomic), strategic merge patches are plain merge patches, and no namespace lifecycle
 //! (objects may be created in namespaces that do not exist).
 //!
+//! The setup the workspace's tests share (test keys, the double with the CRD, namespaces and
+//! Secrets, a served double's kubeconfig, waiting) is in [`fixtures`].
+//!
 //! This crate must not depend on the other Sealbox crates' internals: it is a test fixture
-//! for all of them.
+//! for all of them. Only [`fixtures`] knows Sealbox's types, through the public APIs of
+//! `sealbox-crds` and `sealbox-crypto`; nothing here depends on the controller or the CLI.
 
 mod discovery;
 mod error;
 mod faults;
 mod fields;
+pub mod fixtures;
 pub mod kubeconfig;
 mod log;
 mod object;

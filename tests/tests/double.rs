@@ -18,20 +18,13 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as RecordedEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource, ResourceExt};
+use sealbox_tests::fixtures::{TestResult, Wait, sealed_secrets_gvr, secrets_gvr};
 use sealbox_tests::{ApiServer, FaultRule};
 use serde_json::{Value, json};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
 const WAIT: Duration = Duration::from_secs(10);
-
-fn secrets_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
-fn sealed_secrets_gvr() -> GroupVersionResource {
-    GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets")
-}
+/// [`WAIT`], looking again every 20 ms.
+const WAITING: Wait = Wait::new(WAIT, Duration::from_millis(20));
 
 /// A SealedSecret-shaped CRD: namespaced, status subresource, a structural schema.
 fn sealed_secret_crd() -> Value {
@@ -122,17 +115,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(format!("timed out waiting for {what}").into())
+    WAITING
+        .until_found(what, || {
+            let checked = check();
+            async { Ok(checked.await.then_some(())) }
+        })
+        .await
 }
 
-async fn next<S, T>(stream: &mut S) -> Result<T, Box<dyn std::error::Error + Send + Sync>>
+async fn next<S, T>(stream: &mut S) -> TestResult<T>
 where
     S: Stream<Item = T> + Unpin,
 {

@@ -30,10 +30,8 @@ use kube::{Client, ResourceExt as _};
 use sealbox_crds::{
     MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
 };
+use sealbox_tests::fixtures::{TestResult, map, owner_uid, secret_data};
 use serde_json::{Value, json};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult<T = ()> = Result<T, BoxError>;
 
 /// The switch: the test does nothing unless this is `1`.
 const SWITCH: &str = "SEALBOX_E2E";
@@ -339,30 +337,6 @@ fn secret_manifest(namespace: &str, name: &str, string_data: &[(&str, &str)]) ->
     })
 }
 
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-fn data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
-}
-
-fn owner_uid(secret: &Secret) -> Option<String> {
-    secret
-        .owner_references()
-        .iter()
-        .find(|r| r.kind == "SealedSecret" && r.controller == Some(true))
-        .map(|r| r.uid.clone())
-}
-
 fn condition_message(sealed: &SealedSecret) -> String {
     sealed
         .synced_condition()
@@ -386,8 +360,8 @@ async fn new_and_updated(e: &E2e) -> TestResult {
 
     let unsealed = e.secret_where(&e.ns, "db", |_| true).await?;
     ensure(
-        data(&unsealed) == map(&[("password", "hunter2"), ("user", "admin")]),
-        || format!("db data: {:?}", data(&unsealed).keys()),
+        secret_data(&unsealed) == map(&[("password", "hunter2"), ("user", "admin")]),
+        || format!("db data: {:?}", secret_data(&unsealed).keys()),
     )?;
     ensure(
         unsealed.labels().get("app").map(String::as_str) == Some("web"),
@@ -423,7 +397,7 @@ async fn new_and_updated(e: &E2e) -> TestResult {
         .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     e.secret_where(&e.ns, "db", |s| {
-        data(s) == map(&[("password", "two"), ("user", "admin")])
+        secret_data(s) == map(&[("password", "two"), ("user", "admin")])
     })
     .await?;
     let updated = e.synced(&e.ns, "db", "True").await?;
@@ -479,18 +453,22 @@ async fn existing_secrets(e: &E2e) -> TestResult {
         "managed: wrong owner".into()
     })?;
     let managed = e
-        .secret_where(&e.ns, "managed", |s| data(s) == map(&[("password", "new")]))
+        .secret_where(&e.ns, "managed", |s| {
+            secret_data(s) == map(&[("password", "new")])
+        })
         .await?;
     ensure(!managed.labels().contains_key("existing"), || {
         format!("managed: labels not replaced: {:?}", managed.labels())
     })?;
 
     let merged = e
-        .secret_where(&e.ns, "managed-patch", |s| data(s).contains_key("password"))
+        .secret_where(&e.ns, "managed-patch", |s| {
+            secret_data(s).contains_key("password")
+        })
         .await?;
     ensure(
-        data(&merged) == map(&[("existing-key", "1"), ("password", "new")]),
-        || format!("managed-patch data: {:?}", data(&merged).keys()),
+        secret_data(&merged) == map(&[("existing-key", "1"), ("password", "new")]),
+        || format!("managed-patch data: {:?}", secret_data(&merged).keys()),
     )?;
     ensure(owner_uid(&merged) == uids["managed-patch"], || {
         "managed-patch: not owned".into()
@@ -505,11 +483,13 @@ async fn existing_secrets(e: &E2e) -> TestResult {
     )?;
 
     let patched = e
-        .secret_where(&e.ns, "patch-only", |s| data(s).contains_key("password"))
+        .secret_where(&e.ns, "patch-only", |s| {
+            secret_data(s).contains_key("password")
+        })
         .await?;
     ensure(
-        data(&patched) == map(&[("existing-key", "1"), ("password", "new")]),
-        || format!("patch-only data: {:?}", data(&patched).keys()),
+        secret_data(&patched) == map(&[("existing-key", "1"), ("password", "new")]),
+        || format!("patch-only data: {:?}", secret_data(&patched).keys()),
     )?;
     ensure(owner_uid(&patched).is_none(), || {
         "patch-only: owner set".into()
@@ -551,16 +531,19 @@ async fn drift(e: &E2e) -> TestResult {
     let recreated = e
         .secret_where(&e.ns, "drift", |s| s.uid() != first.uid())
         .await?;
-    ensure(data(&recreated) == map(&[("password", "right")]), || {
-        "recreated with other data".into()
-    })?;
+    ensure(
+        secret_data(&recreated) == map(&[("password", "right")]),
+        || "recreated with other data".into(),
+    )?;
 
     let edit = json!({ "stringData": { "password": "wrong" } });
     e.secrets(&e.ns)
         .patch("drift", &PatchParams::default(), &Patch::Merge(&edit))
         .await?;
-    e.secret_where(&e.ns, "drift", |s| data(s) == map(&[("password", "right")]))
-        .await?;
+    e.secret_where(&e.ns, "drift", |s| {
+        secret_data(s) == map(&[("password", "right")])
+    })
+    .await?;
 
     let mut unowned = e
         .seal(&secret_manifest(&e.ns, "unowned", &[("a", "1")]), "strict")
@@ -628,7 +611,7 @@ async fn scopes(e: &E2e) -> TestResult {
     }
     for (_, namespace, name) in &works {
         let secret = e.secret_where(namespace, name, |_| true).await?;
-        ensure(data(&secret) == map(&values), || {
+        ensure(secret_data(&secret) == map(&values), || {
             format!("{namespace}/{name}: wrong data")
         })?;
     }
@@ -668,9 +651,9 @@ async fn template_data(e: &E2e) -> TestResult {
     ]));
     e.create(sealed, &e.ns, "templated").await?;
     let rendered = e
-        .secret_where(&e.ns, "templated", |s| data(s).contains_key("dsn"))
+        .secret_where(&e.ns, "templated", |s| secret_data(s).contains_key("dsn"))
         .await?;
-    let values = data(&rendered);
+    let values = secret_data(&rendered);
     ensure(
         values.get("dsn").map(String::as_str) == Some("postgres://admin:hunter2@db:5432/app")
             && values.get("header").map(String::as_str) == Some("Bearer k-123")
@@ -690,9 +673,10 @@ async fn template_data(e: &E2e) -> TestResult {
     });
     e.create(static_only, &e.ns, "static").await?;
     let secret = e.secret_where(&e.ns, "static", |_| true).await?;
-    ensure(data(&secret) == map(&[("config", "mode: static")]), || {
-        format!("static: {:?}", data(&secret).keys())
-    })?;
+    ensure(
+        secret_data(&secret) == map(&[("config", "mode: static")]),
+        || format!("static: {:?}", secret_data(&secret).keys()),
+    )?;
     e.synced(&e.ns, "static", "True").await?;
     Ok(())
 }

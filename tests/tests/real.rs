@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet};
@@ -17,34 +17,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReferen
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt as _};
 use sealbox_crds::{SealedSecret, SealedSecretSpec};
+use sealbox_tests::fixtures::{self, TestResult, Wait};
 use sealbox_tests::real::RealControlPlane;
-
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The committed CRD, as `kubectl apply -k deploy/crds` installs it.
 const CRD_YAML: &str = include_str!("../../deploy/crds/sealedsecrets.bitnami.com.yaml");
 /// How long a controller of the plane may take to act. The garbage collector first syncs its
 /// graph of every resource type, which takes seconds on a busy 2-core machine; this only has to
 /// be long enough to tell "slow" from "never".
-const WAIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(200);
+const WAIT: Wait = Wait::new(Duration::from_secs(120), Duration::from_millis(200));
 
 /// Polls `check` until it returns `Some`, or fails naming `what` after [`WAIT`].
 async fn eventually<T, F, Fut>(what: &str, check: F) -> TestResult<T>
 where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = TestResult<Option<T>>>,
 {
-    let began = Instant::now();
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if began.elapsed() > WAIT {
-            return Err(format!("{what}: not after {WAIT:?}").into());
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    WAIT.until_found(what, check).await
 }
 
 /// Prints what the plane cost, for the record (not asserted: machines differ).
@@ -72,17 +61,7 @@ fn report(plane: &RealControlPlane) {
 }
 
 async fn create_namespace(client: &Client, name: &str) -> TestResult {
-    let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await?;
-    Ok(())
+    fixtures::create_namespaces(client, &[name]).await
 }
 
 #[tokio::test]
@@ -106,7 +85,7 @@ async fn real_control_plane_stores_sealed_secrets_under_the_deploy_crd() -> Test
     let crd: CustomResourceDefinition = serde_norway::from_str(CRD_YAML)?;
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &crd).await?;
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
 
     create_namespace(&client, "sealed").await?;
     let mut sealed = SealedSecret::new(
@@ -455,24 +434,6 @@ async fn enforce_restricted(client: &Client, name: &str) -> TestResult {
     }
 }
 
-/// Waits until the SealedSecret CRD is Established.
-async fn crd_established(client: &Client) -> TestResult {
-    let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    eventually("the SealedSecret CRD Established", || async {
-        let Some(crd) = crds.get_opt("sealedsecrets.bitnami.com").await? else {
-            return Ok(None);
-        };
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        Ok(established.then_some(()))
-    })
-    .await
-}
-
 /// Waits for the pods `selector` picks in `namespace`: the controller-manager creates them from
 /// the Deployment and they stay Pending (no kubelet), so they exist only if Pod Security
 /// admission accepted them. A ReplicaSet whose pods were refused fails at once with the reason.
@@ -557,7 +518,7 @@ async fn deploy_kustomize_base_installs_under_restricted_pod_security() -> TestR
         "kubectl apply --server-side -k deploy/kustomize/base",
     )?;
 
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
     let pods = pods_admitted(&client, "kube-system", "name=sealed-secrets-controller").await?;
     assert!(
         pods.iter()
@@ -600,7 +561,7 @@ async fn deploy_helm_chart_installs_under_restricted_pod_security() -> TestResul
         .arg(plane.kubeconfig());
     run(install, "helm install sealbox deploy/helm/sealbox")?;
 
-    crd_established(&client).await?;
+    fixtures::sealed_secret_crd_established(&client, WAIT).await?;
     pods_admitted(&client, "sealbox", "app.kubernetes.io/instance=sealbox").await?;
     sealed_secrets_validate(&client, "sealbox").await
 }

@@ -6,141 +6,90 @@
 //! (`sealbox_tests::real`, tier 4): [`both_backends!`] makes a `double` and a `real` test of
 //! each scenario function.
 //!
+//! What is not the controller's own (test keys, the double with the CRD, objects, waiting) comes
+//! from `sealbox_tests::fixtures` and is re-exported here, at this crate's timings.
+//!
 //! Included with `mod support;` from each binary in `controller/tests/`.
 
 // Each test binary compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
-use kube::CustomResourceExt as _;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::core::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams};
 use sealbox_controller::{Config, Running};
-use sealbox_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec, TemplateMetadata};
-use sealbox_crypto::key_secret::KeySecret;
-use sealbox_crypto::{Certificate, KeyPair};
+use sealbox_crds::SealedSecret;
+use sealbox_crypto::KeyPair;
+use sealbox_tests::fixtures::{self, Wait};
 use sealbox_tests::real::{AuditOffset, RealControlPlane, service_account_user};
 use sealbox_tests::{ApiServer, RequestRecord};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type TestResult<T = ()> = Result<T, BoxError>;
+// Each binary uses a part of these too.
+#[allow(unused_imports)]
+pub use sealbox_tests::fixtures::{
+    BoxError, TestResult, init_logs, kube_client, map, seal_value, sealed_secret, secret_data,
+    template, test_key_secret, test_pair as pair,
+};
 
 /// The controller's namespace (as in the kustomize base): its key Secrets and its Lease.
-pub const CONTROLLER_NS: &str = "kube-system";
+pub const CONTROLLER_NS: &str = sealbox_tests::fixtures::CONTROLLER_NAMESPACE;
 /// Where the SealedSecrets live: not the controller's namespace, so that what exists for the
 /// controller's own namespace (its Role's rules) and for everyone else's (the ClusterRole's) are
 /// each exercised.
 pub const NS: &str = "app";
 /// How long to wait for anything the controller does eventually.
 pub const WAIT: Duration = Duration::from_secs(20);
-/// How often [`until`] and [`until_some`] look again (cheap in-process reads; the HA tests time
-/// handovers with it).
-const POLL: Duration = Duration::from_millis(10);
-
-// ---------------------------------------------------------------------------------------------
-// Logs
-
-/// Test logs, off unless `RUST_LOG` asks for them.
-pub fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Keys
-
-/// How many test key pairs there are.
-const KEYS: usize = 12;
-
-/// Test key pair `index` (2048-bit): newest first, an hour apart. Each is generated once per
-/// test binary, when first used.
-pub fn pair(index: usize) -> &'static KeyPair {
-    static NOW: OnceLock<SystemTime> = OnceLock::new();
-    static PAIRS: [OnceLock<KeyPair>; KEYS] = [const { OnceLock::new() }; KEYS];
-    let now = *NOW.get_or_init(|| SystemTime::now() - Duration::from_secs(60));
-    PAIRS[index].get_or_init(|| {
-        let age = Duration::from_secs(3600 * index as u64);
-        KeyPair::generate_with_bits(2048, "test", now - age).expect("key generation")
-    })
-}
-
-/// The key Secret (Bitnami's format, in [`CONTROLLER_NS`]) named `name` holding `pair`.
-pub fn key_secret(pair: &KeyPair, name: &str) -> Secret {
-    let mut manifest =
-        KeySecret::from_key_pair(pair, CONTROLLER_NS, "sealed-secrets-key").to_json();
-    manifest["metadata"]["name"] = json!(name);
-    serde_json::from_value(manifest).expect("key Secret")
-}
-
-/// The key Secret `sealed-secrets-key-test{index}` of test key pair `index`.
-pub fn test_key_secret(index: usize) -> Secret {
-    key_secret(pair(index), &format!("sealed-secrets-key-test{index}"))
-}
+/// [`WAIT`], looking again every 10 ms (cheap in-process reads; the HA tests time handovers with
+/// it).
+const WAITING: Wait = Wait::new(WAIT, Duration::from_millis(10));
 
 // ---------------------------------------------------------------------------------------------
 // The API double and the controller
 
 /// A fresh API double with our CRD installed and the key Secrets of test keys `keys` stored.
 pub async fn api_server(keys: &[usize]) -> TestResult<ApiServer> {
-    api_server_with_crd(serde_json::to_value(SealedSecret::crd())?, keys).await
+    api_server_with_crd(fixtures::sealed_secret_crd(), keys).await
 }
 
-/// A fresh API double with `crd` installed and the key Secrets of test keys `keys` stored.
+/// A fresh API double with `crd` installed, [`NS`] and [`OTHER_NAMESPACES`] created (as on the
+/// real plane, objects only in namespaces that exist) and the key Secrets of test keys `keys`
+/// stored.
 pub async fn api_server_with_crd(crd: Value, keys: &[usize]) -> TestResult<ApiServer> {
     init_logs();
-    let server = ApiServer::new();
-    server.apply_crd(crd)?;
-    // As on the real plane: objects only in namespaces that exist.
-    server.require_namespaces(true);
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    for name in std::iter::once(NS).chain(OTHER_NAMESPACES) {
-        namespaces
-            .create(&PostParams::default(), &namespace(name))
-            .await?;
-    }
-    let secrets: Api<Secret> = Api::namespaced(server.client(), CONTROLLER_NS);
-    for &index in keys {
-        secrets
-            .create(&PostParams::default(), &test_key_secret(index))
-            .await?;
-    }
-    Ok(server)
+    let key_secrets: Vec<Secret> = keys.iter().map(|&index| test_key_secret(index)).collect();
+    fixtures::double_with(crd, &namespaces(), &key_secrets).await
+}
+
+/// The key Secret (Bitnami's format, in [`CONTROLLER_NS`]) named `name` holding `pair`.
+pub fn key_secret(pair: &KeyPair, name: &str) -> Secret {
+    fixtures::key_secret(pair, CONTROLLER_NS, name)
+}
+
+/// [`NS`] and [`OTHER_NAMESPACES`].
+fn namespaces() -> Vec<&'static str> {
+    std::iter::once(NS).chain(OTHER_NAMESPACES).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backends
 
 /// The controller's ServiceAccount in deploy/kustomize/base.
-pub const SERVICE_ACCOUNT: &str = "sealed-secrets-controller";
+pub const SERVICE_ACCOUNT: &str = sealbox_tests::fixtures::CONTROLLER_NAME;
 /// The namespaces the tests use besides [`NS`] (moved SealedSecrets; http.rs's `prod`), made
 /// on either backend: a namespace must exist before anything is created in it.
 pub const OTHER_NAMESPACES: [&str; 3] = ["other", "elsewhere", "prod"];
 /// How long the real plane may take to make a change visible to a new reader (RBAC bindings,
 /// an Established CRD): its informers lag by milliseconds, a loaded machine by seconds.
-const REAL_SETTLE: Duration = Duration::from_secs(60);
+const REAL_SETTLING: Wait = Wait::new(Duration::from_secs(60), Duration::from_millis(50));
 
 /// Which API server a test body runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,12 +202,8 @@ impl RealBackend {
         INSTALLED.get_or_try_init(|| install(plane, &admin)).await?;
         empty(&admin).await?;
         let audit_from = plane.audit_end();
-        let secrets: Api<Secret> = Api::namespaced(admin.clone(), CONTROLLER_NS);
-        for &index in keys {
-            secrets
-                .create(&PostParams::default(), &test_key_secret(index))
-                .await?;
-        }
+        let key_secrets: Vec<Secret> = keys.iter().map(|&index| test_key_secret(index)).collect();
+        fixtures::create_secrets(&admin, &key_secrets).await?;
         let controller_kubeconfig = plane
             .service_account_kubeconfig(CONTROLLER_NS, SERVICE_ACCOUNT)
             .await?;
@@ -300,24 +245,6 @@ impl RealBackend {
             .map(|e| e.request)
             .collect())
     }
-}
-
-/// Namespace `name`.
-fn namespace(name: &str) -> Namespace {
-    Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    }
-}
-
-/// A kube client from a kubeconfig file.
-pub async fn kube_client(path: &std::path::Path) -> TestResult<Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(Client::try_from(config)?)
 }
 
 /// What deploy/kustomize/base installs that the controller's permissions consist of — the CRD,
@@ -377,53 +304,21 @@ async fn install(plane: &RealControlPlane, admin: &Client) -> TestResult {
         )
         .into());
     }
-    let namespaces: Api<Namespace> = Api::all(admin.clone());
-    for name in std::iter::once(NS).chain(OTHER_NAMESPACES) {
-        namespaces
-            .create(&PostParams::default(), &namespace(name))
-            .await?;
-    }
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    let crd_name = SealedSecret::crd_name();
-    settle("the SealedSecret CRD Established", || async {
-        let crd = crds.get(crd_name).await?;
-        Ok(crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await?;
+    fixtures::create_namespaces(admin, &namespaces()).await?;
+    fixtures::sealed_secret_crd_established(admin, REAL_SETTLING).await?;
     let kubeconfig = plane
         .service_account_kubeconfig(CONTROLLER_NS, SERVICE_ACCOUNT)
         .await?;
     let controller = kube_client(&kubeconfig).await?;
-    settle("deploy/'s RBAC in force for the controller", || async {
-        let secrets: Api<Secret> = Api::namespaced(controller.clone(), CONTROLLER_NS);
-        let sealed: Api<SealedSecret> = Api::namespaced(controller.clone(), NS);
-        Ok(secrets.list(&ListParams::default()).await.is_ok()
-            && sealed.list(&ListParams::default()).await.is_ok())
-    })
-    .await
-}
-
-/// Polls `check` until it says yes, for at most [`REAL_SETTLE`].
-async fn settle<F, Fut>(what: &str, check: F) -> TestResult
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = TestResult<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + REAL_SETTLE;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    REAL_SETTLING
+        .until_found("deploy/'s RBAC in force for the controller", || async {
+            let secrets: Api<Secret> = Api::namespaced(controller.clone(), CONTROLLER_NS);
+            let sealed: Api<SealedSecret> = Api::namespaced(controller.clone(), NS);
+            let in_force = secrets.list(&ListParams::default()).await.is_ok()
+                && sealed.list(&ListParams::default()).await.is_ok();
+            Ok(in_force.then_some(()))
+        })
+        .await
 }
 
 /// Deletes what an earlier test on the shared plane left: SealedSecrets, Secrets and events in
@@ -455,14 +350,6 @@ async fn empty(admin: &Client) -> TestResult {
 /// beside them does not take their CPU.
 static REAL_TURN: Mutex<()> = Mutex::new(());
 
-/// A runtime of its own for one test: two workers, as `#[tokio::test(flavor = "multi_thread")]`.
-fn test_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-}
-
 /// Runs `body` on its own runtime while no real-plane test runs (see [`REAL_TURN`]).
 pub fn run_alone<F, Fut>(body: F) -> TestResult
 where
@@ -470,7 +357,7 @@ where
     Fut: Future<Output = TestResult>,
 {
     let _turn = REAL_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = test_runtime()?;
+    let runtime = fixtures::test_runtime()?;
     runtime.block_on(body())
 }
 
@@ -484,7 +371,7 @@ where
     Fut: Future<Output = TestResult>,
 {
     let _turn = REAL_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let runtime = test_runtime()?;
+    let runtime = fixtures::test_runtime()?;
     let Some(plane) = runtime.block_on(RealControlPlane::shared())? else {
         return Ok(());
     };
@@ -561,76 +448,18 @@ pub async fn start_controller(server: &ApiServer, args: &[&str]) -> TestResult<R
 // ---------------------------------------------------------------------------------------------
 // Waiting
 
-/// Waits until `check()` holds.
-pub async fn until(what: &str, mut check: impl FnMut() -> bool) -> TestResult {
-    until_some(what, || check().then_some(())).await
+/// Waits until `check()` holds, for at most [`WAIT`].
+pub async fn until(what: &str, check: impl FnMut() -> bool) -> TestResult {
+    WAITING.until(what, check).await
 }
 
-/// Polls `probe` until it returns something or [`WAIT`] passes.
-pub async fn until_some<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> TestResult<T> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(POLL).await;
-    }
+/// Polls `probe` until it returns something, for at most [`WAIT`].
+pub async fn until_some<T>(what: &str, probe: impl FnMut() -> Option<T>) -> TestResult<T> {
+    WAITING.until_some(what, probe).await
 }
 
 // ---------------------------------------------------------------------------------------------
 // Objects
-
-pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-/// `plaintext` sealed for `certificate` with `label`, base64 as in `encryptedData`.
-pub fn seal(certificate: &Certificate, plaintext: &str, label: &[u8]) -> String {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let sealed = sealbox_crypto::seal(&rng, certificate.public_key(), plaintext.as_bytes(), label)
-        .expect("seal");
-    STANDARD.encode(sealed)
-}
-
-/// A SealedSecret `namespace/name` with `values` sealed for `certificate`, in the scope its
-/// `annotations` give (strict without them).
-pub fn sealed_secret_for(
-    certificate: &Certificate,
-    namespace: &str,
-    name: &str,
-    values: &[(&str, &str)],
-    annotations: &[(&str, &str)],
-) -> SealedSecret {
-    let mut sealed = SealedSecret::new(name, SealedSecretSpec::default());
-    sealed.metadata.namespace = Some(namespace.into());
-    if !annotations.is_empty() {
-        sealed.metadata.annotations = Some(map(annotations));
-    }
-    let label = sealed.label();
-    sealed.spec.encrypted_data = values
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), seal(certificate, v, &label)))
-        .collect();
-    sealed
-}
-
-/// A SealedSecret template with these labels and annotations (none where empty).
-pub fn template(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> SecretTemplateSpec {
-    SecretTemplateSpec {
-        metadata: Some(TemplateMetadata {
-            labels: (!labels.is_empty()).then(|| map(labels)),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            ..TemplateMetadata::default()
-        }),
-        ..SecretTemplateSpec::default()
-    }
-}
 
 /// Someone else's Secret `NS/name`; an empty list leaves its field out.
 pub fn plain_secret(
@@ -639,31 +468,7 @@ pub fn plain_secret(
     labels: &[(&str, &str)],
     data: &[(&str, &str)],
 ) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            annotations: (!annotations.is_empty()).then(|| map(annotations)),
-            labels: (!labels.is_empty()).then(|| map(labels)),
-            ..ObjectMeta::default()
-        },
-        data: (!data.is_empty()).then(|| {
-            data.iter()
-                .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
-                .collect()
-        }),
-        ..Secret::default()
-    }
-}
-
-/// A Secret's data as text.
-pub fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
+    fixtures::secret(NS, name, annotations, labels, data)
 }
 
 /// Successful writes (create, update, patch) of Secret `namespace/name`, from the request log.
