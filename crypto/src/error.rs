@@ -201,6 +201,70 @@ pub enum Error {
         value: String,
     },
 
+    /// A multi-recipient (age) value whose framing is broken: truncated, a malformed or refused
+    /// stanza, a payload without its scope line. Says which part, never the data.
+    #[error("age value: {reason}")]
+    AgeMalformed {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// None of the keys or identities tried is a recipient of the age value.
+    #[error(
+        "no key could decrypt secret: this age value is not sealed for these keys (its recipients: {recipients})"
+    )]
+    AgeNotARecipient {
+        /// A bounded summary of the value's recipient stanzas (types, ssh-rsa key tags).
+        recipients: String,
+    },
+
+    /// An age value decrypted, but it is bound to another Secret than the one asked for.
+    #[error(
+        "the value is sealed for {sealed}, not for {expected}: a value copied into another \
+         SealedSecret is refused; re-seal it for this one"
+    )]
+    ScopeMismatch {
+        /// The scope and label bound inside the value (quoted, bounded).
+        sealed: String,
+        /// The scope and label the SealedSecret asks for.
+        expected: String,
+    },
+
+    /// A scope that cannot be bound into an age value (empty or unusual names).
+    #[error("cannot bind {scope} scope to {what}: {reason}")]
+    InvalidBinding {
+        /// The scope.
+        scope: crate::Scope,
+        /// The name or namespace (quoted, bounded).
+        what: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// Sealing a multi-recipient value without any recipient.
+    #[error(
+        "no recipients: a multi-recipient value needs at least one certificate or age recipient"
+    )]
+    NoRecipients,
+
+    /// An age recipient string that cannot be used.
+    #[error("age recipient {value:?}: {reason}")]
+    ParseAgeRecipient {
+        /// The rejected text (bounded).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// An age identity file that cannot be used.
+    #[error("{origin}: {reason}")]
+    ParseAgeIdentity {
+        /// Where the identity came from.
+        origin: String,
+        /// Why (never the key).
+        reason: String,
+    },
+
     /// A fingerprint that is not `SHA256:` followed by 43 characters of base64.
     #[error("invalid key fingerprint {value:?} (expected SHA256:<base64 of 32 bytes>)")]
     ParseFingerprint {
@@ -233,6 +297,11 @@ impl Error {
             Error::ParseScope { .. } => "scope",
             Error::LimitExceeded { .. } => "limit",
             Error::ParseFingerprint { .. } => "fingerprint",
+            Error::AgeMalformed { .. } => "age_format",
+            Error::AgeNotARecipient { .. } => "no_key",
+            Error::ScopeMismatch { .. } | Error::InvalidBinding { .. } => "scope_mismatch",
+            Error::NoRecipients | Error::ParseAgeRecipient { .. } => "age_recipient",
+            Error::ParseAgeIdentity { .. } => "age_identity",
         }
     }
 }

@@ -35,6 +35,13 @@ impl Fingerprint {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The key's tag in an age `ssh-rsa` recipient stanza: the first 4 bytes of the same
+    /// SHA-256 (age hashes the same SSH wire encoding), so a stanza's tag is a prefix of the
+    /// `sealbox.dev/sealing-key` hint.
+    pub fn age_tag(&self) -> [u8; 4] {
+        [self.0[0], self.0[1], self.0[2], self.0[3]]
+    }
 }
 
 fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -18,11 +18,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Multi-recipient values ([`age_value`]) are age files: each cluster's RSA key as an `ssh-rsa`
+//! stanza (unwrapped here with aws-lc-rs, never age's `rsa`-crate identity) plus X25519
+//! break-glass keys, the scope bound inside the payload. [`ValueFormat::of`] tells the formats
+//! apart.
+//!
 //! Secret hygiene: plaintexts come back as `Zeroizing<Vec<u8>>`, key PEM as
 //! `Zeroizing<String>`, every intermediate buffer holding a session key, plaintext or key is
 //! wiped, `Debug` of key types prints `<redacted>`, and no error text carries key material,
 //! plaintext or ciphertext.
 
+pub mod age_value;
 pub mod certificate;
 pub mod error;
 pub mod fingerprint;
@@ -32,8 +38,10 @@ mod pem;
 pub mod private_key;
 pub mod public_key;
 pub mod scope;
+pub mod value_format;
 pub mod wire;
 
+pub use age_value::{Binding, Recipients, RsaKeyRing};
 pub use certificate::Certificate;
 pub use error::{Error, Result};
 pub use fingerprint::Fingerprint;
@@ -42,6 +50,7 @@ pub use key_secret::{KeySecret, parse_key_secrets, parse_private_keys};
 pub use private_key::PrivateKey;
 pub use public_key::PublicKey;
 pub use scope::Scope;
+pub use value_format::ValueFormat;
 pub use wire::{seal, sealed_len, unseal, unseal_with_keys};
 
 #[cfg(test)]

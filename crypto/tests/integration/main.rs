@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod age_value;
 mod fixtures;
 mod key_secret;
 mod keys;

@@ -111,3 +111,61 @@ proptest! {
         prop_assert!(result.is_err(), "byte {} changed and it still unsealed", at);
     }
 }
+
+/// An X25519 recipient fixed for the binary (generating one per case would be cheap, but the
+/// identity must outlive the case).
+fn age_identity() -> &'static age::x25519::Identity {
+    static IDENTITY: std::sync::OnceLock<age::x25519::Identity> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(age::x25519::Identity::generate)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// A multi-recipient value opens with the cluster key and the age identity, bound to its
+    /// Secret, and is refused for any other Secret.
+    #[test]
+    fn age_values_round_trip_and_stay_bound(
+        plaintext in value(),
+        namespace in name(),
+        name in name(),
+        other_name in name(),
+        scope in scope(),
+    ) {
+        use sealbox_crypto::age_value::{open_with_identities, open_with_keys, seal};
+        use sealbox_crypto::{Binding, Recipients, RsaKeyRing};
+
+        let mut recipients = Recipients::new();
+        recipients.add_rsa(key_pair().certificate.public_key().clone());
+        recipients.add_age(&age_identity().to_public().to_string()).unwrap();
+        let bound = Binding::new(scope, &namespace, &name).unwrap();
+        let value = seal(&recipients, &bound, &plaintext).unwrap();
+
+        let ring = RsaKeyRing::new([other_key_pair().private_key.clone(), key_pair().private_key.clone()]);
+        let mut operations = 0;
+        let opened = open_with_keys(&ring, &value, &bound, &mut operations).unwrap();
+        prop_assert_eq!(&opened.plaintext[..], &plaintext[..]);
+        prop_assert_eq!(opened.key, 1);
+        prop_assert_eq!(operations, 1);
+
+        let (read, opened) = open_with_identities(&[age_identity()], &value).unwrap();
+        prop_assert_eq!(&read, &bound);
+        prop_assert_eq!(&opened[..], &plaintext[..]);
+
+        let other = Binding::new(scope, &namespace, &format!("{other_name}x")).unwrap();
+        let moved = open_with_keys(&ring, &value, &other, &mut operations);
+        prop_assert_eq!(moved.is_ok(), other == bound);
+    }
+
+    /// The header reader never panics and never reads past its bound.
+    #[test]
+    fn the_age_header_reader_takes_any_bytes(
+        tail in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut value = b"age-encryption.org/v1\n".to_vec();
+        value.extend_from_slice(&tail);
+        if let Ok(header) = sealbox_crypto::age_value::header::parse(&value) {
+            prop_assert!(header.len <= value.len());
+        }
+    }
+}
