@@ -307,7 +307,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::keys::testing::{keys, pairs, seal};
+    use crate::keys::testing::{keys, keys_of, pairs, seal, seal_age};
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -689,5 +689,100 @@ mod tests {
         let keys = keys(12);
         assert!(desired_secret(&sealed, &keys, &UnsealOptions::default()).is_ok());
         assert_eq!(keys.ops().get(), 2);
+    }
+
+    /// The SealedSecret `prod/db` with one multi-recipient value for clusters A (key 0) and B
+    /// (key 6) and one Bitnami value for A: a mixed file.
+    fn multi_cluster_secret() -> SealedSecret {
+        let mut sealed = sealed_secret(&[("bitnami", "for A only")], 0, &[]);
+        let label = sealed.label();
+        sealed.spec.encrypted_data.insert(
+            "shared".into(),
+            seal_age(&[0, 6], &[], b"for A and B", &label),
+        );
+        sealed
+    }
+
+    #[test]
+    fn two_clusters_unseal_the_same_multi_recipient_value() {
+        let mut sealed = multi_cluster_secret();
+        // Cluster A: both formats in one object.
+        let a = keys(2);
+        let desired = desired_secret(&sealed, &a, &UnsealOptions::default()).expect("A unseals");
+        assert_eq!(
+            data(&desired),
+            map(&[("bitnami", "for A only"), ("shared", "for A and B")])
+        );
+        // Cluster B, with other keys, opens the shared value (its Bitnami value is A's only).
+        sealed.spec.encrypted_data.remove("bitnami");
+        let b = keys_of(&[5, 6, 7]);
+        let desired = desired_secret(&sealed, &b, &UnsealOptions::default()).expect("B unseals");
+        assert_eq!(data(&desired), map(&[("shared", "for A and B")]));
+        assert_eq!(
+            desired.decrypted_with.as_ref(),
+            Some(pairs()[6].fingerprint())
+        );
+        // Key chosen by its stanza tag: one private-key operation, though key 6 is second of
+        // three and the object carries no hint.
+        assert_eq!(b.ops().get(), 1);
+        // A cluster that is not a recipient says so, naming the stanzas' key tags.
+        let err = desired_secret(&sealed, &keys_of(&[3]), &UnsealOptions::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("encryptedData[\"shared\"]: no key could decrypt"),
+            "{text}"
+        );
+        assert!(text.contains("ssh-rsa "), "{text}");
+    }
+
+    #[test]
+    fn a_multi_recipient_value_moved_to_another_secret_is_refused_by_every_cluster() {
+        let sealed = multi_cluster_secret();
+        let value = sealed.spec.encrypted_data["shared"].clone();
+        let moves: [(&str, &str, &[(&str, &str)]); 4] = [
+            ("prod", "other-name", &[]),
+            ("staging", "db", &[]),
+            // Widening the scope on the copy does not help: the line inside stays strict.
+            ("prod", "db", &[(NAMESPACE_WIDE_ANNOTATION, "true")]),
+            ("prod", "db", &[(CLUSTER_WIDE_ANNOTATION, "true")]),
+        ];
+        for (namespace, name, annotations) in moves {
+            let mut moved = SealedSecret::new(name, SealedSecretSpec::default());
+            moved.metadata.namespace = Some(namespace.into());
+            moved.metadata.annotations = Some(map(annotations));
+            moved.spec.encrypted_data = map(&[("shared", &value)]);
+            for cluster in [keys(1), keys_of(&[6])] {
+                let err = desired_secret(&moved, &cluster, &UnsealOptions::default()).unwrap_err();
+                let text = err.to_string();
+                assert_eq!(err.category(), "decrypt", "{text}");
+                assert!(
+                    text.contains("sealed for strict \"prod/db\""),
+                    "{namespace}/{name}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_multi_recipient_value_fails_its_key_only_with_a_clear_reason() {
+        let mut sealed = multi_cluster_secret();
+        let value = STANDARD
+            .decode(&sealed.spec.encrypted_data["shared"])
+            .expect("base64");
+        // Cut inside the header.
+        sealed
+            .spec
+            .encrypted_data
+            .insert("shared".into(), STANDARD.encode(&value[..60]));
+        let err = unseal(&sealed, 1).unwrap_err();
+        let UnsealError::Values(failures) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(failures.len(), 1, "{err}");
+        assert_eq!(failures[0].key, "shared");
+        assert!(
+            err.to_string().contains("age value: truncated header"),
+            "{err}"
+        );
     }
 }

@@ -5,7 +5,10 @@
 //! Re-sealing edits the posted document in place: only `spec.encryptedData` values and the
 //! `sealbox.dev/sealing-key` hint annotation change, so `spec.template` (its `data` templates
 //! included) and any other field come back as they were sent. The scope, and so the label each
-//! value is sealed for, comes only from the top-level annotations.
+//! value is sealed for, comes only from the top-level annotations. Multi-recipient (age) values
+//! are verified but come back unchanged from a rotation: the controller knows neither the other
+//! clusters' keys nor the age recipients they were sealed for (`sealbox reencrypt` refreshes
+//! them offline).
 //!
 //! Work is bounded: a body is decoded by [`sealbox_crds::decode`] (size, depth, alias
 //! expansion, before the parser runs), carries at most [`MAX_VALUES`] sealed values, and is
@@ -17,8 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use kube::api::DynamicObject;
 use sealbox_crds::SealedSecret;
 use sealbox_crds::decode::{self, DecodeError, Limits};
-use sealbox_crypto::Scope;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
+use sealbox_crypto::{Scope, ValueFormat};
 use serde_json::{Map, Value};
 
 use crate::desired::{UnsealOptions, decrypt_values, desired_secret};
@@ -260,6 +263,13 @@ pub fn verify(
         .map_err(VerifyError::Unseal)
 }
 
+/// The posted value of `key` when it is a multi-recipient (age) value, which rotation keeps.
+fn multi_recipient_value<'a>(sealed: &'a SealedSecret, key: &str) -> Option<&'a str> {
+    let encoded = sealed.spec.encrypted_data.get(key)?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    (ValueFormat::of(&decoded) == ValueFormat::Age).then_some(encoded.as_str())
+}
+
 /// The key order for one request: the hint first, bounded by [`max_key_operations`] and
 /// `cancel`.
 fn limited_order(sealed: &SealedSecret, keys: &Keys, cancel: &Cancel) -> KeyOrder {
@@ -300,6 +310,10 @@ where
         if cancel.is_cancelled() {
             return Err(RotateError::Stopped(Stopped::Cancelled));
         }
+        if let Some(original) = multi_recipient_value(&sealed, key) {
+            resealed.insert(key.clone(), Value::String(original.to_owned()));
+            continue;
+        }
         let ciphertext =
             sealbox_crypto::seal(rng, public_key, plaintext, &label).map_err(RotateError::Seal)?;
         resealed.insert(key.clone(), Value::String(STANDARD.encode(ciphertext)));
@@ -338,7 +352,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::testing::{keys, pairs, seal};
+    use crate::keys::testing::{keys, keys_of, pairs, seal, seal_age};
     use sealbox_crypto::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
     use serde_json::json;
 
@@ -485,6 +499,36 @@ mod tests {
             ]
         );
         assert!(decrypt(&newest_only, &original).is_err());
+    }
+
+    /// A multi-recipient value comes back as it was: re-sealing it for the newest key alone
+    /// would drop the other clusters and the break-glass key from it.
+    #[test]
+    fn rotate_keeps_multi_recipient_values_and_verify_accepts_them() {
+        let old_keys = keys(3);
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut original = document(json!({}), &[("password", "hunter2")], 2, b"prod/db");
+        let shared = seal_age(&[2, 8], &[], b"shared", b"prod/db");
+        original["spec"]["encryptedData"]["shared"] = json!(shared);
+
+        verify(&posted(&original), &old_keys, false, &Cancel::default()).expect("verifies");
+        let rotated =
+            rotate(posted(&original), &old_keys, &rng, &Cancel::default()).expect("rotates");
+        assert_eq!(rotated["spec"]["encryptedData"]["shared"], json!(shared));
+        assert_ne!(
+            rotated["spec"]["encryptedData"]["password"],
+            original["spec"]["encryptedData"]["password"]
+        );
+        // The other cluster (key 8) still opens the shared value of the rotated document.
+        let mut other_cluster_view = rotated.clone();
+        other_cluster_view["spec"]["encryptedData"]
+            .as_object_mut()
+            .expect("object")
+            .remove("password");
+        assert_eq!(
+            decrypt(&keys_of(&[8]), &other_cluster_view).expect("other cluster decrypts"),
+            vec![("shared".to_owned(), "shared".to_owned())]
+        );
     }
 
     #[test]

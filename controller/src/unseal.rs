@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use sealbox_crypto::{Error as CryptoError, Fingerprint};
+use sealbox_crypto::{Binding, Error as CryptoError, Fingerprint, ValueFormat};
 use zeroize::Zeroizing;
 
 use crate::bounds::{self, MAX_MESSAGE, MAX_NAME_IN_MESSAGE, MAX_PATH_IN_MESSAGE, MAX_REASON};
@@ -188,13 +188,17 @@ impl KeyOrder {
     }
 
     /// Decrypts one value, counting each key tried as one private-key operation. The key that
-    /// works moves to the front for the next value.
+    /// works moves to the front for the next value. The format is told by content: a
+    /// multi-recipient (age) value names its keys by tag, so it never walks the order.
     pub fn unseal(
         &mut self,
         keys: &Keys,
         ciphertext: &[u8],
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if ValueFormat::of(ciphertext) == ValueFormat::Age {
+            return self.unseal_age(keys, ciphertext, label);
+        }
         for rank in 0..self.order.len() {
             if !self.may_try() {
                 return Err(CryptoError::NoKeyCouldDecrypt);
@@ -214,6 +218,36 @@ impl KeyOrder {
             }
         }
         Err(CryptoError::NoKeyCouldDecrypt)
+    }
+
+    /// A multi-recipient value: the stanza tags pick the key (one private-key operation unless
+    /// tags collide), and the scope line inside must name this object's label.
+    fn unseal_age(
+        &mut self,
+        keys: &Keys,
+        value: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let expected = Binding::from_label(label)?;
+        if !self.may_try() {
+            return Err(CryptoError::NoKeyCouldDecrypt);
+        }
+        let mut operations = 0;
+        let opened = sealbox_crypto::age_value::open_with_keys(
+            keys.ring(),
+            value,
+            &expected,
+            &mut operations,
+        );
+        for _ in 0..operations {
+            keys.ops().record();
+        }
+        let opened = opened?;
+        if let Some(rank) = self.order.iter().position(|&p| p == opened.key) {
+            self.order[..=rank].rotate_right(1);
+        }
+        self.last_used = Some(opened.key);
+        Ok(opened.plaintext)
     }
 
     /// The key that decrypted the last value that decrypted.
@@ -250,6 +284,10 @@ pub enum Reason {
     TooShort,
     /// No loaded key decrypts it for this name, namespace and scope.
     NoKeyCouldDecrypt,
+    /// A multi-recipient (age) value that is refused: malformed, past a bound, not sealed for
+    /// this controller's keys, or bound to another Secret. The text names the problem (stanza
+    /// types, key tags, the scope it is bound to), never the data.
+    Age(String),
     /// The template did not parse or render; the text names the problem, not the data.
     Template(String),
 }
@@ -260,6 +298,7 @@ impl fmt::Display for Reason {
             Reason::InvalidBase64 => f.write_str("invalid base64"),
             Reason::TooShort => f.write_str("sealed data is too short"),
             Reason::NoKeyCouldDecrypt => f.write_str("no key could decrypt"),
+            Reason::Age(message) => f.write_str(&bounds::truncate(message, MAX_REASON)),
             Reason::Template(message) => f.write_str(&bounds::truncate(message, MAX_REASON)),
         }
     }
@@ -374,6 +413,11 @@ fn describe_failures(failures: &[KeyFailure]) -> String {
 pub(crate) fn decrypt_reason(error: &CryptoError) -> Reason {
     match error {
         CryptoError::TooShort => Reason::TooShort,
+        CryptoError::AgeMalformed { .. }
+        | CryptoError::AgeNotARecipient { .. }
+        | CryptoError::ScopeMismatch { .. }
+        | CryptoError::InvalidBinding { .. }
+        | CryptoError::LimitExceeded { .. } => Reason::Age(error.to_string()),
         _ => Reason::NoKeyCouldDecrypt,
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
-use sealbox_crypto::{Certificate, Fingerprint, KeyPair, PrivateKey};
+use sealbox_crypto::{Certificate, Fingerprint, KeyPair, PrivateKey, RsaKeyRing};
 use zeroize::Zeroize as _;
 
 pub use registry::KeyRegistry;
@@ -125,6 +125,9 @@ impl PrivateKeyOps {
 pub struct Keys {
     entries: Vec<KeyEntry>,
     by_fingerprint: HashMap<Fingerprint, usize>,
+    /// The same keys (same positions) indexed by their age `ssh-rsa` stanza tag, for
+    /// multi-recipient values.
+    ring: RsaKeyRing,
     ops: Arc<PrivateKeyOps>,
 }
 
@@ -145,9 +148,11 @@ impl Keys {
                 unique.push(entry);
             }
         }
+        let ring = RsaKeyRing::new(unique.iter().map(|e| e.private_key().clone()));
         Keys {
             entries: unique,
             by_fingerprint,
+            ring,
             ops,
         }
     }
@@ -183,6 +188,11 @@ impl Keys {
             .iter()
             .map(|e| e.fingerprint().clone())
             .collect()
+    }
+
+    /// The keys indexed by age stanza tag; positions are those of [`Keys::entries`].
+    pub fn ring(&self) -> &RsaKeyRing {
+        &self.ring
     }
 
     /// The private-key operation counter shared by every snapshot of the registry.
@@ -235,15 +245,40 @@ pub(crate) mod testing {
 
     /// A registry snapshot of the newest `n` test keys with a fresh operation counter.
     pub(crate) fn keys(n: usize) -> Keys {
-        let entries = pairs()[..n]
+        keys_of(&(0..n).collect::<Vec<_>>())
+    }
+
+    /// A registry snapshot of the test keys at `positions` (another cluster's controller).
+    pub(crate) fn keys_of(positions: &[usize]) -> Keys {
+        let entries = positions
             .iter()
-            .enumerate()
-            .map(|(i, pair)| KeyEntry {
+            .map(|&i| KeyEntry {
                 secret_name: format!("sealed-secrets-key{i}"),
-                pair: pair.clone(),
+                pair: pairs()[i].clone(),
             })
             .collect();
         Keys::new(entries, Arc::new(PrivateKeyOps::default()))
+    }
+
+    /// Seals `plaintext` as one multi-recipient (age) value for the test keys at `clusters`
+    /// and the age recipients `age`, bound to `label`'s scope; base64 as in `encryptedData`.
+    pub(crate) fn seal_age(
+        clusters: &[usize],
+        age: &[String],
+        plaintext: &[u8],
+        label: &[u8],
+    ) -> String {
+        let mut recipients = sealbox_crypto::Recipients::new();
+        for &i in clusters {
+            recipients.add_rsa(pairs()[i].certificate.public_key().clone());
+        }
+        for recipient in age {
+            recipients.add_age(recipient).expect("age recipient");
+        }
+        let binding = sealbox_crypto::Binding::from_label(label).expect("label");
+        let value =
+            sealbox_crypto::age_value::seal(&recipients, &binding, plaintext).expect("seal");
+        STANDARD.encode(value)
     }
 
     /// Seals `plaintext` for `pair` with `label`, base64 as in `encryptedData`.

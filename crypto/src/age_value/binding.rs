@@ -60,6 +60,22 @@ impl Binding {
         Ok(Binding { scope, label })
     }
 
+    /// The binding whose label is `label` (as [`Scope::label`] makes it): empty is
+    /// cluster-wide, `ns/name` strict, `ns` namespace-wide. Kubernetes names hold no `/`, so the
+    /// label alone says the scope; this lets readers that hold only the label check a value.
+    pub fn from_label(label: &[u8]) -> Result<Binding> {
+        let text = std::str::from_utf8(label).map_err(|_| Error::InvalidBinding {
+            scope: Scope::Strict,
+            what: "a label".to_owned(),
+            reason: "not UTF-8",
+        })?;
+        match text.split_once('/') {
+            _ if text.is_empty() => Binding::new(Scope::ClusterWide, "", ""),
+            Some((namespace, name)) => Binding::new(Scope::Strict, namespace, name),
+            None => Binding::new(Scope::NamespaceWide, text, ""),
+        }
+    }
+
     /// The scope.
     pub fn scope(&self) -> Scope {
         self.scope
@@ -196,6 +212,18 @@ mod tests {
             assert_eq!(parsed, binding);
             assert_eq!(&payload[len..], b"v\nalue");
         }
+    }
+
+    #[test]
+    fn the_label_says_the_scope() {
+        for scope in Scope::ALL {
+            let binding = Binding::new(scope, "default", "db").unwrap();
+            let label = scope.label("default", "db");
+            assert_eq!(Binding::from_label(&label).unwrap(), binding);
+        }
+        assert!(Binding::from_label(b"/db").is_err());
+        assert!(Binding::from_label(b"a/b/c").is_err());
+        assert!(Binding::from_label(b"\xff").is_err());
     }
 
     #[test]
