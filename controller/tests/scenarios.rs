@@ -1276,6 +1276,83 @@ async fn rbac_verbs_and_legacy_key() -> TestResult {
 
 /// Without the CRD the caches never sync: /readyz says so, the watch failure is retried, and
 /// shutdown is still prompt (kube's Controller alone would wait for its cache forever).
+/// One multi-recipient (age) value for the test keys `clusters`, strict-bound to
+/// `namespace/name`, base64 as in `encryptedData`.
+fn multi_recipient_value(clusters: &[usize], namespace: &str, name: &str, value: &str) -> String {
+    let mut recipients = sealbox_crypto::Recipients::new();
+    for &key in clusters {
+        recipients.add_rsa(pair(key).certificate.public_key().clone());
+    }
+    let binding = sealbox_crypto::Binding::new(sealbox_crypto::Scope::Strict, namespace, name)
+        .expect("binding");
+    STANDARD.encode(
+        sealbox_crypto::age_value::seal(&recipients, &binding, value.as_bytes()).expect("seal"),
+    )
+}
+
+/// Issue 18: two clusters (two API doubles, controllers holding keys 0 and 1) unseal the same
+/// multi-recipient file, A's copy mixing in a Bitnami value; the file moved to another name or
+/// namespace is refused by both, with status, event and metric as for a Bitnami value, and no
+/// Secret written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_unseal_one_multi_recipient_file() -> TestResult {
+    let clusters = [
+        Harness::start(Kind::Double, &[0], &[]).await?,
+        Harness::start(Kind::Double, &[1], &[]).await?,
+    ];
+    let shared = multi_recipient_value(&[0, 1], NS, "db", "hunter2");
+    for (index, h) in clusters.iter().enumerate() {
+        // Cluster A's copy mixes formats: a Bitnami value only A can open beside the shared one.
+        let mut file = if index == 0 {
+            sealed_secret(NS, "db", 0, &[("bitnami", "for A")])
+        } else {
+            SealedSecret::new("db", SealedSecretSpec::default())
+        };
+        file.metadata.namespace = Some(NS.into());
+        file.spec
+            .encrypted_data
+            .insert("password".into(), shared.clone());
+        h.create(&file).await?;
+
+        for (namespace, name) in [("other", "db"), (NS, "db-copy")] {
+            let mut moved = SealedSecret::new(name, SealedSecretSpec::default());
+            moved.metadata.namespace = Some(namespace.into());
+            moved.spec.encrypted_data = map(&[("password", &shared)]);
+            h.create(&moved).await?;
+        }
+    }
+    for (index, h) in clusters.iter().enumerate() {
+        let expected = if index == 0 {
+            map(&[("bitnami", "for A"), ("password", "hunter2")])
+        } else {
+            map(&[("password", "hunter2")])
+        };
+        let secret = h.secret_where(NS, "db", |_| true).await?;
+        assert_eq!(secret_data(&secret), expected, "cluster {index}");
+        h.synced(NS, "db", "True").await?;
+        h.wait_event(NS, "db", "Unsealed").await?;
+
+        for (namespace, name) in [("other", "db"), (NS, "db-copy")] {
+            let message = h.failure_message(namespace, name).await?;
+            assert!(
+                message.contains("password") && message.contains("sealed for strict \"app/db\""),
+                "cluster {index}, {namespace}/{name}: {message}"
+            );
+            h.wait_event(namespace, name, "ErrUnsealFailed").await?;
+            assert!(
+                h.secrets(namespace).get_opt(name).await?.is_none(),
+                "cluster {index}: {namespace}/{name} was written"
+            );
+        }
+        let metrics = h.running().metrics().encode().unwrap_or_default();
+        assert!(
+            metrics.contains("sealed_secrets_controller_unseal_errors_total{reason=\"unseal\",namespace=\"other\"}"),
+            "cluster {index}: {metrics}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_prompt_even_when_the_crd_is_missing() -> TestResult {
     init_logs();
