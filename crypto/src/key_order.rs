@@ -71,7 +71,11 @@ mod tests {
 
     #[test]
     fn a_tie_goes_to_the_first_secret_name() {
-        let keys = [(30, "sealed-secrets-keyzzz"), (30, "sealed-secrets-keyaaa"), (10, "a")];
+        let keys = [
+            (30, "sealed-secrets-keyzzz"),
+            (30, "sealed-secrets-keyaaa"),
+            (10, "a"),
+        ];
         assert_eq!(
             sealing_key(&keys, |k| age(k)),
             Some(&(30, "sealed-secrets-keyaaa"))
