@@ -30,7 +30,7 @@ impl<'a> CertChoice<'a> {
     pub fn for_path(&self, configs: &mut Configs, path: &Path) -> Result<CertSource> {
         match self.named(Some((configs, path)))? {
             Some(source) => Ok(source),
-            None => self.from_cluster(),
+            None => self.cluster_cert(),
         }
     }
 
@@ -38,7 +38,7 @@ impl<'a> CertChoice<'a> {
     pub fn ignoring_rules(&self) -> Result<CertSource> {
         match self.named(None)? {
             Some(source) => Ok(source),
-            None => self.from_cluster(),
+            None => self.cluster_cert(),
         }
     }
 
@@ -71,7 +71,7 @@ impl<'a> CertChoice<'a> {
 
     /// The controller in the cluster, when a kubeconfig (or a pod's service account) says where
     /// one is.
-    fn from_cluster(&self) -> Result<CertSource> {
+    fn cluster_cert(&self) -> Result<CertSource> {
         if self.cluster.is_configured() {
             Ok(CertSource::Cluster(self.cluster.clone()))
         } else {
