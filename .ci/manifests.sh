@@ -3,7 +3,8 @@
 # and the Helm chart render (default and non-default values, and a Bitnami values file naming
 # every key of Bitnami's chart, each checked to take effect), every document passes the
 # Kubernetes schemas strictly, the contract users rely on holds (.ci/manifests.py), and the
-# API double accepts a server-side dry-run apply of it all.
+# API double accepts a server-side dry-run apply of it all, and the Argo CD health check in
+# deploy/argocd passes its tests under lua5.4.
 # Installs its tools with .ci/tools.sh. Rendered files are left in target/ci-manifests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -196,6 +197,11 @@ done
 left="$(k get deployments,services,serviceaccounts,customresourcedefinitions -A --no-headers 2>/dev/null \
     | grep -e sealed-secrets -e sealbox || true)"
 [ -z "$left" ] || die "the dry run left objects behind: $left"
+done_step
+
+step "Argo CD health check (deploy/argocd) under lua5.4: Argo CD's cases and the controller's objects"
+SEALBOX_LUA_REQUIRED=1 cargo test --quiet --locked -p sealbox-tests --test argocd 2>&1 | sed 's/^/    /' \
+    || die "the Argo CD health check test failed (cargo test -p sealbox-tests --test argocd)"
 done_step
 
 printf '\nmanifests: all checks passed in %ss\n' "$((SECONDS - started))"
