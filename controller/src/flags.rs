@@ -168,6 +168,8 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log level or tracing filter directives (e.g. "info" or "sealbox_controller=debug").
+    /// The kube client's own record of each failed request (kube_client::client::builder) is
+    /// off unless named here: the controller logs each failure once, naming the object.
     #[arg(long, env = "SEALBOX_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 }
@@ -182,6 +184,13 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The log filter's directives: --log-level, with the kube client's own record of each
+    /// failed request turned off. The controller logs every failure once, naming the object
+    /// and the operation; the client's record names neither and doubled each line.
+    pub fn log_directives(&self) -> String {
+        log_directives(&self.log_level)
+    }
+
     /// The namespace of the leader-election Lease.
     pub fn lease_namespace(&self) -> String {
         self.leader_elect_resource_namespace
@@ -248,6 +257,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where kube's client logs every failed request at ERROR, whatever the caller does with it.
+const KUBE_CLIENT_FAILURES: &str = "kube_client::client::builder";
+
+/// `level` with [`KUBE_CLIENT_FAILURES`] off, unless `level` names that target itself.
+pub fn log_directives(level: &str) -> String {
+    if level.contains(KUBE_CLIENT_FAILURES) {
+        level.to_owned()
+    } else {
+        format!("{level},{KUBE_CLIENT_FAILURES}=off")
     }
 }
 
@@ -419,6 +440,16 @@ mod tests {
             Some("2006-01-02T22:04:05Z".parse().expect("timestamp"))
         );
         assert!(config.update_status);
+    }
+
+    #[test]
+    fn the_kube_clients_failure_records_are_off_unless_asked_for() {
+        assert_eq!(
+            log_directives("info"),
+            "info,kube_client::client::builder=off"
+        );
+        let asked = "info,kube_client::client::builder=debug";
+        assert_eq!(log_directives(asked), asked);
     }
 
     #[test]

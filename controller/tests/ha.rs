@@ -345,7 +345,7 @@ const FAILOVER_TIMINGS: [&str; 3] = [
 async fn failover_after_kill_on_the_double() -> TestResult {
     let server = support::api_server(&[0]).await?;
     let served = server.serve_local().await?;
-    let dir = scratch_dir("failover")?;
+    let dir = process::scratch_dir("ha-failover")?;
     let kubeconfig = served.write_kubeconfig(dir.join("kubeconfig"))?;
     let spawn =
         |identity: &str| ControllerProcess::spawn(&kubeconfig, &dir, identity, &FAILOVER_TIMINGS);
@@ -393,15 +393,6 @@ fn renew_time(server: &ApiServer) -> Option<String> {
         .and_then(|l| l.spec)
         .and_then(|s| s.renew_time)
         .map(|t| t.0.to_string())
-}
-
-/// A fresh directory for one test's kubeconfig and logs, under Cargo's scratch space.
-fn scratch_dir(name: &str) -> TestResult<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("ha-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// Polls `probe` (cheap in-process reads) until it returns something, for at most `wait`.

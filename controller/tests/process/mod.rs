@@ -85,3 +85,12 @@ impl Drop for ControllerProcess {
         self.kill();
     }
 }
+
+/// A fresh directory for one test's kubeconfig and logs, under Cargo's scratch space for
+/// integration tests (a failing test leaves it for a look; a passing one removes it).
+pub fn scratch_dir(name: &str) -> TestResult<PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
