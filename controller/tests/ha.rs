@@ -530,11 +530,20 @@ async fn two_controller_processes_fail_over_through_a_real_lease(
 
     // The leader crashes: nothing is released, the follower waits for the Lease to expire.
     let killed = replicas.remove(leader_index);
+    let killed_at = Instant::now();
     drop(killed);
     let second = within("the follower to take the Lease", REAL_WAIT, || async {
         Ok(holder().await?.filter(|h| *h != first))
     })
     .await?;
+    let failover = killed_at.elapsed();
+    eprintln!(
+        "failover after kill -9 through the real Lease: {failover:?} (lease 2s, retry 200ms)"
+    );
+    assert!(
+        failover <= LEASE_DURATION + Duration::from_secs(2),
+        "failover after kill -9 took {failover:?}, more than the lease duration + 2s"
+    );
     assert_eq!(second, replicas[0].identity);
     let lease = leases.get(LEASE).await?;
     assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
