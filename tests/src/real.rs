@@ -32,7 +32,7 @@
 
 mod audit;
 mod pki;
-mod process;
+pub(crate) mod process;
 
 pub use audit::{AuditEvent, AuditOffset, service_account_user};
 /// The admin's user name (in group `system:masters`), as the audit log names it.
