@@ -35,7 +35,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::real::process::Process;
-use crate::real::{REQUIRED_ENV, RealControlPlane};
+use crate::real::{REQUIRED_ENV, RealControlPlane, TestHost};
 
 /// Overrides where Bitnami's binaries are looked for (default: `peers/bin` under
 /// `CARGO_TARGET_DIR`, else `target/peers/bin` in the repository).
@@ -214,7 +214,7 @@ impl Peers {
             .env("POD_NAMESPACE", namespace);
         let log = dir.path().join("controller.log");
         let process = Process::spawn_command("bitnami-controller", command, log)?;
-        Controller::ready(process, http, dir).await
+        Controller::ready(Runner::Process { process, _dir: dir }, http).await
     }
 }
 
@@ -278,78 +278,144 @@ impl Sealbox {
                 source,
             })?;
         let [http, metrics] = free_ports()?;
+        let command = self.controller_command(kubeconfig, namespace, http, metrics, args);
+        let log = dir.path().join("controller.log");
+        let process = Process::spawn_command(SEALBOX_CONTROLLER, command, log)?;
+        Controller::ready(Runner::Process { process, _dir: dir }, http).await
+    }
+
+    /// As [`start_controller`](Self::start_controller), but inside `host` (which the controller
+    /// then owns), listening on the host's address at [`HOSTED_PORT`] (metrics on the next
+    /// port), so that the API server's service proxy reaches it once
+    /// [`RealControlPlane::expose_service`] points a Service there. `kubeconfig` must reach the
+    /// API server from inside the host ([`TestHost::reach`]).
+    pub async fn start_controller_in(
+        &self,
+        mut host: TestHost,
+        kubeconfig: &Path,
+        namespace: &str,
+        args: &[&str],
+    ) -> Result<Controller, Error> {
+        let http = SocketAddr::from((host.address(), HOSTED_PORT));
+        let metrics = SocketAddr::from((host.address(), HOSTED_PORT + 1));
+        let command = self.controller_command(kubeconfig, namespace, http, metrics, args);
+        host.spawn(SEALBOX_CONTROLLER, &command)?;
+        Controller::ready(Runner::Host(Box::new(host)), http).await
+    }
+
+    fn controller_command(
+        &self,
+        kubeconfig: &Path,
+        namespace: &str,
+        http: SocketAddr,
+        metrics: SocketAddr,
+        args: &[&str],
+    ) -> Command {
         let mut command = Command::new(&self.controller);
         command
             .arg(format!("--namespace={namespace}"))
             .arg("--leader-elect=false")
-            .arg(format!("--listen-addr=127.0.0.1:{}", http.port()))
-            .arg(format!(
-                "--listen-metrics-addr=127.0.0.1:{}",
-                metrics.port()
-            ))
+            .arg(format!("--listen-addr={http}"))
+            .arg(format!("--listen-metrics-addr={metrics}"))
             .args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .env_remove("SEALBOX_LOG");
-        let log = dir.path().join("controller.log");
-        let process = Process::spawn_command("sealbox-controller", command, log)?;
-        Controller::ready(process, http, dir).await
+            .env("KUBECONFIG", kubeconfig);
+        command
+    }
+}
+
+/// The process name of Sealbox's controller, in logs and in a [`TestHost`].
+const SEALBOX_CONTROLLER: &str = "sealbox-controller";
+/// The port a controller in a [`TestHost`] serves on: its namespace is its own, so the
+/// port a Deployment's container uses is free.
+pub const HOSTED_PORT: u16 = 8080;
+
+/// How a [`Controller`] runs: a process of its own (with its directory), or inside a test host.
+enum Runner {
+    // Fields drop in order: the process dies before its directory goes.
+    Process {
+        process: Process,
+        /// Held only to be removed after the process dies.
+        _dir: tempfile::TempDir,
+    },
+    /// Boxed: a host is large. Its processes are named [`SEALBOX_CONTROLLER`].
+    Host(Box<TestHost>),
+}
+
+impl Runner {
+    fn name(&self) -> &'static str {
+        match self {
+            Runner::Process { process, .. } => process.name(),
+            Runner::Host(_) => SEALBOX_CONTROLLER,
+        }
+    }
+
+    fn check_running(&mut self) -> Result<(), crate::real::Error> {
+        match self {
+            Runner::Process { process, .. } => process.check_running(),
+            Runner::Host(host) => host.check_running(SEALBOX_CONTROLLER),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        match self {
+            Runner::Process { process, .. } => process.log_tail(),
+            Runner::Host(host) => host.log_tail(SEALBOX_CONTROLLER),
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        match self {
+            Runner::Process { process, .. } => process.log().to_owned(),
+            Runner::Host(host) => host.dir().join(format!("{SEALBOX_CONTROLLER}.log")),
+        }
     }
 }
 
 /// A running controller (Bitnami's or Sealbox's). Dropping it kills the process, then removes
-/// its directory (log, in-cluster files).
+/// its directory (log, in-cluster files), or drops its test host.
 pub struct Controller {
-    // Drops first: the process dies before its directory goes.
-    process: Process,
+    runner: Runner,
     http: SocketAddr,
-    dir: tempfile::TempDir,
 }
 
 /// Names the process and where it listens; nothing else it holds is of interest.
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
-            .field("process", &self.process.name())
-            .field("pid", &self.process.pid())
+            .field("process", &self.runner.name())
             .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
 
 impl Controller {
-    async fn ready(
-        mut process: Process,
-        http: SocketAddr,
-        dir: tempfile::TempDir,
-    ) -> Result<Self, Error> {
+    async fn ready(mut runner: Runner, http: SocketAddr) -> Result<Self, Error> {
         let began = Instant::now();
         loop {
-            process.check_running()?;
+            runner.check_running()?;
             let last = match http_get(http, "/v1/cert.pem") {
-                Ok((200, _)) => {
-                    return Ok(Self { process, http, dir });
-                }
+                Ok((200, _)) => return Ok(Self { runner, http }),
                 Ok((status, body)) => format!("{status} {}", body.trim()),
                 Err(e) => e.to_string(),
             };
             if began.elapsed() > START_TIMEOUT {
                 return Err(Error::NotReady {
-                    process: process.name(),
+                    process: runner.name(),
                     waited: began.elapsed(),
                     last,
-                    log_tail: process.log_tail(),
+                    log_tail: runner.log_tail(),
                 });
             }
             tokio::time::sleep(POLL).await;
         }
     }
 
-    /// The HTTP server's address on 127.0.0.1.
+    /// The HTTP server's address (127.0.0.1, or the test host's).
     pub fn addr(&self) -> SocketAddr {
         self.http
     }
 
-    /// `http://127.0.0.1:PORT/v1/cert.pem`: what `--cert URL` of either CLI reads.
+    /// `http://ADDR/v1/cert.pem`: what `--cert URL` of either CLI reads.
     pub fn cert_url(&self) -> String {
         format!("http://{}/v1/cert.pem", self.http)
     }
@@ -366,19 +432,27 @@ impl Controller {
         }
     }
 
+    /// The test host it runs in, if any (for [`RealControlPlane::expose_service`]).
+    pub fn host(&self) -> Option<&TestHost> {
+        match &self.runner {
+            Runner::Host(host) => Some(host),
+            Runner::Process { .. } => None,
+        }
+    }
+
     /// An error quoting its log if it has exited.
     pub fn check_running(&mut self) -> Result<(), Error> {
-        Ok(self.process.check_running()?)
+        Ok(self.runner.check_running()?)
     }
 
     /// The end of its log (stdout and stderr), for a failing test's message.
     pub fn log_tail(&self) -> String {
-        self.process.log_tail()
+        self.runner.log_tail()
     }
 
-    /// Its directory (`controller.log`).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+    /// Its log file.
+    pub fn log(&self) -> PathBuf {
+        self.runner.log()
     }
 }
 
