@@ -283,11 +283,9 @@ impl Drop for TestHost {
         }
         self.processes.clear();
         kill_namespace_processes(&self.netns);
-        // Before the veth goes: the forwarder listens on its root-side address, and its drop
-        // wakes the blocked accept by connecting there (joining the acceptor hangs otherwise).
-        self.forwarder = None;
         let _ = ip(&["link", "del", &self.veth]);
         let _ = ip(&["netns", "del", &self.netns]);
+        self.forwarder = None;
     }
 }
 
@@ -410,9 +408,6 @@ fn in_namespace(netns: &str, command: &Command) -> Vec<OsString> {
     if let Some(dir) = command.get_current_dir() {
         args.extend(["-C".into(), dir.as_os_str().to_owned()]);
     }
-    // env reads options (-C, -u) only before the first VAR=VALUE, and takes whatever follows
-    // the assignments as the program: the removals first, then `--`, then the assignments.
-    let mut assignments = Vec::new();
     for (key, value) in command.get_envs() {
         match value {
             None => args.extend(["-u".into(), key.to_owned()]),
@@ -420,12 +415,12 @@ fn in_namespace(netns: &str, command: &Command) -> Vec<OsString> {
                 let mut pair = key.to_owned();
                 pair.push("=");
                 pair.push(value);
-                assignments.push(pair);
+                args.push(pair);
             }
         }
     }
+    // `env` would read a program named like VAR=VALUE as one more variable.
     args.push("--".into());
-    args.extend(assignments);
     args.push(command.get_program().to_owned());
     args.extend(command.get_args().map(ToOwned::to_owned));
     args
@@ -511,10 +506,10 @@ mod tests {
                 "env",
                 "-C",
                 "/tmp",
+                "KUBECONFIG=/tmp/k",
                 "-u",
                 "SEALBOX_LOG",
                 "--",
-                "KUBECONFIG=/tmp/k",
                 "sealbox-controller",
                 "--listen-addr",
                 "10.213.0.2:8080"
