@@ -12,9 +12,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Bytes copied per read: a watch event or a list page moves in a few reads.
 const BUFFER: usize = 64 * 1024;
+/// How often the idle acceptor checks whether to stop. It polls rather than waking a blocking
+/// accept with a connection of its own, which fails once the listening address is gone (the
+/// veth deleted): a stop must never depend on the network.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
 /// Forwards every connection accepted on `listen` to `target`; stops, closing every connection,
 /// when dropped.
@@ -30,6 +35,7 @@ impl Forwarder {
     /// Listens on `listen` (port 0: any free port) and forwards to `target`.
     pub(super) fn start(listen: SocketAddr, target: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
@@ -56,8 +62,6 @@ impl Forwarder {
 impl Drop for Forwarder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // Wakes the blocking accept; the acceptor then sees `stop` and returns.
-        let _ = TcpStream::connect(self.address);
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
@@ -74,13 +78,20 @@ fn accept(
     stop: &AtomicBool,
     open: &Mutex<Vec<TcpStream>>,
 ) {
-    for incoming in listener.incoming() {
-        if stop.load(Ordering::Acquire) {
-            return;
+    while !stop.load(Ordering::Acquire) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            // A failed accept or connection is the client's to see (its connection closes);
+            // the forwarder keeps serving the others.
+            Err(_) => continue,
+        };
+        if client.set_nonblocking(false).is_err() {
+            continue;
         }
-        // A refused or failed connection is the client's to see (its connection closes); the
-        // forwarder keeps serving the others.
-        let Ok(client) = incoming else { continue };
         let Ok(server) = TcpStream::connect(target) else {
             continue;
         };
@@ -152,6 +163,30 @@ mod tests {
         server
             .join()
             .map_err(|_| std::io::Error::other("the echo server panicked"))??;
+        Ok(())
+    }
+
+    /// A host's veth may be gone before its forwarder stops: the stop must not need a
+    /// connection to the listening address (waking a blocking accept that way once hung the
+    /// test host's drop forever).
+    #[test]
+    fn stops_without_connecting_to_itself() -> std::io::Result<()> {
+        let forwarder = Forwarder::start(
+            (Ipv4Addr::LOCALHOST, 0).into(),
+            (Ipv4Addr::LOCALHOST, 9).into(),
+        )?;
+        // Nothing reaches the address any more, as with a deleted veth.
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let blocked = TcpListener::bind(forwarder.address()).is_err();
+            drop(forwarder);
+            let _ = done.send(blocked);
+        });
+        // Generous against a loaded machine; a hang never ends.
+        let blocked = stopped
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| std::io::Error::other("the forwarder did not stop"))?;
+        assert!(blocked, "the forwarder held its address while running");
         Ok(())
     }
 }

@@ -90,7 +90,7 @@ impl TestHost {
     /// network namespaces cannot be made here (not root, no `ip`), unless [`REQUIRED_ENV`] is
     /// `1`, which makes that an error.
     pub fn start(plane: &RealControlPlane, name: &str) -> Result<Option<Self>, Error> {
-        match Self::start_with(plane, name) {
+        match Self::start_required(plane, name) {
             Err(Error::HostUnavailable { reason })
                 if std::env::var_os(REQUIRED_ENV).is_none_or(|v| v != "1") =>
             {
@@ -101,7 +101,13 @@ impl TestHost {
         }
     }
 
-    fn start_with(plane: &RealControlPlane, name: &str) -> Result<Self, Error> {
+    /// As [`start`](Self::start), but [`Error::HostUnavailable`] instead of `None` wherever it
+    /// runs (for a program, which has no skip).
+    pub fn start_required(plane: &RealControlPlane, name: &str) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("sealbox-host.")
+            .tempdir()
+            .map_err(|source| Error::TempDir { source })?;
         let (netns, index) = claim_namespace()?;
         // From here on, `Cleanup` removes what exists if a later step fails.
         let mut cleanup = Cleanup {
@@ -134,7 +140,6 @@ impl TestHost {
         })
         .and_then(|()| ip(&["-n", &netns, "link", "set", HOST_INTERFACE, "up"]))
         .and_then(|()| ip(&["-n", &netns, "link", "set", "lo", "up"]))?;
-        let watchdog = watchdog(&netns, &veth)?;
 
         let (api, tls_server_name) = api_address(plane.url())?;
         let forwarder =
@@ -144,10 +149,6 @@ impl TestHost {
                     source,
                 }
             })?;
-        let dir = tempfile::Builder::new()
-            .prefix("sealbox-host.")
-            .tempdir()
-            .map_err(|source| Error::TempDir { source })?;
         let admin = std::fs::read_to_string(plane.kubeconfig()).map_err(|source| Error::Read {
             path: plane.kubeconfig().to_path_buf(),
             source,
@@ -158,6 +159,8 @@ impl TestHost {
             "admin.kubeconfig",
             &through(&admin, &server, &tls_server_name)?,
         )?;
+        // Last: a watchdog dropped by a failed start would clean up behind `cleanup`'s back.
+        let watchdog = watchdog(&netns, &veth, dir.path())?;
         cleanup.disarm();
         Ok(Self {
             processes: Vec::new(),
@@ -283,9 +286,9 @@ impl Drop for TestHost {
         }
         self.processes.clear();
         kill_namespace_processes(&self.netns);
+        self.forwarder = None;
         let _ = ip(&["link", "del", &self.veth]);
         let _ = ip(&["netns", "del", &self.netns]);
-        self.forwarder = None;
     }
 }
 
@@ -383,15 +386,16 @@ fn kill_namespace_processes(netns: &str) {
 }
 
 /// A `sh` that waits for its stdin to close (when the test process ends, however it ends), then
-/// kills the processes in `netns` and removes the veth pair and the namespace. It ignores the
-/// signals a terminal sends the whole process group (Ctrl-C), so it outlives the test process.
-fn watchdog(netns: &str, veth: &str) -> Result<std::process::Child, Error> {
+/// kills the processes in `netns` and removes the veth pair, the namespace and the host's
+/// directory `dir`. It ignores the signals a terminal sends the whole process group (Ctrl-C),
+/// so it outlives the test process.
+fn watchdog(netns: &str, veth: &str, dir: &Path) -> Result<std::process::Child, Error> {
     Command::new("sh")
         .args([
             "-c",
-            r#"trap "" INT TERM HUP; read -r _; pids=$(ip netns pids "$0"); [ -z "$pids" ] || kill -9 $pids; ip link del "$1"; ip netns del "$0""#,
+            r#"trap "" INT TERM HUP; read -r _; pids=$(ip netns pids "$0"); [ -z "$pids" ] || kill -9 $pids; ip link del "$1"; ip netns del "$0"; rm -rf -- "$2""#,
         ])
-        .args([netns, veth])
+        .args([std::ffi::OsStr::new(netns), std::ffi::OsStr::new(veth), dir.as_os_str()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -400,27 +404,29 @@ fn watchdog(netns: &str, veth: &str) -> Result<std::process::Child, Error> {
 }
 
 /// The arguments of `ip` that run `command` in `netns`, through `env` so that its environment
-/// and working directory come along: `netns exec NETNS env [-C DIR] [-u VAR]... [VAR=VALUE]...
-/// PROGRAM ARGS...`. (`ip netns exec` and `env` both exec, so the process id is the
+/// and working directory come along: `netns exec NETNS env [-C DIR] [-u VAR]... -- [VAR=VALUE]...
+/// PROGRAM ARGS...` (a program whose path holds `=` would be read as one more variable). (`ip netns exec` and `env` both exec, so the process id is the
 /// program's.)
 fn in_namespace(netns: &str, command: &Command) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["netns", "exec", netns, "env"].map(OsString::from).into();
     if let Some(dir) = command.get_current_dir() {
         args.extend(["-C".into(), dir.as_os_str().to_owned()]);
     }
-    for (key, value) in command.get_envs() {
-        match value {
-            None => args.extend(["-u".into(), key.to_owned()]),
-            Some(value) => {
-                let mut pair = key.to_owned();
-                pair.push("=");
-                pair.push(value);
-                args.push(pair);
-            }
+    // env reads its options, then NAME=VALUE operands, then the program: an option after an
+    // assignment would be taken for the program.
+    let envs: Vec<_> = command.get_envs().collect();
+    for (key, _) in envs.iter().filter(|(_, value)| value.is_none()) {
+        args.extend(["-u".into(), (*key).to_owned()]);
+    }
+    args.push("--".into());
+    for (key, value) in &envs {
+        if let Some(value) = value {
+            let mut pair = (*key).to_owned();
+            pair.push("=");
+            pair.push(value);
+            args.push(pair);
         }
     }
-    // `env` would read a program named like VAR=VALUE as one more variable.
-    args.push("--".into());
     args.push(command.get_program().to_owned());
     args.extend(command.get_args().map(ToOwned::to_owned));
     args
@@ -506,10 +512,10 @@ mod tests {
                 "env",
                 "-C",
                 "/tmp",
-                "KUBECONFIG=/tmp/k",
                 "-u",
                 "SEALBOX_LOG",
                 "--",
+                "KUBECONFIG=/tmp/k",
                 "sealbox-controller",
                 "--listen-addr",
                 "10.213.0.2:8080"
