@@ -1,6 +1,6 @@
 """Checks on rendered deploy/ manifests that a schema cannot express. Used by .ci/manifests.sh.
 
-    manifests.py check FILE --name NAME --namespace NS [--replicas N]
+    manifests.py check FILE --name NAME --namespace NS [--replicas N] [--uid UID] [--volumes]
         The contract users rely on: kubeseal's Service and port name, selectors that match the
         pods, the pod's security settings and probes, RBAC bound to the controller's account,
         the service-proxier role.
@@ -59,7 +59,7 @@ def subset(small, big):
     return all(big.get(k) == v for k, v in (small or {}).items())
 
 
-def check(path, name, namespace, replicas):
+def check(path, name, namespace, replicas, uid=65532, volumes=False):
     docs = load(path)
     seen = set()
     for doc in docs:
@@ -104,12 +104,13 @@ def check(path, name, namespace, replicas):
     pod_security = pod_spec.get("securityContext", {})
     expect(pod_security.get("runAsNonRoot") is True, "pod securityContext.runAsNonRoot must be true")
     expect(pod_security.get("seccompProfile", {}).get("type") == "RuntimeDefault", "pod seccompProfile must be RuntimeDefault")
-    expect(not pod_spec.get("volumes"), "the controller needs no volumes (it writes no files)")
+    # Only volumes the values add (additionalVolumes): the controller writes no files.
+    expect(volumes or not pod_spec.get("volumes"), "the controller needs no volumes (it writes no files)")
     containers = pod_spec["containers"]
     expect(len(containers) == 1, "one container expected")
     container = containers[0]
     security = container.get("securityContext", {})
-    expect(security.get("runAsNonRoot") is True and security.get("runAsUser") == 65532, "container must run as uid 65532, non-root")
+    expect(security.get("runAsNonRoot") is True and security.get("runAsUser") == uid, f"container must run as uid {uid}, non-root")
     expect(security.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation must be false")
     expect(security.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem must be true")
     expect(security.get("capabilities", {}).get("drop") == ["ALL"], "capabilities must drop ALL")
@@ -215,6 +216,8 @@ def main():
     c.add_argument("--name", required=True)
     c.add_argument("--namespace", required=True)
     c.add_argument("--replicas", type=int)
+    c.add_argument("--uid", type=int, default=65532, help="the container's runAsUser")
+    c.add_argument("--volumes", action="store_true", help="the values add volumes")
     r = commands.add_parser("same-rbac")
     r.add_argument("first")
     r.add_argument("second")
@@ -225,7 +228,7 @@ def main():
     args = parser.parse_args()
     try:
         if args.command == "check":
-            check(args.file, args.name, args.namespace, args.replicas)
+            check(args.file, args.name, args.namespace, args.replicas, args.uid, args.volumes)
         elif args.command == "same-rbac":
             same_rbac(args.first, args.second)
         else:

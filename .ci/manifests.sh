@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Renders and validates everything in deploy/: the generated CRD is current, the kustomize base
-# and the Helm chart render (default and non-default values), every document passes the
+# and the Helm chart render (default and non-default values, and a Bitnami values file naming
+# every key of Bitnami's chart, each checked to take effect), every document passes the
 # Kubernetes schemas strictly, the contract users rely on holds (.ci/manifests.py), and the
-# API double accepts a server-side dry-run apply of it all.
+# API double accepts a server-side dry-run apply of it all, and the Argo CD health check in
+# deploy/argocd passes its tests under lua5.4.
 # Installs its tools with .ci/tools.sh. Rendered files are left in target/ci-manifests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,13 +35,17 @@ die() {
     exit 1
 }
 
-# Helm variants: name, values file (- for defaults), namespace, expected Service name, replicas.
+# Helm variants: name, values file (- for defaults), release namespace, expected Service name,
+# replicas, the namespace the objects land in (- for the release namespace), and extra
+# arguments of `manifests.py check` (- for none; commas for spaces).
 helm_variants=(
-    "default - kube-system sealed-secrets-controller 2"
-    "ha $chart/ci/ha-values.yaml kube-system sealed-secrets-controller 3"
-    "monitoring $chart/ci/monitoring-values.yaml kube-system sealed-secrets-controller 2"
-    "namespaced $chart/ci/namespaced-values.yaml sealbox sealbox 2"
-    "minimal $chart/ci/minimal-values.yaml kube-system sealed-secrets-controller 1"
+    "default - kube-system sealed-secrets-controller 2 - -"
+    "ha $chart/ci/ha-values.yaml kube-system sealed-secrets-controller 3 - -"
+    "monitoring $chart/ci/monitoring-values.yaml kube-system sealed-secrets-controller 2 - -"
+    "namespaced $chart/ci/namespaced-values.yaml sealbox sealbox 2 - -"
+    "minimal $chart/ci/minimal-values.yaml kube-system sealed-secrets-controller 1 - -"
+    # Bitnami's uid and its /tmp volume, as a Bitnami values file has them.
+    "bitnami $chart/ci/bitnami-values.yaml kube-system sealed-secrets-controller 2 sealbox --uid,1001,--volumes"
 )
 
 step "versions agree (workspace, Chart.yaml appVersion, kustomize image tag)"
@@ -82,7 +88,7 @@ done_step
 
 step "helm lint and helm template"
 for variant in "${helm_variants[@]}"; do
-    read -r name values namespace _ _ <<<"$variant"
+    read -r name values namespace _ _ _ _ <<<"$variant"
     args=(--namespace "$namespace")
     [ "$values" = - ] || args+=(--values "$values")
     "$helm" lint --strict --quiet "$chart" "${args[@]}" >"$out/helm-lint-$name.log" 2>&1 \
@@ -103,8 +109,30 @@ refused() {
     echo "    refused as expected: $*"
 }
 refused "needs leaderElection.enabled=true" --set replicaCount=2 --set leaderElection.enabled=false
-refused "only applies with allNamespaces=false" --set 'additionalNamespaces={team-a}'
 refused "additional properties 'replicas' not allowed" --set replicas=3   # values.schema.json
+refused "PodSecurityPolicy was removed" --set rbac.pspEnabled=true
+refused "names Bitnami's controller image" --set image.registry=docker.io --set image.repository=bitnami/sealed-secrets-controller
+refused "set minAvailable or maxUnavailable, not both" --set pdb.maxUnavailable=1
+refused "supports Kubernetes >= 1.29" --set kubeVersion=1.28.0
+refused "set kubeapiCidr and kubeapiPort" --set networkPolicy.enabled=true --set networkPolicy.egress.enabled=true
+refused "values must be non-empty strings" --set-json 'privateKeyLabels={"n":1}'
+# createController=false: the rest of the release without the controller.
+"$helm" template sealbox "$chart" --namespace kube-system --set createController=false >"$out/helm-no-controller.yaml" \
+    || die "helm template --set createController=false failed"
+! grep -q -e '^kind: Deployment$' -e '^kind: Service$' "$out/helm-no-controller.yaml" \
+    || die "createController=false still rendered the Deployment or a Service"
+echo "    createController=false: no Deployment, no Service"
+done_step
+
+step "Bitnami values: every key of Bitnami's chart is a value here, and each takes effect"
+# Bitnami's chart from its Go module (.ci/bitnami-chart.sh; read, never committed).
+bitnami_chart="$(.ci/bitnami-chart.sh)" || die "cannot fetch Bitnami's chart (.ci/bitnami-chart.sh)"
+printf '    coverage: '
+"$python" .ci/bitnami_values.py coverage "$bitnami_chart/values.yaml" "$chart/values.yaml" "$chart/ci/bitnami-values.yaml" \
+    || die "the chart does not take every Bitnami value"
+printf '    helm-bitnami.yaml: '
+"$python" .ci/bitnami_values.py check "$out/helm-bitnami.yaml" "$chart/ci/bitnami-values.yaml" --release sealbox \
+    || die "a Bitnami value did not take effect (rendered: $out/helm-bitnami.yaml)"
 done_step
 
 step "kubernetes-validate --strict (Kubernetes ${kube_versions[*]})"
@@ -122,9 +150,12 @@ for file in "$out"/kustomize-*.yaml; do
     "$python" .ci/manifests.py check "$file" --name sealed-secrets-controller --namespace kube-system --replicas 2
 done
 for variant in "${helm_variants[@]}"; do
-    read -r name _ namespace service replicas <<<"$variant"
+    read -r name _ namespace service replicas objects extra <<<"$variant"
+    [ "$objects" = - ] || namespace="$objects"
+    extra_args=()
+    [ "$extra" = - ] || IFS=, read -r -a extra_args <<<"$extra"
     printf '    helm-%s.yaml: ' "$name"
-    "$python" .ci/manifests.py check "$out/helm-$name.yaml" --name "$service" --namespace "$namespace" --replicas "$replicas"
+    "$python" .ci/manifests.py check "$out/helm-$name.yaml" --name "$service" --namespace "$namespace" --replicas "$replicas" "${extra_args[@]}"
 done
 printf '    kustomize base vs Helm defaults: '
 "$python" .ci/manifests.py same-rbac "$out/kustomize-base.yaml" "$out/helm-default.yaml"
@@ -149,7 +180,7 @@ k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 k api-resources --no-headers | awk '{print $(NF-2), $NF}' | sort -u >"$out/served.txt"
 # Namespaces the variants install into; a real cluster would have them too. (Applied from YAML:
 # `kubectl create namespace` sends protobuf, which the double does not read.)
-for namespace in sealbox team-a team-b; do
+for namespace in sealbox team-a team-b monitoring; do
     printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n---\n' "$namespace"
 done | k apply --server-side --field-manager=sealbox-ci -f - >/dev/null \
     || die "the API double refused to create the test namespaces"
@@ -166,6 +197,11 @@ done
 left="$(k get deployments,services,serviceaccounts,customresourcedefinitions -A --no-headers 2>/dev/null \
     | grep -e sealed-secrets -e sealbox || true)"
 [ -z "$left" ] || die "the dry run left objects behind: $left"
+done_step
+
+step "Argo CD health check (deploy/argocd) under lua5.4: Argo CD's cases and the controller's objects"
+SEALBOX_LUA_REQUIRED=1 cargo test --quiet --locked -p sealbox-tests --test argocd 2>&1 | sed 's/^/    /' \
+    || die "the Argo CD health check test failed (cargo test -p sealbox-tests --test argocd)"
 done_step
 
 printf '\nmanifests: all checks passed in %ss\n' "$((SECONDS - started))"

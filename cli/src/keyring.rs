@@ -1,19 +1,41 @@
-//! Private keys held by the CLI (key backups, the cluster's key Secrets) and which of them a
-//! SealedSecret's values are sealed to.
+//! Private keys held by the CLI (`--key` files, key backups, the cluster's key Secrets) and
+//! which of them a SealedSecret's values are sealed to.
 //!
 //! Keys are tried the way the controller tries them: the one the `sealbox.dev/sealing-key`
 //! hint names first, then the others in order (newest first when the caller sorted them), so a
 //! value costs one private-key operation in the common case.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use sealbox_crds::SealedSecret;
 use sealbox_crypto::{Fingerprint, PrivateKey};
 use zeroize::Zeroizing;
 
+use crate::bounded;
+use crate::error::{Error, Result};
 use crate::secret::decode_base64;
 
-/// Private keys, in the order to try them after the hinted one.
+/// Reads every key from every `--key` file, in order.
+pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
+    let mut keys = Vec::new();
+    for path in paths {
+        let bytes =
+            bounded::read_bounded(path, bounded::KEY_FILE).map_err(|source| Error::ReadKey {
+                path: path.clone(),
+                source,
+            })?;
+        let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
+            .map_err(|source| Error::ParseKey {
+                path: path.clone(),
+                source: Box::new(source),
+            })?;
+        tracing::debug!(path = %path.display(), keys = found.len(), "loaded private keys");
+        keys.extend(found);
+    }
+    Ok(keys)
+}
+
 /// `keys` in order, the one `hint` names moved first: the controller's order, so that a value
 /// sealed by Sealbox costs one private-key operation however many keys are held.
 pub fn hinted_first<'k>(keys: &'k [PrivateKey], hint: Option<&Fingerprint>) -> Vec<&'k PrivateKey> {
@@ -22,6 +44,7 @@ pub fn hinted_first<'k>(keys: &'k [PrivateKey], hint: Option<&Fingerprint>) -> V
     hinted.into_iter().chain(others).collect()
 }
 
+/// Private keys, in the order to try them after the hinted one.
 #[derive(Clone, Debug, Default)]
 pub struct Keyring {
     keys: Vec<PrivateKey>,

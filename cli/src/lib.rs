@@ -25,18 +25,23 @@
 pub mod backup;
 pub mod bounded;
 pub mod cert;
+pub mod cert_choice;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod document;
 pub mod error;
+pub mod inspect;
+pub mod key_store;
+pub mod key_usage;
 pub mod keyring;
 pub mod kubeconfig;
 pub mod origin;
 pub mod output;
 pub mod redact;
 pub mod sealed;
+pub mod sealing;
 pub mod secret;
 pub mod walk;
 

@@ -1,4 +1,5 @@
-//! Rendering documents as YAML or JSON and writing them to stdout or, atomically, to a file.
+//! What the CLI writes: documents rendered as YAML or JSON, to stdout or, atomically, to a
+//! file; `note:` lines for stderr; times as tables and messages show them.
 //!
 //! A file is written to a temporary file in the same directory, synced, then renamed over the
 //! target: on any error the target is left exactly as it was.
@@ -6,6 +7,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::SystemTime;
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -82,6 +84,18 @@ pub fn emit(
             .and_then(|()| stdout.flush())
             .map_err(|source| Error::WriteStdout { source }),
     }
+}
+
+/// Writes a `note:` line to stderr; a failing stderr is no reason to fail the command.
+pub fn note(stderr: &mut impl Write, message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(stderr, "note: {message}");
+}
+
+/// A time as tables and messages show it (UTC, to the second); `-` when unknown.
+pub fn rfc3339(time: Option<SystemTime>) -> String {
+    time.and_then(|t| jiff::Timestamp::try_from(t).ok())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// Replaces `path` with `bytes` through a temporary file in the same directory. Public output

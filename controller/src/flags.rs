@@ -126,16 +126,31 @@ pub struct Config {
     )]
     pub leader_elect_resource_name: String,
 
+    /// Namespace of the leader-election Lease. Defaults to the controller's namespace
+    /// (--namespace); elsewhere the controller needs get, create and update on leases there
+    /// (deploy/'s Role grants them in the controller's namespace only).
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_RESOURCE_NAMESPACE")]
+    pub leader_elect_resource_namespace: Option<String>,
+
+    /// Kind of object the election holds; only "leases" (coordination.k8s.io/v1), the default
+    /// of client-go's components since Kubernetes 1.24. Accepted so that the flags of a
+    /// kube-controller-manager-style Deployment carry over.
+    #[arg(long, env = "SEALBOX_LEADER_ELECT_RESOURCE_LOCK", default_value = "leases",
+          value_parser = ["leases"])]
+    pub leader_elect_resource_lock: String,
+
     /// How long a Lease not renewed stays with its holder before another replica takes it over.
     #[arg(long, env = "SEALBOX_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub leader_elect_lease_duration: Duration,
 
-    /// How long the leader keeps leading while it cannot renew the Lease; then it stops
+    /// How long the leader keeps leading while it cannot renew the Lease (failed and
+    /// conflicting renewals are retried every retry period until then); then it stops
     /// unsealing. Shorter than the lease duration, so it stops before anyone else starts.
     #[arg(long, env = "SEALBOX_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
     pub leader_elect_renew_deadline: Duration,
 
-    /// How often the leader renews the Lease and the others try to take it.
+    /// How often the leader renews the Lease and retries a failed renewal; the others read it
+    /// every half retry period and try to take it the moment it expires.
     #[arg(long, env = "SEALBOX_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub leader_elect_retry_period: Duration,
 
@@ -153,6 +168,8 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log level or tracing filter directives (e.g. "info" or "sealbox_controller=debug").
+    /// The kube client's own record of each failed request (kube_client::client::builder) is
+    /// off unless named here: the controller logs each failure once, naming the object.
     #[arg(long, env = "SEALBOX_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 }
@@ -167,6 +184,21 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// The log filter's directives: --log-level, with the kube client's own record of each
+    /// failed request turned off. The controller logs every failure once, naming the object
+    /// and the operation; the client's record names neither and doubled each line.
+    pub fn log_directives(&self) -> String {
+        log_directives(&self.log_level)
+    }
+
+    /// The namespace of the leader-election Lease.
+    pub fn lease_namespace(&self) -> String {
+        self.leader_elect_resource_namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| self.controller_namespace())
+    }
+
     /// The namespace holding the key Secrets (and the only one watched without
     /// --all-namespaces).
     pub fn controller_namespace(&self) -> String {
@@ -225,6 +257,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Where kube's client logs every failed request at ERROR, whatever the caller does with it.
+const KUBE_CLIENT_FAILURES: &str = "kube_client::client::builder";
+
+/// `level` with [`KUBE_CLIENT_FAILURES`] off, unless `level` names that target itself.
+pub fn log_directives(level: &str) -> String {
+    if level.contains(KUBE_CLIENT_FAILURES) {
+        level.to_owned()
+    } else {
+        format!("{level},{KUBE_CLIENT_FAILURES}=off")
     }
 }
 
@@ -341,6 +385,39 @@ mod tests {
     }
 
     #[test]
+    fn client_go_leader_election_flags() {
+        // As kube-controller-manager and controller-runtime managers spell them.
+        let config = Config::try_parse_from([
+            "sealbox-controller",
+            "--namespace=sealbox",
+            "--leader-elect=true",
+            "--leader-elect-lease-duration=30s",
+            "--leader-elect-renew-deadline=20s",
+            "--leader-elect-retry-period=4s",
+            "--leader-elect-resource-lock=leases",
+            "--leader-elect-resource-name=sealbox-leader",
+            "--leader-elect-resource-namespace=leader-election",
+        ])
+        .expect("parses");
+        assert_eq!(config.leader_elect_lease_duration, Duration::from_secs(30));
+        assert_eq!(config.leader_elect_renew_deadline, Duration::from_secs(20));
+        assert_eq!(config.leader_elect_retry_period, Duration::from_secs(4));
+        assert_eq!(config.leader_elect_resource_name, "sealbox-leader");
+        assert_eq!(config.lease_namespace(), "leader-election");
+        assert_eq!(config.validate(), Ok(()));
+        let defaults =
+            Config::try_parse_from(["sealbox-controller", "--namespace=sealbox"]).expect("parses");
+        assert_eq!(defaults.lease_namespace(), "sealbox");
+        assert_eq!(defaults.leader_elect_resource_lock, "leases");
+        let e = Config::try_parse_from([
+            "sealbox-controller",
+            "--leader-elect-resource-lock=configmapsleases",
+        ])
+        .expect_err("only Leases");
+        assert!(e.to_string().contains("leases"), "{e}");
+    }
+
+    #[test]
     fn go_style_flags() {
         let config = Config::try_parse_from([
             "sealbox-controller",
@@ -363,6 +440,16 @@ mod tests {
             Some("2006-01-02T22:04:05Z".parse().expect("timestamp"))
         );
         assert!(config.update_status);
+    }
+
+    #[test]
+    fn the_kube_clients_failure_records_are_off_unless_asked_for() {
+        assert_eq!(
+            log_directives("info"),
+            "info,kube_client::client::builder=off"
+        );
+        let asked = "info,kube_client::client::builder=debug";
+        assert_eq!(log_directives(asked), asked);
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! Leader election through a coordination.k8s.io/v1 Lease, with client-go's semantics.
 //!
-//! Every `retry_period` (with jitter) a candidate reads the Lease. It takes the Lease when it
-//! is free (no holder: released) or when the record has not changed for the record's lease
-//! duration as measured on the candidate's own clock since it last saw it change (so clock skew
-//! between nodes does not matter). Every write is a replace guarded by the resourceVersion that
-//! was read: a 409 means another replica won the race. The leader renews every `retry_period`;
-//! if it cannot renew for `renew_deadline` (shorter than the lease duration) it steps down, so
-//! it has stopped before anyone else may take over. On shutdown the leader releases the Lease
-//! (empty holder), and the others take it at their next try.
+//! A candidate reads the Lease. It takes the Lease when it is free (no holder: released) or
+//! when the record has not changed for the record's lease duration as measured on the
+//! candidate's own clock since it last saw it change (so clock skew between nodes does not
+//! matter). Every write is a replace guarded by the resourceVersion that was read: a 409 means
+//! the Lease changed since (another replica won the race, or an unrelated update). The leader
+//! renews every `retry_period`; a renewal that fails — an error, a timeout, a 409 — is tried
+//! again every retry period until `renew_deadline` (shorter than the lease duration) has passed
+//! since the last renewal, and only then does the leader step down, so it has stopped before
+//! anyone else may take over (client-go's `renew`). A leader that reads the Lease held by
+//! another replica steps down at once. On shutdown the leader releases the Lease (empty
+//! holder), and the others take it at their next try.
+//!
+//! Failover after a crash: a follower reads the Lease every half retry period (jittered) and
+//! tries again the moment the holder's lease would expire, so it takes over within the lease
+//! duration plus 0.6 retry periods (and a round trip) of the leader's last renewal. client-go's
+//! followers read every retry period and take over at the next read after expiry: up to 2.4
+//! retry periods late (with the default 2s, a 15s lease took up to ~20s).
 //!
 //! Why not a crate: kube-lease-manager (the one that supports kube 5) has no renew deadline (a
 //! leader cut off from the API server keeps believing it leads after its Lease has expired),
@@ -79,10 +88,9 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// `period` stretched by a random factor in [1, RETRY_JITTER).
-fn jittered(period: Duration) -> Duration {
-    let fraction = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    period.mul_f64(1.0 + (RETRY_JITTER - 1.0) * fraction)
+/// A random fraction in [0, 1), for jitter.
+fn jitter_fraction() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Resolves when `stop` turns true (or its sender is gone).
@@ -110,8 +118,31 @@ pub struct LeaderElector {
 enum Attempt {
     /// This replica holds the Lease now.
     Held,
-    /// Another replica holds it, or won the race for it.
-    Lost,
+    /// Another replica holds it; unrenewed, it would expire at `expires` on this clock.
+    HeldByOther { expires: Instant },
+    /// The Lease changed between our read and our write (409), or was created by another
+    /// replica meanwhile: read again to learn who holds it.
+    Conflict,
+}
+
+/// How long a candidate waits before its next try. While another replica holds the Lease, a
+/// candidate reads it every half retry period, so it sees a renewal soon after it happened (the
+/// lease counts from when it was seen), and wakes when the lease would expire; after a failure
+/// or a conflict it waits a retry period. `jitter` in [0, 1) stretches the wait by up to
+/// [`RETRY_JITTER`], as client-go does, so candidates do not move in lockstep.
+fn campaign_wait(
+    attempt: Option<Attempt>,
+    now: Instant,
+    retry_period: Duration,
+    jitter: f64,
+) -> Duration {
+    let stretch = 1.0 + (RETRY_JITTER - 1.0) * jitter.clamp(0.0, 1.0);
+    match attempt {
+        Some(Attempt::HeldByOther { expires }) => (retry_period / 2)
+            .mul_f64(stretch)
+            .min(expires.saturating_duration_since(now)),
+        _ => retry_period.mul_f64(stretch),
+    }
 }
 
 impl LeaderElector {
@@ -136,39 +167,29 @@ impl LeaderElector {
                 if *stop.borrow() {
                     return;
                 }
-                if self.attempt().await == Some(Attempt::Held) {
+                let attempt = self.attempt().await;
+                if attempt == Some(Attempt::Held) {
                     break;
                 }
+                let wait = campaign_wait(
+                    attempt,
+                    Instant::now(),
+                    settings.retry_period,
+                    jitter_fraction(),
+                );
                 tokio::select! {
-                    _ = tokio::time::sleep(jittered(settings.retry_period)) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = stopped(&mut stop) => return,
                 }
             }
             info!(lease = %settings.name, identity = %settings.identity, "became the leader");
             leading.send_replace(true);
-
-            // Lead: renew every retry period; step down when the deadline passes unrenewed.
-            let mut renewed = Instant::now();
-            let lost_to_another = loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(settings.retry_period) => {}
-                    _ = stopped(&mut stop) => {
-                        self.release().await;
-                        leading.send_replace(false);
-                        return;
-                    }
-                }
-                let deadline = renewed + settings.renew_deadline;
-                match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
-                    Ok(Ok(Attempt::Held)) => renewed = Instant::now(),
-                    Ok(Ok(Attempt::Lost)) => break true,
-                    Ok(Err(e)) => {
-                        warn!(lease = %settings.name, error = %error_chain(&e), "renewing the leader Lease failed");
-                        if Instant::now() >= deadline {
-                            break false;
-                        }
-                    }
-                    Err(_) => break false,
+            let lost_to_another = match self.lead(&mut stop).await {
+                Some(lost_to_another) => lost_to_another,
+                None => {
+                    self.release().await;
+                    leading.send_replace(false);
+                    return;
                 }
             };
             leading.send_replace(false);
@@ -179,6 +200,35 @@ impl LeaderElector {
                     lease = %settings.name, deadline = ?settings.renew_deadline,
                     "could not renew the leader Lease in time: stopped leading"
                 );
+            }
+        }
+    }
+
+    /// Renews every retry period while leading. Returns `Some(true)` when another replica holds
+    /// the Lease, `Some(false)` when no renewal succeeded for the renew deadline (failures and
+    /// conflicts before it are retried), `None` on stop.
+    async fn lead(&mut self, stop: &mut watch::Receiver<bool>) -> Option<bool> {
+        let settings = self.settings.clone();
+        let mut renewed = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.retry_period) => {}
+                _ = stopped(stop) => return None,
+            }
+            let deadline = renewed + settings.renew_deadline;
+            match tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await {
+                Ok(Ok(Attempt::Held)) => renewed = Instant::now(),
+                Ok(Ok(Attempt::HeldByOther { .. })) => return Some(true),
+                Ok(Ok(Attempt::Conflict)) => {
+                    warn!(lease = %settings.name, "the leader Lease changed while being renewed; retrying");
+                }
+                Ok(Err(e)) => {
+                    warn!(lease = %settings.name, error = %error_chain(&e), "renewing the leader Lease failed; retrying");
+                }
+                Err(_) => return Some(false),
+            }
+            if Instant::now() >= deadline {
+                return Some(false);
             }
         }
     }
@@ -234,7 +284,9 @@ impl LeaderElector {
                     self.observe(&created);
                     Ok(Attempt::Held)
                 }
-                Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(Attempt::Lost),
+                Err(kube::Error::Api(status)) if status.is_already_exists() => {
+                    Ok(Attempt::Conflict)
+                }
                 Err(e) => Err(e),
             };
         };
@@ -251,9 +303,10 @@ impl LeaderElector {
                 .and_then(|s| u64::try_from(s).ok())
                 .map_or(self.settings.lease_duration, Duration::from_secs);
             let seen = self.observed.as_ref().map_or_else(Instant::now, |o| o.at);
-            if seen + duration > Instant::now() {
+            let expires = seen + duration;
+            if expires > Instant::now() {
                 debug!(lease = %self.settings.name, %holder, "the leader Lease is held");
-                return Ok(Attempt::Lost);
+                return Ok(Attempt::HeldByOther { expires });
             }
             info!(lease = %self.settings.name, %holder, "the leader Lease expired: taking it over");
         }
@@ -283,7 +336,7 @@ impl LeaderElector {
                 self.observe(&written);
                 Ok(Attempt::Held)
             }
-            Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Attempt::Lost),
+            Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Attempt::Conflict),
             Err(e) => Err(e),
         }
     }
@@ -375,15 +428,48 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_its_factor() {
-        let period = Duration::from_secs(2);
+    fn jitter_fractions_are_fractions() {
         for _ in 0..100 {
-            let waited = jittered(period);
-            assert!(
-                waited >= period && waited < period.mul_f64(RETRY_JITTER),
-                "{waited:?}"
-            );
+            let fraction = jitter_fraction();
+            assert!((0.0..1.0).contains(&fraction), "{fraction}");
         }
+    }
+
+    #[test]
+    fn candidates_retry_after_a_retry_period_stretched_by_the_jitter() {
+        let now = Instant::now();
+        let retry = Duration::from_secs(2);
+        assert_eq!(campaign_wait(None, now, retry, 0.0), retry);
+        assert_eq!(
+            campaign_wait(Some(Attempt::Conflict), now, retry, 0.5),
+            retry.mul_f64(1.0 + (RETRY_JITTER - 1.0) / 2.0)
+        );
+        assert!(campaign_wait(None, now, retry, 0.999) < retry.mul_f64(RETRY_JITTER));
+    }
+
+    #[test]
+    fn followers_read_every_half_retry_period_and_wake_at_expiry() {
+        let now = Instant::now();
+        let retry = Duration::from_secs(2);
+        let held = |expires_in: Duration| {
+            Some(Attempt::HeldByOther {
+                expires: now + expires_in,
+            })
+        };
+        // Far from expiry: the next read in half a retry period (jittered).
+        assert_eq!(
+            campaign_wait(held(Duration::from_secs(10)), now, retry, 0.0),
+            retry / 2
+        );
+        assert!(
+            campaign_wait(held(Duration::from_secs(10)), now, retry, 0.999)
+                < (retry / 2).mul_f64(RETRY_JITTER)
+        );
+        // Close to it: wake when the lease expires, not a poll later.
+        assert_eq!(
+            campaign_wait(held(Duration::from_millis(300)), now, retry, 0.5),
+            Duration::from_millis(300)
+        );
     }
 
     #[test]

@@ -183,7 +183,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         LeaderElector::new(
             client.clone(),
             LeaseSettings {
-                namespace: namespace.clone(),
+                namespace: config.lease_namespace(),
                 name: config.leader_elect_resource_name.clone(),
                 identity,
                 lease_duration: config.leader_elect_lease_duration,

@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use sealbox_controller::flags::{Config, LogFormat};
+use sealbox_controller::flags::{Config, LogFormat, log_directives};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(config.log_directives())
+        .unwrap_or_else(|_| EnvFilter::new(log_directives("info")));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

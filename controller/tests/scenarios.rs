@@ -1641,6 +1641,13 @@ async fn hostile_templates_fail_alone(kind: Kind) -> TestResult {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     values.push(("x", "hello"));
+    // /v1/verify needs the sealing key, which the controller loads through its watch after start.
+    let addr = h.running().local_addr();
+    sealbox_tests::fixtures::Wait::new(WAIT, Duration::from_millis(100))
+        .until_found("the controller to serve its certificate", || async move {
+            Ok((http_get(addr, "/v1/cert.pem").await?.0 == 200).then_some(()))
+        })
+        .await?;
     for (name, text) in &attacks {
         let mut sealed = sealed_secret(NS, name, 0, &values);
         sealed.spec.template = Some(SecretTemplateSpec {

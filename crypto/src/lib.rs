@@ -1,5 +1,5 @@
 //! sealbox-crypto: the Bitnami Sealed Secrets wire format, sealing scopes, RSA keys,
-//! certificates and key fingerprints.
+//! certificates, key fingerprints and which key seals ([`key_order`]).
 //!
 //! Pure: no kube, no tokio, no IO beyond what callers hand in. Every RSA private-key
 //! operation (decryption, certificate signing) goes through aws-lc-rs; the `rsa` crate's
@@ -32,6 +32,7 @@ pub mod age_value;
 pub mod certificate;
 pub mod error;
 pub mod fingerprint;
+pub mod key_order;
 pub mod key_pair;
 pub mod key_secret;
 mod pem;

@@ -17,8 +17,10 @@
 //! - CRDs (`apiextensions.k8s.io/v1`) that become `Established` and serve their custom
 //!   resources, validated and pruned against their `openAPIV3Schema`;
 //! - the services proxy, forwarding to a URL a test registers ([`ApiServer::proxy_service`]);
-//! - test controls: injected failures, latency, cut watch streams, a request log and the
-//!   RBAC verbs it implies.
+//! - test controls: injected failures (the next N requests, an outage window, or at seeded
+//!   random rates), requests held until released, latency, cut watch streams and
+//!   compactions (by hand or on a random schedule: [`Chaos`]), a tally of what was injected,
+//!   a request log and the RBAC verbs it implies.
 //!
 //! Use it in process with [`ApiServer::client`], or on 127.0.0.1 with [`ApiServer::serve`]
 //! and a generated kubeconfig ([`Served::write_kubeconfig`]).
@@ -69,6 +71,7 @@
 //! for all of them. Only [`fixtures`] knows Sealbox's types, through the public APIs of
 //! `sealbox-crds` and `sealbox-crypto`; nothing here depends on the controller or the CLI.
 
+mod chaos;
 mod discovery;
 mod error;
 mod faults;
@@ -78,6 +81,7 @@ pub mod kubeconfig;
 mod log;
 mod object;
 mod openapi;
+pub mod peers;
 mod proxy;
 pub mod real;
 mod registry;
@@ -92,7 +96,8 @@ mod table;
 mod validation;
 mod watch;
 
+pub use chaos::{Chaos, ChaosGuard};
 pub use error::Error;
-pub use faults::FaultRule;
+pub use faults::{FaultReport, FaultRule, Requests};
 pub use log::RequestRecord;
-pub use server::{ApiServer, Served};
+pub use server::{ApiServer, Paused, Served};

@@ -103,6 +103,15 @@ impl ResourceType {
         self.group.is_empty() && self.plural == "namespaces"
     }
 
+    /// Whether `spec.selector` is fixed at creation, as for apps/v1 workloads.
+    pub(crate) fn has_immutable_selector(&self) -> bool {
+        self.group == "apps"
+            && matches!(
+                self.plural.as_str(),
+                "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+            )
+    }
+
     /// Whether the resource has the `immutable` flag of Secrets and ConfigMaps.
     pub(crate) fn has_immutable_data(&self) -> bool {
         self.group.is_empty() && (self.plural == "secrets" || self.plural == "configmaps")

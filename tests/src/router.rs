@@ -45,6 +45,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .unwrap_or_default();
     let route = Route::parse(parts.uri.path());
     let mut record = record(&parts.method, &parts.uri, &route, &params);
+    shared.wait_while_paused(&record).await;
     let response = match shared.take_fault(&record) {
         Some(code) => error_response(&ApiError::from_code(
             code,

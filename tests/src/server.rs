@@ -12,8 +12,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
+use crate::chaos::{self, Chaos, ChaosGuard};
 use crate::error::Error;
-use crate::faults::{FaultRule, Faults};
+use crate::faults::{FaultReport, FaultRule, Faults, Requests};
 use crate::log::{self, RequestRecord};
 use crate::object;
 use crate::status::ApiError;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     cuts: watch::Sender<u64>,
     /// Bumped by [`ApiServer::compact`].
     expirations: watch::Sender<u64>,
+    /// Bumped whenever a pause is lifted, so held requests look again.
+    unpaused: watch::Sender<u64>,
     controls: Mutex<Controls>,
     log: Mutex<Vec<RequestRecord>>,
 }
@@ -87,7 +90,36 @@ impl Shared {
     }
 
     pub(crate) fn take_fault(&self, request: &RequestRecord) -> Option<u16> {
-        lock(&self.controls).faults.take(request)
+        lock(&self.controls)
+            .faults
+            .take(request, tokio::time::Instant::now())
+    }
+
+    /// Returns once no pause holds `request`.
+    pub(crate) async fn wait_while_paused(&self, request: &RequestRecord) {
+        // Subscribe before looking, so a release between the look and the wait is not missed.
+        let mut unpaused = self.unpaused.subscribe();
+        let mut counted = false;
+        loop {
+            {
+                let mut controls = lock(&self.controls);
+                if !controls.faults.is_paused(request) {
+                    return;
+                }
+                if !counted {
+                    controls.faults.report_mut().paused += 1;
+                    counted = true;
+                }
+            }
+            if unpaused.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn unpause(&self, id: u64) {
+        lock(&self.controls).faults.unpause(id);
+        self.unpaused.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn proxy_target(&self, namespace: &str, service: &str) -> Option<String> {
@@ -145,6 +177,7 @@ impl ApiServer {
         let (changes, _) = watch::channel(store.resource_version());
         let (cuts, _) = watch::channel(0);
         let (expirations, _) = watch::channel(0);
+        let (unpaused, _) = watch::channel(0);
         let controls = Controls {
             faults: Faults::default(),
             latency: Duration::ZERO,
@@ -156,6 +189,7 @@ impl ApiServer {
             changes,
             cuts,
             expirations,
+            unpaused,
             controls: Mutex::new(controls),
             log: Mutex::new(Vec::new()),
         };
@@ -207,14 +241,78 @@ impl ApiServer {
         self.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await
     }
 
-    /// Makes the next `rule.count` requests matching `rule` fail with `rule.status`.
+    /// Makes the next `rule.count` requests matching `rule` fail with `rule.status` (or, for a
+    /// [`lasting`](FaultRule::lasting) rule, every matching request in its window). Rules are
+    /// tried in the order they were added; the first that matches decides.
     pub fn fail_next(&self, rule: FaultRule) {
-        lock(&self.shared.controls).faults.add(rule);
+        lock(&self.shared.controls)
+            .faults
+            .add(rule, tokio::time::Instant::now());
     }
 
-    /// Forgets all fault rules not used up yet.
+    /// Forgets all fault rules not used up yet and the random error rates of a running
+    /// [`Chaos`] (its schedule runs on until its guard is dropped). Pauses stay.
     pub fn clear_faults(&self) {
         lock(&self.shared.controls).faults.clear();
+    }
+
+    /// Puts `chaos` in force until the returned guard is dropped: its random error rates at
+    /// once, its schedule (watch cuts, compactions, list outages) in a task on the current Tokio
+    /// runtime. Replaces the rates of an earlier plan.
+    pub fn start_chaos(&self, chaos: Chaos) -> ChaosGuard {
+        lock(&self.shared.controls)
+            .faults
+            .set_rates(chaos.rates(), chaos.seed());
+        let task = tokio::spawn(chaos::run(self.clone(), chaos));
+        ChaosGuard {
+            server: self.clone(),
+            task,
+        }
+    }
+
+    pub(crate) fn stop_random_errors(&self) {
+        lock(&self.shared.controls).faults.set_rates(Vec::new(), 0);
+    }
+
+    pub(crate) fn count_list_outage(&self) {
+        lock(&self.shared.controls).faults.report_mut().list_outages += 1;
+    }
+
+    /// Holds every request `requests` matches (before it is handled, as if the API server hung)
+    /// until the returned guard is released or dropped. Watch streams already open keep
+    /// flowing; [`cut_watches`](Self::cut_watches) ends them.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use k8s_openapi::api::core::v1::Secret;
+    /// use kube::Api;
+    /// use sealbox_tests::{ApiServer, Requests};
+    ///
+    /// let server = ApiServer::new();
+    /// let secrets: Api<Secret> = Api::default_namespaced(server.client());
+    /// let paused = server.pause(Requests::any().resource("secrets").verb("get"));
+    /// let get = tokio::spawn(async move { secrets.get_opt("x").await });
+    /// while server.fault_report().paused == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert!(!get.is_finished());
+    /// paused.release();
+    /// assert!(get.await??.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn pause(&self, requests: Requests) -> Paused {
+        let id = lock(&self.shared.controls).faults.pause(requests);
+        Paused {
+            shared: self.shared.clone(),
+            id,
+        }
+    }
+
+    /// What was injected so far: failed requests by status, watch cuts, compactions, list
+    /// outages, paused requests.
+    pub fn fault_report(&self) -> FaultReport {
+        lock(&self.shared.controls).faults.report()
     }
 
     /// When `required`, a namespaced object is only created in a namespace that exists (404
@@ -248,6 +346,7 @@ impl ApiServer {
 
     /// Ends every open watch stream now, as a dropped connection would.
     pub fn cut_watches(&self) {
+        lock(&self.shared.controls).faults.report_mut().watch_cuts += 1;
         self.shared.cuts.send_modify(|n| *n += 1);
     }
 
@@ -255,6 +354,7 @@ impl ApiServer {
     /// resourceVersion (including continue tokens) get 410 Gone, and every open watch
     /// receives a 410 `ERROR` event and ends, so informers must relist.
     pub fn compact(&self) {
+        lock(&self.shared.controls).faults.report_mut().compactions += 1;
         self.shared.write(Store::compact);
         self.shared.expirations.send_modify(|n| *n += 1);
     }
@@ -476,6 +576,24 @@ fn api_error(gvr: &GroupVersionResource, error: ApiError) -> Error {
         code: error.code,
         reason: error.reason,
         message: error.message,
+    }
+}
+
+/// Holds the requests of an [`ApiServer::pause`] until released or dropped.
+#[derive(Debug)]
+pub struct Paused {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Paused {
+    /// Lets the held requests (and later ones) through; the same as dropping the guard.
+    pub fn release(self) {}
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        self.shared.unpause(self.id);
     }
 }
 

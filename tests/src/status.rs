@@ -142,7 +142,8 @@ impl ApiError {
         }
     }
 
-    /// A validation failure, `Kind "name" is invalid: field: problem`.
+    /// A validation failure, `Kind.group "name" is invalid: field: problem` (the kind qualified
+    /// by its group, as the real API server's `GroupKind.String()`: `Deployment.apps`).
     pub(crate) fn invalid(kind: &str, subject: Subject<'_>, causes: &[(String, String)]) -> Self {
         let listed: Vec<String> = causes
             .iter()
@@ -153,7 +154,12 @@ impl ApiError {
         } else {
             format!("[{}]", listed.join(", "))
         };
-        let message = format!("{kind} \"{}\" is invalid: {body}", subject.name);
+        let qualified = if subject.group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{}", subject.group)
+        };
+        let message = format!("{qualified} \"{}\" is invalid: {body}", subject.name);
         let mut details = subject.details();
         details["kind"] = Value::String(kind.to_owned());
         details["causes"] = causes

@@ -18,8 +18,8 @@ use crate::registry::{Registry, ResourceType, crd_resource_type};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, Subject};
 use crate::validation::{
-    check_apply_identity, check_immutable, check_name, check_namespace, normalize_secret,
-    normalize_secret_config,
+    check_apply_identity, check_immutable, check_immutable_selector, check_name, check_namespace,
+    normalize_secret, normalize_secret_config,
 };
 
 /// How many changes watches can replay before the oldest are forgotten (like the API
@@ -741,6 +741,11 @@ impl Store {
             && let Some(old) = old
         {
             check_immutable(target, name, old, object)?;
+        }
+        if resource.has_immutable_selector()
+            && let Some(old) = old
+        {
+            check_immutable_selector(target, name, old, object)?;
         }
         let status_without_phase = object["status"].is_null()
             || object["status"]

@@ -148,3 +148,27 @@ pub(crate) fn check_immutable(
         ))
     }
 }
+
+/// apps/v1 workloads keep the `spec.selector` they were created with: the real API server
+/// refuses any change ("field is immutable"), so an upgrade that changes a Deployment's
+/// selector fails there and must fail here. (Only the extensions/v1beta1 and apps/v1beta1
+/// versions of old allowed it; the double serves neither.)
+pub(crate) fn check_immutable_selector(
+    target: &Target,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<(), ApiError> {
+    let selector = &new["spec"]["selector"];
+    if old["spec"]["selector"] == *selector {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &target.resource.kind,
+        target.subject(name),
+        &[(
+            "spec.selector".to_owned(),
+            format!("Invalid value: {selector}: field is immutable"),
+        )],
+    ))
+}

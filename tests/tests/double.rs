@@ -1434,3 +1434,99 @@ async fn creates_need_an_existing_namespace_when_required() -> TestResult {
         .await?;
     Ok(())
 }
+
+/// A Deployment's `spec.selector` is immutable in apps/v1, as the real API server enforces
+/// (422 "field is immutable" for a replace, a merge patch and a server-side apply alike): a
+/// chart upgrade that changes the selector fails on a cluster, so it must fail here too. (The
+/// double used to accept the change, so a `helm upgrade` over Bitnami's release passed here
+/// and failed on the real plane.) The pod template's labels may still change.
+#[tokio::test]
+async fn deployment_selector_is_immutable() -> TestResult {
+    let server = ApiServer::new();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::default_namespaced(server.client());
+    let deployment = |selector: Value, labels: Value| {
+        serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "controller" },
+            "spec": {
+                "selector": { "matchLabels": selector },
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": { "containers": [{ "name": "c", "image": "busybox" }] }
+                }
+            }
+        }))
+    };
+    let bitnami = json!({ "app.kubernetes.io/name": "sealed-secrets" });
+    let other = json!({ "app.kubernetes.io/name": "sealbox" });
+    let created = deployments
+        .create(
+            &PostParams::default(),
+            &deployment(bitnami.clone(), bitnami.clone())?,
+        )
+        .await?;
+
+    let immutable = |what: &str, result: Result<_, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{what}: {status:?}");
+            assert!(
+                status
+                    .message
+                    .starts_with("Deployment.apps \"controller\" is invalid: ")
+                    && status.message.contains("spec.selector: Invalid value: ")
+                    && status.message.ends_with("field is immutable"),
+                "{what}: {}",
+                status.message
+            );
+        }
+        Ok(changed) => panic!("{what}: the selector changed: {changed:?}"),
+        Err(other) => panic!("{what}: {other:?}"),
+    };
+    let mut replaced = deployment(other.clone(), other.clone())?;
+    replaced.metadata.resource_version = created.resource_version();
+    immutable(
+        "replace",
+        deployments
+            .replace("controller", &PostParams::default(), &replaced)
+            .await,
+    );
+    let patch = json!({ "spec": { "selector": { "matchLabels": other } } });
+    immutable(
+        "merge patch",
+        deployments
+            .patch("controller", &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    );
+    let applied = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "controller" },
+        "spec": { "selector": { "matchLabels": other } }
+    });
+    immutable(
+        "server-side apply",
+        deployments
+            .patch(
+                "controller",
+                &PatchParams::apply("t").force(),
+                &Patch::Apply(&applied),
+            )
+            .await,
+    );
+    let kept = deployments.get("controller").await?;
+    assert_eq!(
+        serde_json::to_value(kept.spec.map(|s| s.selector))?,
+        json!({ "matchLabels": bitnami }),
+        "a refused change leaves the selector as it was"
+    );
+
+    // The same selector with more pod labels is an ordinary update.
+    let mut relabelled = deployment(
+        bitnami.clone(),
+        json!({ "app.kubernetes.io/name": "sealed-secrets", "app.kubernetes.io/part-of": "sealbox" }),
+    )?;
+    relabelled.metadata.resource_version = kept.metadata.resource_version;
+    deployments
+        .replace("controller", &PostParams::default(), &relabelled)
+        .await?;
+    Ok(())
+}

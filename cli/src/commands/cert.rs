@@ -5,9 +5,8 @@ use std::time::SystemTime;
 
 use crate::cert::{Expiry, fetch_from_cluster, parse_sealing_key};
 use crate::cli::{CertCommand, CertFetchArgs};
-use crate::commands::seal::note;
 use crate::error::Result;
-use crate::output::{Visibility, emit};
+use crate::output::{Visibility, emit, note};
 
 /// Runs `sealbox cert …`.
 pub fn run(command: &CertCommand, stdout: impl Write, stderr: impl Write) -> Result<()> {

@@ -6,10 +6,8 @@
 //! key other than the current certificate's (stale) and ones without a sealing-key hint.
 //! Never prints a value: findings name files, documents, objects and keys.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::SystemTime;
 
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use sealbox_crypto::{Fingerprint, PublicKey};
@@ -17,13 +15,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::Outcome;
-use crate::cert::{CertSource, Expiry};
+use crate::cert::{Expiry, KeyCache};
+use crate::cert_choice::CertChoice;
 use crate::cli::CheckArgs;
-use crate::cluster::ClusterOptions;
-use crate::commands::verify::{HintCheck, check_document_with, sealed_rsa_len};
 use crate::config::{Configs, select_files};
 use crate::document::{Document, parse, read_file};
 use crate::error::{Error, Result};
+use crate::inspect::{HintCheck, check_document_with, sealed_rsa_len};
 
 /// What a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -86,11 +84,12 @@ pub fn run(args: &CheckArgs, mut stdout: impl Write, mut stderr: impl Write) -> 
     let mut configs = Configs::default();
     let files = select_files(&args.walk, &mut configs)?;
     let cluster = args.cluster.options();
+    let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     let mut keys = KeyCache::new(Expiry::Accept);
     let mut findings = Vec::new();
     let mut sealed_count = 0;
     for file in &files {
-        let source = cert_source(args, &cluster, &mut configs, file)?;
+        let source = choice.optional_for_path(&mut configs, file, args.fetch_cert)?;
         let key = match &source {
             Some(source) => Some(keys.get(source)?),
             None => None,
@@ -120,21 +119,7 @@ pub fn run(args: &CheckArgs, mut stdout: impl Write, mut stderr: impl Write) -> 
             .and_then(|()| stdout.flush())
             .map_err(|source| Error::WriteStdout { source })?;
     } else {
-        for finding in &findings {
-            let mut place = finding.path.clone();
-            if let Some(document) = finding.document {
-                place.push_str(&format!(", document {document}"));
-            }
-            if let Some(object) = &finding.object {
-                place.push_str(&format!(" ({object})"));
-            }
-            let level = if finding.kind.fails(args.fail_on_stale) {
-                "error"
-            } else {
-                "warning"
-            };
-            let _ = writeln!(stderr, "{level}: {place}: {}", finding.message);
-        }
+        print_findings(&findings, args.fail_on_stale, &mut stderr);
     }
     if keys.is_empty() && !args.json {
         let _ = writeln!(
@@ -163,57 +148,22 @@ pub fn run(args: &CheckArgs, mut stdout: impl Write, mut stderr: impl Write) -> 
     })
 }
 
-/// The certificate for `file`: the flag, else its `.sealbox.yaml` rule, else the cluster when
-/// `--fetch-cert` asks for it.
-fn cert_source(
-    args: &CheckArgs,
-    cluster: &ClusterOptions,
-    configs: &mut Configs,
-    file: &Path,
-) -> Result<Option<CertSource>> {
-    if let Some(source) = &args.cert.cert {
-        return Ok(Some(source.clone()));
-    }
-    if let Some(config) = configs.for_path(file)?
-        && let Some(source) = config.cert_for(file, cluster)
-    {
-        return Ok(Some(source));
-    }
-    Ok(args
-        .fetch_cert
-        .then(|| CertSource::Cluster(cluster.clone())))
-}
-
-/// Certificates loaded once per source.
-#[derive(Debug)]
-pub struct KeyCache {
-    expiry: Expiry,
-    keys: HashMap<CertSource, PublicKey>,
-}
-
-impl KeyCache {
-    /// An empty cache; `expiry` says whether expired certificates are refused (sealing) or
-    /// accepted (checking: files sealed to them are still what the cluster has).
-    pub fn new(expiry: Expiry) -> Self {
-        KeyCache {
-            expiry,
-            keys: HashMap::new(),
+/// The findings as text, one line each: `error:` when it fails the check, else `warning:`.
+fn print_findings(findings: &[Finding], fail_on_stale: bool, stderr: &mut impl Write) {
+    for finding in findings {
+        let mut place = finding.path.clone();
+        if let Some(document) = finding.document {
+            place.push_str(&format!(", document {document}"));
         }
-    }
-
-    /// The public key of `source`, loaded on first use.
-    pub fn get(&mut self, source: &CertSource) -> Result<PublicKey> {
-        if let Some(key) = self.keys.get(source) {
-            return Ok(key.clone());
+        if let Some(object) = &finding.object {
+            place.push_str(&format!(" ({object})"));
         }
-        let key = source.load(SystemTime::now(), self.expiry)?.public_key;
-        self.keys.insert(source.clone(), key.clone());
-        Ok(key)
-    }
-
-    /// Whether no certificate was loaded.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        let level = if finding.kind.fails(fail_on_stale) {
+            "error"
+        } else {
+            "warning"
+        };
+        let _ = writeln!(stderr, "{level}: {place}: {}", finding.message);
     }
 }
 
@@ -324,17 +274,7 @@ fn check_sealed(
         _ => None,
     };
     // Without a hint, values sized for another key tell it is sealed to an older key.
-    let other_size = hint.is_none()
-        && document
-            .value
-            .pointer("/spec/encryptedData")
-            .and_then(Value::as_object)
-            .is_some_and(|values| {
-                values
-                    .values()
-                    .filter_map(Value::as_str)
-                    .any(|v| sealed_rsa_len(v).is_some_and(|len| len != key.modulus_len()))
-            });
+    let other_size = hint.is_none() && sized_for_another_key(document, key);
     report_invalid(
         (stale_hint.is_none() && !other_size).then_some(key),
         findings,
@@ -369,6 +309,20 @@ fn check_sealed(
         // Current, or an unparsable hint (reported by the structural checks).
         (None, Some(_)) => {}
     }
+}
+
+/// Whether a value of the document has an RSA part of another size than `key` makes.
+fn sized_for_another_key(document: &Document, key: &PublicKey) -> bool {
+    document
+        .value
+        .pointer("/spec/encryptedData")
+        .and_then(Value::as_object)
+        .is_some_and(|values| {
+            values
+                .values()
+                .filter_map(Value::as_str)
+                .any(|v| sealed_rsa_len(v).is_some_and(|len| len != key.modulus_len()))
+        })
 }
 
 /// A problem's message without the file and document, which the finding names already.

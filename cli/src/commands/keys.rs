@@ -1,39 +1,29 @@
 //! `sealbox keys list|rotate|backup|restore|prune`: the controller's key Secrets, read and
-//! written directly through the Kubernetes API.
-//!
-//! Key Secrets are found as the controller finds them: Secrets in the controller's namespace
-//! labelled `sealedsecrets.bitnami.com/sealed-secrets-key` (only the value `active` is used by
-//! the controller; others are listed as inactive) and the legacy Secret named
-//! `sealed-secrets-key`. The newest active key (certificate NotBefore) seals.
+//! written directly through the Kubernetes API ([`crate::key_store`]); what uses which key is
+//! [`crate::key_usage`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use http::Method;
-use sealbox_crds::SealedSecret;
-use sealbox_crypto::key_secret::{DEFAULT_KEY_PREFIX, KEY_LABEL};
-use sealbox_crypto::{Certificate, Fingerprint, KeyPair, KeySecret, PrivateKey};
+use sealbox_crypto::key_secret::DEFAULT_KEY_PREFIX;
+use sealbox_crypto::{Certificate, KeyPair, KeySecret};
 use serde::Serialize;
-use serde_json::Value;
-use zeroize::Zeroizing;
 
 use crate::Outcome;
 use crate::backup::{self, Openers, Protection};
-use crate::bounded;
 use crate::cli::{
     KeysBackupArgs, KeysCommand, KeysListArgs, KeysPruneArgs, KeysRestoreArgs, KeysRotateArgs,
     ListFormat,
 };
 use crate::cluster::{self, Cluster};
-use crate::commands::seal::note;
-use crate::document::{parse, read_file, scrub};
 use crate::error::{Error, Result};
-use crate::keyring::Keyring;
-use crate::output::{Visibility, write_atomically};
-use crate::sealed::{self, display_name};
-use crate::walk::{Ignore, manifest_files};
+use crate::key_store::{KeyStore, create_key_secret, delete_key_secret};
+use crate::key_usage::{
+    ClusterSealed, Decision, KeyCounts, PruneDecision, count_by_key, humanize, plan_prune,
+    sealed_in_cluster, sealed_in_files,
+};
+use crate::output::{Visibility, emit, note, rfc3339, write_atomically};
 
 /// Runs `sealbox keys …`.
 pub fn run(command: &KeysCommand, stdout: impl Write, stderr: impl Write) -> Result<Outcome> {
@@ -44,190 +34,6 @@ pub fn run(command: &KeysCommand, stdout: impl Write, stderr: impl Write) -> Res
         KeysCommand::Restore(args) => restore(args, stderr),
         KeysCommand::Prune(args) => prune(args, stderr),
     }
-}
-
-/// One key Secret as found in the cluster.
-pub struct StoredKey {
-    /// `metadata.name`.
-    pub name: String,
-    /// The Secret's content (the private key is wiped on drop).
-    pub secret: KeySecret,
-    /// Its certificate, when `tls.crt` parses.
-    pub certificate: Option<Certificate>,
-    /// The key's fingerprint (from the certificate, else the private key).
-    pub fingerprint: Option<Fingerprint>,
-    /// What is wrong with it, if anything.
-    pub problem: Option<String>,
-}
-
-impl std::fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("name", &self.name)
-            .field("fingerprint", &self.fingerprint)
-            .field("problem", &self.problem)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StoredKey {
-    fn from_secret(secret: KeySecret) -> StoredKey {
-        let name = secret.name.clone().unwrap_or_default();
-        let mut problem = None;
-        let certificate = match Certificate::from_pem_with_origin(
-            secret.tls_crt.as_bytes(),
-            &format!("{} tls.crt", secret.display_name()),
-        ) {
-            Ok(certificate) => Some(certificate),
-            Err(e) => {
-                problem = Some(format!("unusable tls.crt ({})", e.category()));
-                None
-            }
-        };
-        let fingerprint = match &certificate {
-            Some(certificate) => Some(certificate.public_key().fingerprint().clone()),
-            None => PrivateKey::from_pem(secret.tls_key.as_bytes())
-                .ok()
-                .map(|k| k.fingerprint().clone()),
-        };
-        StoredKey {
-            name,
-            secret,
-            certificate,
-            fingerprint,
-            problem,
-        }
-    }
-
-    /// Labelled `active`: the controller uses it.
-    pub fn active(&self) -> bool {
-        self.secret.is_active()
-    }
-
-    /// The certificate's NotBefore.
-    pub fn created(&self) -> Option<SystemTime> {
-        self.certificate.as_ref().map(Certificate::not_before)
-    }
-
-    /// The private key, checked against the certificate.
-    pub fn private_key(&self) -> Option<PrivateKey> {
-        match &self.certificate {
-            Some(_) => self.secret.key_pair().ok().map(|pair| pair.private_key),
-            None => PrivateKey::from_pem(self.secret.tls_key.as_bytes()).ok(),
-        }
-    }
-}
-
-/// The keys of the controller's namespace, oldest first.
-pub struct KeyStore {
-    /// The namespace.
-    pub namespace: String,
-    /// The keys, by certificate NotBefore (keys without a certificate first).
-    pub keys: Vec<StoredKey>,
-}
-
-impl std::fmt::Debug for KeyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore")
-            .field("namespace", &self.namespace)
-            .field("keys", &self.keys)
-            .finish()
-    }
-}
-
-impl KeyStore {
-    /// Reads the key Secrets of the controller's namespace.
-    pub async fn load(cluster: &Cluster) -> Result<KeyStore> {
-        let namespace = cluster.options.controller_namespace.clone();
-        let what = format!("list the key Secrets in namespace {namespace}");
-        let list_path = format!("/api/v1/namespaces/{namespace}/secrets?labelSelector={KEY_LABEL}");
-        let mut items = Vec::new();
-        if let Some(text) = cluster.get_text(&list_path, &what).await? {
-            let mut list: Value =
-                serde_json::from_str(&text).map_err(|e| Error::ClusterRequest {
-                    what: what.clone(),
-                    code: 200,
-                    reason: format!("the answer is not JSON (line {})", e.line()),
-                })?;
-            if let Some(Value::Array(found)) = list.get_mut("items").map(Value::take) {
-                items.extend(found);
-            }
-            scrub(&mut list);
-        }
-        let legacy_path = format!("/api/v1/namespaces/{namespace}/secrets/{DEFAULT_KEY_PREFIX}");
-        if let Some(text) = cluster
-            .get_text(
-                &legacy_path,
-                &format!("read the Secret {namespace}/{DEFAULT_KEY_PREFIX}"),
-            )
-            .await?
-            && let Ok(legacy) = serde_json::from_str::<Value>(&text)
-        {
-            items.push(legacy);
-        }
-
-        let mut keys: Vec<StoredKey> = Vec::new();
-        for mut item in items {
-            let name = item
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if keys.iter().any(|k| k.name == name) {
-                scrub(&mut item);
-                continue;
-            }
-            let bytes = Zeroizing::new(serde_json::to_vec(&item).unwrap_or_default());
-            scrub(&mut item);
-            match sealbox_crypto::parse_key_secrets(&bytes, &format!("Secret {namespace}/{name}")) {
-                Ok(secrets) => keys.extend(secrets.into_iter().map(StoredKey::from_secret)),
-                Err(e) => tracing::warn!(secret = %name, error = %e, "not a usable key Secret"),
-            }
-        }
-        keys.sort_by_key(StoredKey::created);
-        Ok(KeyStore { namespace, keys })
-    }
-
-    /// The key the controller seals with: the newest active one.
-    pub fn sealing_key(&self) -> Option<&StoredKey> {
-        self.keys
-            .iter()
-            .filter(|k| k.active() && k.certificate.is_some())
-            .max_by_key(|k| k.created())
-    }
-
-    /// Every private key, newest first.
-    pub fn keyring(&self) -> Keyring {
-        Keyring::new(
-            self.keys
-                .iter()
-                .rev()
-                .filter_map(StoredKey::private_key)
-                .collect(),
-        )
-    }
-}
-
-fn rfc3339(time: Option<SystemTime>) -> String {
-    time.and_then(|t| jiff::Timestamp::try_from(t).ok())
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| "-".to_owned())
-}
-
-/// SealedSecrets of the cluster that parse; malformed ones are counted.
-async fn cluster_sealed_secrets(cluster: &Cluster) -> Result<(Vec<SealedSecret>, usize, bool)> {
-    let Some(items) = cluster.sealed_secrets().await? else {
-        return Ok((Vec::new(), 0, false));
-    };
-    let mut parsed = Vec::with_capacity(items.len());
-    let mut malformed = 0;
-    for item in items {
-        match serde_json::from_value::<SealedSecret>(item) {
-            Ok(sealed) => parsed.push(sealed),
-            Err(_) => malformed += 1,
-        }
-    }
-    Ok((parsed, malformed, true))
 }
 
 #[derive(Serialize)]
@@ -244,50 +50,41 @@ struct KeyRow {
     problem: Option<String>,
 }
 
-fn list(args: &KeysListArgs, mut stdout: impl Write, mut stderr: impl Write) -> Result<Outcome> {
+fn list(args: &KeysListArgs, stdout: impl Write, mut stderr: impl Write) -> Result<Outcome> {
     let options = args.cluster.options();
-    let (store, sealed, malformed, installed) = cluster::block_on(async {
+    let (store, sealed) = cluster::block_on(async {
         let cluster = Cluster::connect(&options).await?;
         let store = KeyStore::load(&cluster).await?;
-        let (sealed, malformed, installed) = cluster_sealed_secrets(&cluster).await?;
-        Ok::<_, Error>((store, sealed, malformed, installed))
+        let sealed = sealed_in_cluster(&cluster).await?;
+        Ok::<_, Error>((store, sealed))
     })??;
     if store.keys.is_empty() {
         return Err(Error::NoKeys {
             namespace: store.namespace,
         });
     }
-
-    // Hint first; a trial on one value for SealedSecrets without a (known) hint.
-    let known: BTreeSet<&Fingerprint> = store
-        .keys
-        .iter()
-        .filter_map(|k| k.fingerprint.as_ref())
-        .collect();
-    let mut counts: BTreeMap<Fingerprint, usize> = BTreeMap::new();
-    let (mut by_hint, mut by_trial, mut unknown) = (0, 0, 0);
-    let mut keyring: Option<Keyring> = None;
-    for object in &sealed {
-        match object.sealing_key_hint().filter(|h| known.contains(h)) {
-            Some(hint) => {
-                *counts.entry(hint).or_default() += 1;
-                by_hint += 1;
-            }
-            None => {
-                let ring = keyring.get_or_insert_with(|| store.keyring());
-                match ring.first_key(object) {
-                    Some(fingerprint) => {
-                        *counts.entry(fingerprint).or_default() += 1;
-                        by_trial += 1;
-                    }
-                    None => unknown += 1,
-                }
-            }
+    let counts = count_by_key(&store, &sealed.objects);
+    let rows = rows(&store, &counts);
+    let rendered = match args.format {
+        ListFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Render {
+                format: "JSON",
+                reason: e.to_string(),
+            })?;
+            text.push('\n');
+            text
         }
-    }
+        ListFormat::Table => table(&rows),
+    };
+    emit(rendered.as_bytes(), None, Visibility::Public, stdout)?;
+    list_summary(&store, &sealed, &counts, &mut stderr);
+    Ok(Outcome::Success)
+}
 
+/// One row per key, newest first.
+fn rows(store: &KeyStore, counts: &KeyCounts) -> Vec<KeyRow> {
     let sealing = store.sealing_key().map(|k| k.name.clone());
-    let rows: Vec<KeyRow> = store
+    store
         .keys
         .iter()
         .rev()
@@ -304,50 +101,45 @@ fn list(args: &KeysListArgs, mut stdout: impl Write, mut stderr: impl Write) -> 
             sealed_secrets: key
                 .fingerprint
                 .as_ref()
-                .and_then(|f| counts.get(f))
+                .and_then(|f| counts.per_key.get(f))
                 .copied()
                 .unwrap_or(0),
             problem: key.problem.clone(),
         })
-        .collect();
+        .collect()
+}
 
-    let rendered = match args.format {
-        ListFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Render {
-                format: "JSON",
-                reason: e.to_string(),
-            })?;
-            text.push('\n');
-            text
-        }
-        ListFormat::Table => table(&rows),
-    };
-    stdout
-        .write_all(rendered.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|source| Error::WriteStdout { source })?;
-
-    if !installed {
+/// How the SealedSecrets of the cluster were counted, on stderr.
+fn list_summary(
+    store: &KeyStore,
+    sealed: &ClusterSealed,
+    counts: &KeyCounts,
+    stderr: &mut impl Write,
+) {
+    if !sealed.installed {
         note(
-            &mut stderr,
+            stderr,
             format_args!(
                 "the SealedSecret resource is not installed in this cluster; no SealedSecret counted"
             ),
         );
-    } else {
-        let _ = writeln!(
-            stderr,
-            "{} SealedSecret(s) in the cluster: {by_hint} counted by their sealing-key hint, {by_trial} by trying the keys, {unknown} sealed to no key in {}{}",
-            sealed.len() + malformed,
-            store.namespace,
-            if malformed > 0 {
-                format!(", {malformed} malformed (not counted)")
-            } else {
-                String::new()
-            }
-        );
+        return;
     }
-    Ok(Outcome::Success)
+    let malformed = sealed.malformed;
+    let _ = writeln!(
+        stderr,
+        "{} SealedSecret(s) in the cluster: {} counted by their sealing-key hint, {} by trying the keys, {} sealed to no key in {}{}",
+        sealed.objects.len() + malformed,
+        counts.by_hint,
+        counts.by_trial,
+        counts.unknown,
+        store.namespace,
+        if malformed > 0 {
+            format!(", {malformed} malformed (not counted)")
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn table(rows: &[KeyRow]) -> String {
@@ -398,30 +190,6 @@ fn table(rows: &[KeyRow]) -> String {
     out
 }
 
-/// Creates a key Secret; returns its name.
-async fn create_key_secret(cluster: &Cluster, secret: &KeySecret) -> Result<String> {
-    let namespace = &cluster.options.controller_namespace;
-    let mut manifest = secret.to_json();
-    let body = Zeroizing::new(serde_json::to_vec(&manifest).unwrap_or_default());
-    scrub(&mut manifest);
-    let answer = cluster
-        .send_json(
-            Method::POST,
-            &format!("/api/v1/namespaces/{namespace}/secrets"),
-            body.to_vec(),
-            &format!("create a key Secret in namespace {namespace}"),
-        )
-        .await?;
-    let mut created: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-    let name = created
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_owned();
-    scrub(&mut created);
-    Ok(name)
-}
-
 fn rotate(args: &KeysRotateArgs, mut stderr: impl Write) -> Result<Outcome> {
     let options = args.cluster.options();
     let pair = KeyPair::generate_with_bits(args.key_size, &args.my_cn, SystemTime::now()).map_err(
@@ -443,23 +211,6 @@ fn rotate(args: &KeysRotateArgs, mut stderr: impl Write) -> Result<Outcome> {
         rfc3339(Some(pair.certificate.not_after())),
     );
     Ok(Outcome::Success)
-}
-
-/// The List manifest a backup holds: every key Secret, server fields dropped.
-fn backup_manifest(store: &KeyStore) -> Result<Zeroizing<String>> {
-    let mut items: Vec<Value> = store.keys.iter().map(|k| k.secret.to_json()).collect();
-    for item in &mut items {
-        if let Some(metadata) = item.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.remove("generateName");
-        }
-    }
-    let mut list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
-    let rendered = serde_norway::to_string(&list).map(Zeroizing::new);
-    scrub(&mut list);
-    rendered.map_err(|e| Error::Render {
-        format: "YAML",
-        reason: e.to_string(),
-    })
 }
 
 fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
@@ -491,7 +242,7 @@ fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
             namespace: store.namespace,
         });
     }
-    let manifest = backup_manifest(&store)?;
+    let manifest = store.backup_manifest()?;
     let bytes = backup::encrypt(manifest.as_bytes(), &protection)?;
     write_atomically(output, &bytes, Visibility::OwnerOnly)?;
     let fingerprints: Vec<String> = store
@@ -520,55 +271,12 @@ fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Reads a backup (encrypted or plaintext) into key Secrets, each checked.
-fn read_backup(args: &KeysRestoreArgs) -> Result<Vec<(KeySecret, KeyPair)>> {
-    let path = &args.file;
-    let bytes = bounded::read_bounded(path, bounded::BACKUP_FILE).map_err(|source| {
-        if path.is_dir() {
-            Error::InputIsDirectory {
-                input: path.display().to_string(),
-            }
-        } else {
-            Error::ReadBackup {
-                path: path.clone(),
-                source,
-            }
-        }
-    })?;
-    let plaintext = if backup::is_age(&bytes) {
-        backup::decrypt(
-            &bytes,
-            path,
-            &Openers {
-                passphrase_file: args.passphrase.passphrase_file.as_deref(),
-                identities: &args.identities,
-            },
-        )?
-    } else {
-        bytes
-    };
-    let contents = |source: sealbox_crypto::Error| Error::BackupContents {
-        path: path.clone(),
-        source: Box::new(source),
-    };
-    let secrets = sealbox_crypto::parse_key_secrets(&plaintext, &path.display().to_string())
-        .map_err(contents)?;
-    if secrets.is_empty() {
-        return Err(contents(sealbox_crypto::Error::NoPrivateKey {
-            origin: path.display().to_string(),
-        }));
-    }
-    secrets
-        .into_iter()
-        .map(|secret| {
-            let pair = secret.key_pair().map_err(contents)?;
-            Ok((secret, pair))
-        })
-        .collect()
-}
-
 fn restore(args: &KeysRestoreArgs, mut stderr: impl Write) -> Result<Outcome> {
-    let backed_up = read_backup(args)?;
+    let openers = Openers {
+        passphrase_file: args.passphrase.passphrase_file.as_deref(),
+        identities: &args.identities,
+    };
+    let backed_up = backup::read_key_backup(&args.file, &openers)?;
     let options = args.cluster.options();
     let namespace = options.controller_namespace.clone();
     let dry_run = args.dry_run;
@@ -638,61 +346,8 @@ fn restore(args: &KeysRestoreArgs, mut stderr: impl Write) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// SealedSecrets in repository files, with where they are.
-fn repo_sealed_secrets(
-    paths: &[PathBuf],
-    stderr: &mut impl Write,
-) -> Result<Vec<(String, SealedSecret)>> {
-    if paths.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut found = Vec::new();
-    let mut unreadable = Vec::new();
-    for file in manifest_files(paths, &Ignore::default())? {
-        let name = file.display().to_string();
-        let Ok(bytes) = read_file(&file) else {
-            unreadable.push(name);
-            continue;
-        };
-        let Ok(input) = parse(&name, &bytes) else {
-            // Templates (Helm) may hold SealedSecrets a parser cannot see: say so.
-            if String::from_utf8_lossy(&bytes).contains("SealedSecret") {
-                unreadable.push(name);
-            }
-            continue;
-        };
-        for document in &input.documents {
-            if document.kind() != Some("SealedSecret") {
-                continue;
-            }
-            match sealed::from_document(document) {
-                Ok(sealed) => found.push((
-                    format!("{}: {}", document.origin, display_name(&sealed)),
-                    sealed,
-                )),
-                Err(_) => unreadable.push(document.origin.to_string()),
-            }
-        }
-    }
-    if !unreadable.is_empty() {
-        note(
-            stderr,
-            format_args!(
-                "SealedSecrets in {} could not be read, so they do not count: {}",
-                if unreadable.len() == 1 {
-                    "this file"
-                } else {
-                    "these files"
-                },
-                unreadable.join(", ")
-            ),
-        );
-    }
-    Ok(found)
-}
-
 fn prune(args: &KeysPruneArgs, mut stderr: impl Write) -> Result<Outcome> {
-    let repo = repo_sealed_secrets(&args.paths, &mut stderr)?;
+    let repo = sealed_in_files(&args.paths, &mut stderr)?;
     let options = args.cluster.options();
     let older_than = args.older_than;
     let yes = args.yes;
@@ -704,46 +359,55 @@ fn prune(args: &KeysPruneArgs, mut stderr: impl Write) -> Result<Outcome> {
                 namespace: store.namespace,
             });
         }
-        let (in_cluster, malformed, _) = cluster_sealed_secrets(&cluster).await?;
-        if malformed > 0 {
+        let in_cluster = sealed_in_cluster(&cluster).await?;
+        if in_cluster.malformed > 0 {
             return Err(Error::ClusterRequest {
                 what: "check which keys SealedSecrets use".to_owned(),
                 code: 200,
                 reason: format!(
-                    "{malformed} SealedSecret(s) in the cluster are malformed, so their keys cannot be told; fix or delete them first"
+                    "{} SealedSecret(s) in the cluster are malformed, so their keys cannot be told; fix or delete them first",
+                    in_cluster.malformed
                 ),
             });
         }
-        let decisions = plan_prune(&store, &in_cluster, &repo, older_than, SystemTime::now());
+        let decisions = plan_prune(
+            &store,
+            &in_cluster.objects,
+            &repo,
+            older_than,
+            SystemTime::now(),
+        );
         let mut deleted = Vec::new();
         if yes {
             for decision in &decisions {
                 if let Decision::Delete = decision.decision {
-                    let path = format!(
-                        "/api/v1/namespaces/{}/secrets/{}",
-                        store.namespace, decision.name
-                    );
-                    cluster
-                        .send_json(
-                            Method::DELETE,
-                            &path,
-                            Vec::new(),
-                            &format!(
-                                "delete the key Secret {}/{}",
-                                store.namespace, decision.name
-                            ),
-                        )
-                        .await?;
+                    delete_key_secret(&cluster, &decision.name).await?;
                     deleted.push(decision.name.clone());
                 }
             }
         }
         Ok((store, decisions, deleted))
     })??;
+    let refused = report_prune(&store, &decisions, &deleted, args, &mut stderr);
+    Ok(if refused > 0 {
+        Outcome::ProblemsFound
+    } else {
+        Outcome::Success
+    })
+}
 
+/// Says what prune did (or, without `--yes`, would do) with each key; returns how many keys it
+/// refused to prune.
+fn report_prune(
+    store: &KeyStore,
+    decisions: &[PruneDecision],
+    deleted: &[String],
+    args: &KeysPruneArgs,
+    stderr: &mut impl Write,
+) -> usize {
     let mut refused = 0;
     let mut deletable = 0;
-    for decision in &decisions {
+    for decision in decisions {
         let key = format!(
             "{} ({}, created {})",
             decision.name, decision.fingerprint, decision.created
@@ -765,11 +429,12 @@ fn prune(args: &KeysPruneArgs, mut stderr: impl Write) -> Result<Outcome> {
             }
             Decision::Delete => {
                 deletable += 1;
-                if deleted.contains(&decision.name) {
-                    let _ = writeln!(stderr, "deleted {key}");
+                let done = if deleted.contains(&decision.name) {
+                    "deleted"
                 } else {
-                    let _ = writeln!(stderr, "would delete {key}");
-                }
+                    "would delete"
+                };
+                let _ = writeln!(stderr, "{done} {key}");
             }
         }
     }
@@ -779,7 +444,7 @@ fn prune(args: &KeysPruneArgs, mut stderr: impl Write) -> Result<Outcome> {
             "{refused} key(s) still in use: re-seal what uses them with `sealbox reencrypt` (and let the cluster sync), then prune again"
         );
     }
-    if !yes && deletable > 0 {
+    if !args.yes && deletable > 0 {
         let _ = writeln!(
             stderr,
             "dry run: {deletable} key(s) in {} would be deleted; pass --yes to delete them (back them up first with `sealbox keys backup`)",
@@ -790,110 +455,15 @@ fn prune(args: &KeysPruneArgs, mut stderr: impl Write) -> Result<Outcome> {
             stderr,
             "nothing to prune in {}: no key older than {} besides the sealing key",
             store.namespace,
-            humanize(older_than)
+            humanize(args.older_than)
         );
     }
-    Ok(if refused > 0 {
-        Outcome::ProblemsFound
-    } else {
-        Outcome::Success
-    })
-}
-
-/// What prune does with one key.
-#[derive(Debug, PartialEq, Eq)]
-enum Decision {
-    /// Not a candidate (too young, the sealing key, unreadable).
-    Keep(String),
-    /// Old, but something is still sealed to it: these.
-    InUse(Vec<String>),
-    /// Old and unused.
-    Delete,
-}
-
-#[derive(Debug)]
-struct PruneDecision {
-    name: String,
-    fingerprint: String,
-    created: String,
-    decision: Decision,
-}
-
-/// Decides, for every key, whether it may be pruned.
-fn plan_prune(
-    store: &KeyStore,
-    in_cluster: &[SealedSecret],
-    repo: &[(String, SealedSecret)],
-    older_than: Duration,
-    now: SystemTime,
-) -> Vec<PruneDecision> {
-    let cutoff = now
-        .checked_sub(older_than)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let sealing = store.sealing_key().map(|k| k.name.clone());
-    let ring = store.keyring();
-    let mut users: BTreeMap<Fingerprint, Vec<String>> = BTreeMap::new();
-    let everything = in_cluster
-        .iter()
-        .map(|s| (format!("cluster: {}", display_name(s)), s))
-        .chain(repo.iter().map(|(place, s)| (place.clone(), s)));
-    for (place, object) in everything {
-        let mut keys = ring.usage(object).keys;
-        if let Some(hint) = object.sealing_key_hint() {
-            keys.insert(hint);
-        }
-        for key in keys {
-            users.entry(key).or_default().push(place.clone());
-        }
-    }
-    store
-        .keys
-        .iter()
-        .map(|key| {
-            let fingerprint = key
-                .fingerprint
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), ToString::to_string);
-            let decision = if sealing.as_deref() == Some(key.name.as_str()) {
-                Decision::Keep("the sealing key is never pruned".to_owned())
-            } else if let Some(problem) = &key.problem {
-                Decision::Keep(format!("{problem}; inspect it by hand"))
-            } else if key.created().is_none_or(|created| created >= cutoff) {
-                Decision::Keep(format!("younger than {}", humanize(older_than)))
-            } else {
-                match key.fingerprint.as_ref().and_then(|f| users.get(f)) {
-                    Some(places) if !places.is_empty() => Decision::InUse(places.clone()),
-                    _ => Decision::Delete,
-                }
-            };
-            PruneDecision {
-                name: key.name.clone(),
-                fingerprint,
-                created: rfc3339(key.created()),
-                decision,
-            }
-        })
-        .collect()
-}
-
-fn humanize(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s => format!("{s}s"),
-    }
+    refused
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_back() {
-        assert_eq!(humanize(Duration::from_secs(90 * 86_400)), "90d");
-        assert_eq!(humanize(Duration::from_secs(7200)), "2h");
-    }
 
     #[test]
     fn tables_align() {

@@ -5,82 +5,33 @@
 //! their ciphertext byte for byte. The file is replaced atomically, in its own format.
 
 use std::io::{Read, Write};
+use std::path::Path;
 
 use aws_lc_rs::rand::SystemRandom;
+use sealbox_crds::SealedSecret;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 
+use crate::cert_choice::CertChoice;
 use crate::cli::MergeArgs;
-use crate::commands::seal::{note, seal_values};
 use crate::document::{Syntax, parse, read_file, read_input};
 use crate::error::{Error, Result};
-use crate::output::{Format, Visibility, render, write_atomically};
+use crate::output::{Format, Visibility, note, render, write_atomically};
 use crate::sealed;
+use crate::sealing::{load_key, seal_values};
 use crate::secret::SecretInput;
 
 /// Runs `sealbox merge`.
 pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result<()> {
-    let cert = crate::cert::resolve(args.cert.cert.as_ref(), &args.cluster.options())?;
+    let cluster = args.cluster.options();
+    let cert = CertChoice::new(args.cert.cert.as_ref(), &cluster).ignoring_rules()?;
+    let secret = read_secret(args, stdin)?;
     let into = &args.into;
-    let target_error = |problem: String| Error::MergeTarget {
-        path: into.clone(),
-        problem,
-    };
-
-    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
-    let input = parse(&input_name, &bytes)?;
-    let document = match input.documents.as_slice() {
-        [] => {
-            return Err(Error::NoDocuments {
-                input: input_name,
-                expected: "a Secret",
-            });
-        }
-        [one] => one,
-        [_, second, ..] => {
-            return Err(Error::InvalidDocument {
-                origin: second.origin.clone(),
-                field: "(document)".to_owned(),
-                problem: "merge takes exactly one Secret; merge them one by one".to_owned(),
-            });
-        }
-    };
-    let secret = SecretInput::from_document(document)?;
-    if secret.data.is_empty() && !args.allow_empty_data {
-        return Err(Error::EmptyData {
-            origin: secret.origin.clone(),
-        });
-    }
-
-    if into.is_dir() {
-        return Err(target_error(
-            "it is a directory; pass the sealed file".to_owned(),
-        ));
-    }
     let into_name = into.display().to_string();
-    let existing = read_file(into).map_err(|source| Error::ReadInput {
-        input: into_name.clone(),
-        source,
-    })?;
-    let target = parse(&into_name, &existing)?;
-    let sealed_document = match target.documents.as_slice() {
-        [one] => one,
-        other => {
-            return Err(target_error(format!(
-                "it holds {} documents; merge needs exactly one SealedSecret",
-                other.len()
-            )));
-        }
-    };
-    let mut sealed = sealed::from_document(sealed_document)?;
+    let (mut sealed, syntax) = read_target(into)?;
     let scope = sealed.scope();
-    if scope != Scope::ClusterWide && sealed.metadata.namespace.is_none() {
-        return Err(target_error(format!(
-            "metadata.namespace is missing, but its {scope} scope binds the values to a namespace; add the namespace it was sealed for"
-        )));
-    }
 
-    let key = crate::commands::seal::load_key(&cert)?;
+    let key = load_key(&cert)?;
     let input_display = secret.display_name();
     let target_display = sealed::display_name(&sealed);
     if secret.name.is_some() && input_display != target_display {
@@ -129,7 +80,7 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     }
     sealed.status = None;
 
-    let format = match target.syntax {
+    let format = match syntax {
         Syntax::Yaml => Format::Yaml,
         Syntax::Json => Format::Json,
     };
@@ -142,4 +93,70 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
         replaced.join(", ")
     );
     Ok(())
+}
+
+/// The one Secret to merge, with data unless `--allow-empty-data`.
+fn read_secret(args: &MergeArgs, stdin: impl Read) -> Result<SecretInput> {
+    let (input_name, bytes) = read_input(args.input.file.as_deref(), stdin)?;
+    let input = parse(&input_name, &bytes)?;
+    let document = match input.documents.as_slice() {
+        [] => {
+            return Err(Error::NoDocuments {
+                input: input_name,
+                expected: "a Secret",
+            });
+        }
+        [one] => one,
+        [_, second, ..] => {
+            return Err(Error::InvalidDocument {
+                origin: second.origin.clone(),
+                field: "(document)".to_owned(),
+                problem: "merge takes exactly one Secret; merge them one by one".to_owned(),
+            });
+        }
+    };
+    let secret = SecretInput::from_document(document)?;
+    if secret.data.is_empty() && !args.allow_empty_data {
+        return Err(Error::EmptyData {
+            origin: secret.origin.clone(),
+        });
+    }
+    Ok(secret)
+}
+
+/// The sealed file merged into: its one SealedSecret, bound to a namespace unless
+/// cluster-wide, and the file's syntax (kept when it is written back).
+fn read_target(into: &Path) -> Result<(SealedSecret, Syntax)> {
+    let target_error = |problem: String| Error::MergeTarget {
+        path: into.to_owned(),
+        problem,
+    };
+    if into.is_dir() {
+        return Err(target_error(
+            "it is a directory; pass the sealed file".to_owned(),
+        ));
+    }
+    let into_name = into.display().to_string();
+    let existing = read_file(into).map_err(|source| Error::ReadInput {
+        input: into_name.clone(),
+        source,
+    })?;
+    let target = parse(&into_name, &existing)?;
+    let sealed_document = match target.documents.as_slice() {
+        [one] => one,
+        other => {
+            return Err(target_error(format!(
+                "it holds {} documents; merge needs exactly one SealedSecret",
+                other.len()
+            )));
+        }
+    };
+    let sealed = sealed::from_document(sealed_document)?;
+    let scope = sealed.scope();
+    if scope != Scope::ClusterWide && sealed.metadata.namespace.is_none() {
+        return Err(target_error(format!(
+            "metadata.namespace is missing, but its {scope} scope binds the values to a namespace; add the namespace it was sealed for"
+        )));
+    }
+    Ok((sealed, target.syntax))
 }

@@ -30,17 +30,15 @@ use serde_json::Value;
 
 use crate::Outcome;
 use crate::bounded;
-use crate::cert::{self, CertSource, Expiry, parse_sealing_key};
+use crate::cert::{CertSource, Expiry, KeyCache, parse_sealing_key};
+use crate::cert_choice::CertChoice;
 use crate::cli::ReencryptArgs;
 use crate::cluster::{self, Cluster, ClusterOptions};
-use crate::commands::check::KeyCache;
-use crate::commands::seal::note;
-use crate::commands::unseal::load_keys;
 use crate::config::{Configs, select_files};
 use crate::document::{Input, Syntax, parse, read_file};
 use crate::error::{Error, Result};
-use crate::keyring::Keyring;
-use crate::output::{Format, Visibility, render, write_atomically};
+use crate::keyring::{Keyring, load_keys};
+use crate::output::{Format, Visibility, note, render, write_atomically};
 use crate::sealed;
 
 /// What happened to one file.
@@ -192,24 +190,6 @@ fn report(
     }
 }
 
-/// The certificate for `file`: the flag, else its `.sealbox.yaml` rule, else the cluster.
-fn cert_for(
-    args: &ReencryptArgs,
-    cluster: &ClusterOptions,
-    configs: &mut Configs,
-    file: &Path,
-) -> Result<CertSource> {
-    if let Some(source) = &args.cert.cert {
-        return Ok(source.clone());
-    }
-    if let Some(config) = configs.for_path(file)?
-        && let Some(source) = config.cert_for(file, cluster)
-    {
-        return Ok(source);
-    }
-    cert::resolve(None, cluster)
-}
-
 fn run_offline(
     args: &ReencryptArgs,
     files: &[PathBuf],
@@ -218,13 +198,14 @@ fn run_offline(
 ) -> Result<Vec<FileResult>> {
     let ring = Keyring::new(load_keys(&args.keys)?);
     let cluster = args.cluster.options();
+    let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     // Sealing to an expired certificate is refused, as `seal` does.
     let mut keys = KeyCache::new(Expiry::Refuse);
     let rng = SystemRandom::new();
     let mut results = Vec::with_capacity(files.len());
     for file in files {
         progress.set_message(file.display().to_string());
-        let source = cert_for(args, &cluster, configs, file)?;
+        let source = choice.for_path(configs, file)?;
         let current = keys.get(&source)?;
         let result = match read_sealed_file(file) {
             Err(result) => result,
@@ -524,7 +505,18 @@ fn edit(
         );
     }
 
-    // Parse the result and compare, hints aside, with what was intended.
+    check_edit(&text, expected, changes, &current_hint)?;
+    Ok((text, rerender))
+}
+
+/// Parses the edited text and compares it, hints aside, with what was intended; every changed
+/// document must carry the current hint.
+fn check_edit(
+    text: &str,
+    expected: Vec<Value>,
+    changes: &[(usize, &BTreeMap<String, String>)],
+    current_hint: &str,
+) -> std::result::Result<(), String> {
     let reparsed = parse("(result)", text.as_bytes()).map_err(|e| {
         format!(
             "the edited file does not parse ({}); nothing was written",
@@ -553,7 +545,7 @@ fn edit(
             return Err("a sealing-key hint could not be updated; nothing was written".to_owned());
         }
     }
-    Ok((text, rerender))
+    Ok(())
 }
 
 fn hint_of(value: &Value) -> Option<&str> {

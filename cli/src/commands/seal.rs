@@ -1,51 +1,26 @@
 //! `sealbox seal`: Secrets in, SealedSecrets out; and `seal --raw` for one value.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
 
 use aws_lc_rs::rand::SystemRandom;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use sealbox_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec, TemplateMetadata};
 use sealbox_crypto::Scope;
-use sealbox_crypto::scope::{
-    CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
-};
-use zeroize::Zeroizing;
+use sealbox_crypto::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
 
-use crate::cert::{self, CertSource, Expiry, SealingKey};
+use crate::cert::CertSource;
+use crate::cert_choice::CertChoice;
 use crate::cli::SealArgs;
 use crate::config::Configs;
 use crate::document::{read_documents, read_input};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::origin::Origin;
-use crate::output::{Visibility, emit, render};
+use crate::output::{Visibility, emit, note, render};
+use crate::sealing::{Target, load_key, seal_secret, seal_value};
 use crate::secret::SecretInput;
 
 /// The namespace when nothing else names one, like kubectl.
 pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// Where a Secret is sealed for: the SealedSecret's name, namespace and scope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.namespace`; `None` only for cluster-wide without a namespace.
-    pub namespace: Option<String>,
-    /// The scope, bound into every value.
-    pub scope: Scope,
-}
-
-impl Target {
-    /// The RSA-OAEP label of this target.
-    pub fn label(&self) -> Vec<u8> {
-        self.scope
-            .label(self.namespace.as_deref().unwrap_or_default(), &self.name)
-    }
-}
 
 /// Runs `sealbox seal`.
 pub fn run(
@@ -54,9 +29,9 @@ pub fn run(
     stdout: impl Write,
     mut stderr: impl Write,
 ) -> Result<()> {
-    let rules = RepoRules::for_seal(args)?;
+    let mut rules = RepoRules::for_seal(args)?;
     if args.raw {
-        return run_raw(args, &rules, stdin, stdout);
+        return run_raw(args, &mut rules, stdin, stdout);
     }
     let cert = rules.cert(args)?;
     let input = read_documents(args.input.file.as_deref(), stdin, "a Secret")?;
@@ -101,13 +76,6 @@ pub fn run(
         Visibility::Public,
         stdout,
     )
-}
-
-/// Loads the certificate, refusing an expired one.
-pub fn load_key(cert: &CertSource) -> Result<SealingKey> {
-    let key = cert.load(SystemTime::now(), Expiry::Refuse)?;
-    tracing::debug!(cert = %cert, fingerprint = %key.public_key.fingerprint(), "loaded the sealing key");
-    Ok(key)
 }
 
 /// Decides name, namespace and scope of one Secret from the flags and the Secret itself.
@@ -210,94 +178,13 @@ impl NamespaceDefaults {
     }
 }
 
-/// Writes a `note:` line to stderr; a failing stderr is no reason to fail the command.
-pub fn note(stderr: &mut impl Write, message: std::fmt::Arguments<'_>) {
-    let _ = writeln!(stderr, "note: {message}");
-}
-
-/// Seals every value of `data` for `label`, base64-encoded.
-pub fn seal_values(
-    data: &BTreeMap<String, Zeroizing<Vec<u8>>>,
-    key: &SealingKey,
-    label: &[u8],
-    origin: &Origin,
-    rng: &SystemRandom,
-) -> Result<BTreeMap<String, String>> {
-    data.iter()
-        .map(|(name, plaintext)| {
-            let sealed =
-                sealbox_crypto::seal(rng, &key.public_key, plaintext, label).map_err(|source| {
-                    Error::Seal {
-                        origin: origin.clone(),
-                        field: crate::origin::field_path("data", name),
-                        source: Box::new(source),
-                    }
-                })?;
-            Ok((name.clone(), STANDARD.encode(sealed)))
-        })
-        .collect()
-}
-
-/// Builds the SealedSecret for one Secret: values sealed, metadata and type moved to the
-/// template, scope and key hint on the top-level annotations.
-pub fn seal_secret(
-    secret: &SecretInput,
-    target: &Target,
-    key: &SealingKey,
-    rng: &SystemRandom,
-) -> Result<SealedSecret> {
-    let encrypted_data = seal_values(&secret.data, key, &target.label(), &secret.origin, rng)?;
-
-    let mut annotations = BTreeMap::new();
-    if let Some(annotation) = target.scope.annotation() {
-        annotations.insert(annotation.to_owned(), "true".to_owned());
-    }
-    annotations.insert(
-        SEALING_KEY_ANNOTATION.to_owned(),
-        key.public_key.fingerprint().to_string(),
-    );
-
-    // The scope lives on the SealedSecret itself; in the template it would only mislead.
-    let mut template_annotations = secret.annotations.clone();
-    template_annotations.remove(CLUSTER_WIDE_ANNOTATION);
-    template_annotations.remove(NAMESPACE_WIDE_ANNOTATION);
-    let template = SecretTemplateSpec {
-        metadata: Some(TemplateMetadata {
-            name: Some(target.name.clone()),
-            namespace: target.namespace.clone(),
-            labels: non_empty(secret.labels.clone()),
-            annotations: non_empty(template_annotations),
-            finalizers: secret.finalizers.clone(),
-            other: secret.other_metadata.clone(),
-        }),
-        type_: secret.type_.clone(),
-        immutable: secret.immutable,
-        data: None,
-    };
-
-    let mut sealed = SealedSecret::new(
-        &target.name,
-        SealedSecretSpec {
-            encrypted_data,
-            template: Some(template),
-            data: None,
-        },
-    );
-    sealed.metadata.namespace = target.namespace.clone();
-    sealed.metadata.annotations = Some(annotations);
-    Ok(sealed)
-}
-
-fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
-    (!map.is_empty()).then_some(map)
-}
-
-/// What the `.sealbox.yaml` rule for this seal says: where the certificate comes from and the
-/// default scope. The rule is chosen by the output file (`-w`), else the input file (`-f`),
+/// The `.sealbox.yaml` rule for this seal: its default scope, and the path whose rule may name
+/// the certificate. The rule is chosen by the output file (`-w`), else the input file (`-f`),
 /// else the current directory.
 #[derive(Debug, Default)]
 struct RepoRules {
-    cert: Option<CertSource>,
+    path: Option<PathBuf>,
+    configs: Configs,
     scope: Option<Scope>,
 }
 
@@ -311,37 +198,39 @@ impl RepoRules {
                 args.input
                     .file
                     .clone()
-                    .filter(|f| f.as_path() != std::path::Path::new("-"))
+                    .filter(|f| f.as_path() != Path::new("-"))
             })
             .or_else(|| std::env::current_dir().ok());
-        let Some(path) = path else {
-            return Ok(RepoRules::default());
-        };
-        let Some(config) = Configs::default().for_path(&path)? else {
-            return Ok(RepoRules::default());
-        };
-        let Some(rule) = config.rule_for(&path) else {
-            return Ok(RepoRules::default());
-        };
-        tracing::debug!(config = %config.file.display(), rule = %rule.path, "using a .sealbox.yaml rule");
-        Ok(RepoRules {
-            cert: rule.cert_source(&config.dir, &args.cluster.options()),
-            scope: rule.scope.map(Into::into),
-        })
+        let mut rules = RepoRules::default();
+        if let Some(path) = &path
+            && let Some(config) = rules.configs.for_path(path)?
+            && let Some(rule) = config.rule_for(path)
+        {
+            tracing::debug!(config = %config.file.display(), rule = %rule.path, "using a .sealbox.yaml rule");
+            rules.scope = rule.scope.map(Into::into);
+        }
+        rules.path = path;
+        Ok(rules)
     }
 
-    /// The certificate: `--cert` (or `SEALBOX_CERT`), else the rule's, else the cluster.
-    fn cert(&self, args: &SealArgs) -> Result<CertSource> {
-        match (&args.cert.cert, &self.cert) {
-            (Some(flag), _) => Ok(flag.clone()),
-            (None, Some(rule)) => Ok(rule.clone()),
-            (None, None) => cert::resolve(None, &args.cluster.options()),
+    /// The certificate, by the one precedence rule ([`CertChoice`]).
+    fn cert(&mut self, args: &SealArgs) -> Result<CertSource> {
+        let cluster = args.cluster.options();
+        let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
+        match &self.path {
+            Some(path) => choice.for_path(&mut self.configs, path),
+            None => choice.ignoring_rules(),
         }
     }
 }
 
 /// `seal --raw`: one value, bound to the flags' namespace and name, printed as base64.
-fn run_raw(args: &SealArgs, rules: &RepoRules, stdin: impl Read, stdout: impl Write) -> Result<()> {
+fn run_raw(
+    args: &SealArgs,
+    rules: &mut RepoRules,
+    stdin: impl Read,
+    stdout: impl Write,
+) -> Result<()> {
     let scope: Scope = args
         .scope
         .map(Into::into)
@@ -379,13 +268,8 @@ fn run_raw(args: &SealArgs, rules: &RepoRules, stdin: impl Read, stdout: impl Wr
         document: 1,
         item: None,
     };
-    let sealed = sealbox_crypto::seal(&SystemRandom::new(), &key.public_key, &value, &label)
-        .map_err(|source| Error::Seal {
-            origin,
-            field: "(raw value)".to_owned(),
-            source: Box::new(source),
-        })?;
-    let mut line = STANDARD.encode(sealed);
+    let field = "(raw value)".to_owned();
+    let mut line = seal_value(&value, &key, &label, &origin, field, &SystemRandom::new())?;
     line.push('\n');
     emit(
         line.as_bytes(),

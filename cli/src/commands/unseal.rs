@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -16,14 +15,12 @@ use sealbox_crypto::{Error as CryptoError, PrivateKey, Scope};
 use serde::Serialize;
 use zeroize::Zeroize;
 
-use crate::bounded;
 use crate::cli::UnsealArgs;
-use crate::commands::seal::note;
 use crate::document::read_documents;
 use crate::error::{Error, Result};
-use crate::keyring::hinted_first;
+use crate::keyring::{hinted_first, load_keys};
 use crate::origin::Origin;
-use crate::output::{Visibility, emit, render};
+use crate::output::{Visibility, emit, note, render};
 use crate::sealed::{self, display_name};
 use crate::secret::decode_base64;
 
@@ -53,26 +50,6 @@ pub fn run(
         Visibility::Private,
         stdout,
     )
-}
-
-/// Reads every key from every `--key` file, in order.
-pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
-    let mut keys = Vec::new();
-    for path in paths {
-        let bytes =
-            bounded::read_bounded(path, bounded::KEY_FILE).map_err(|source| Error::ReadKey {
-                path: path.clone(),
-                source,
-            })?;
-        let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
-            .map_err(|source| Error::ParseKey {
-                path: path.clone(),
-                source: Box::new(source),
-            })?;
-        tracing::debug!(path = %path.display(), keys = found.len(), "loaded private keys");
-        keys.extend(found);
-    }
-    Ok(keys)
 }
 
 /// A Secret as `unseal` prints it. Its values are zeroized on drop; `Debug` shows key names only.
@@ -142,6 +119,55 @@ pub fn unseal_secret(
             ),
         });
     }
+    let (mut data, failures) = decrypt_values(sealed, keys);
+    if !failures.is_empty() {
+        data.values_mut().for_each(Zeroize::zeroize);
+        return Err(Error::Unseal {
+            origin: origin.clone(),
+            object: display_name(sealed),
+            scope,
+            failures,
+        });
+    }
+
+    let template = sealed.spec.template.clone().unwrap_or_default();
+    if let Some(templated) = template.data.as_ref().filter(|d| !d.is_empty()) {
+        let keys: Vec<&str> = templated.keys().map(String::as_str).collect();
+        for key in &keys {
+            if let Some(mut value) = data.remove(*key) {
+                value.zeroize();
+            }
+        }
+        note(
+            stderr,
+            format_args!(
+                "{origin}: spec.template.data keys [{}] are rendered by the controller, not offline; they are left out",
+                keys.join(", ")
+            ),
+        );
+    }
+    let metadata = template.metadata.unwrap_or_default();
+    Ok(UnsealedSecret {
+        api_version: "v1",
+        kind: "Secret",
+        metadata: UnsealedMetadata {
+            name,
+            namespace,
+            labels: metadata.labels.filter(|m| !m.is_empty()),
+            annotations: metadata.annotations.filter(|m| !m.is_empty()),
+        },
+        type_: template.type_,
+        immutable: template.immutable,
+        data,
+    })
+}
+
+/// Decrypts every value of `sealed`: the base64 plaintexts, and the keys that did not decrypt
+/// with why.
+fn decrypt_values(
+    sealed: &SealedSecret,
+    keys: &[PrivateKey],
+) -> (BTreeMap<String, String>, Vec<(String, String)>) {
     let label = sealed.label();
     // The key the hint names first; after a value opens, the key that opened it (the values of
     // one SealedSecret are sealed to one key, so without a hint only the first value may cost
@@ -168,42 +194,5 @@ pub fn unseal_secret(
             Err(e) => failures.push((key.clone(), format!("failed ({})", e.category()))),
         }
     }
-    if !failures.is_empty() {
-        data.values_mut().for_each(Zeroize::zeroize);
-        return Err(Error::Unseal {
-            origin: origin.clone(),
-            object: display_name(sealed),
-            scope,
-            failures,
-        });
-    }
-
-    let template = sealed.spec.template.clone().unwrap_or_default();
-    if let Some(templated) = template.data.as_ref().filter(|d| !d.is_empty()) {
-        let keys: Vec<&str> = templated.keys().map(String::as_str).collect();
-        for key in &keys {
-            data.remove(*key);
-        }
-        note(
-            stderr,
-            format_args!(
-                "{origin}: spec.template.data keys [{}] are rendered by the controller, not offline; they are left out",
-                keys.join(", ")
-            ),
-        );
-    }
-    let metadata = template.metadata.unwrap_or_default();
-    Ok(UnsealedSecret {
-        api_version: "v1",
-        kind: "Secret",
-        metadata: UnsealedMetadata {
-            name,
-            namespace,
-            labels: metadata.labels.filter(|m| !m.is_empty()),
-            annotations: metadata.annotations.filter(|m| !m.is_empty()),
-        },
-        type_: template.type_,
-        immutable: template.immutable,
-        data,
-    })
+    (data, failures)
 }

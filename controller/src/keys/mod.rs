@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
+use sealbox_crypto::key_order::{self, KeyAge};
 use sealbox_crypto::{Certificate, Fingerprint, KeyPair, PrivateKey, RsaKeyRing};
 use zeroize::Zeroize as _;
 
@@ -80,6 +81,14 @@ impl KeyEntry {
     pub fn not_before(&self) -> SystemTime {
         self.pair.certificate.not_before()
     }
+
+    /// What [`key_order`] decides the sealing key by.
+    pub fn age(&self) -> KeyAge<'_> {
+        KeyAge {
+            not_before: self.not_before(),
+            secret_name: &self.secret_name,
+        }
+    }
 }
 
 impl fmt::Debug for KeyEntry {
@@ -132,14 +141,10 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// Orders `entries` newest first and drops duplicates of the same key (a key may be stored
-    /// twice, e.g. as the legacy Secret and as a labelled copy).
+    /// Orders `entries` newest first ([`key_order`]) and drops duplicates of the same key (a key
+    /// may be stored twice, e.g. as the legacy Secret and as a labelled copy).
     pub fn new(mut entries: Vec<KeyEntry>, ops: Arc<PrivateKeyOps>) -> Keys {
-        entries.sort_by(|a, b| {
-            b.not_before()
-                .cmp(&a.not_before())
-                .then_with(|| a.secret_name.cmp(&b.secret_name))
-        });
+        key_order::sort_newest_first(&mut entries, KeyEntry::age);
         let mut by_fingerprint = HashMap::with_capacity(entries.len());
         let mut unique = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -162,7 +167,7 @@ impl Keys {
         &self.entries
     }
 
-    /// The key new values are sealed with: the newest.
+    /// The key new values are sealed with: the first, as [`key_order`] sorted them.
     pub fn sealing_key(&self) -> Option<&KeyEntry> {
         self.entries.first()
     }

@@ -1,0 +1,377 @@
+//! The controller under the API double's faults (issue 20): what a watch gap, a deletion racing
+//! a reconcile and a transient error must and must not leave behind. Each test pins one finding
+//! of the fault soak; those that fail today are ignored with the reason, until the fix.
+//!
+//! The controller runs in process where the test only looks at the API, and as a process
+//! (`process::ControllerProcess`) where the test reads its log.
+
+mod process;
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::core::GroupVersionResource;
+use sealbox_crds::SealedSecret;
+use sealbox_tests::{ApiServer, FaultRule, Requests, Served};
+use support::{NS, TestResult, pair, plain_secret, secret_data, start_controller, until};
+use tokio::time::Instant;
+
+use process::ControllerProcess;
+
+/// How long a repair may take once the API is healthy again: the issue asks for "within
+/// seconds"; this leaves room for a loaded machine.
+const REPAIR: Duration = Duration::from_secs(10);
+
+fn secrets_gvr() -> GroupVersionResource {
+    GroupVersionResource::gvr("", "v1", "secrets")
+}
+
+/// SealedSecret `NS/name` holding `value` under key `value`, sealed for test key 0.
+fn sealed(name: &str, value: &str) -> SealedSecret {
+    sealbox_tests::fixtures::sealed_secret(&pair(0).certificate, NS, name, &[("value", value)], &[])
+}
+
+async fn create(server: &ApiServer, sealed: &SealedSecret) -> TestResult<SealedSecret> {
+    Ok(Api::<SealedSecret>::namespaced(server.client(), NS)
+        .create(&PostParams::default(), sealed)
+        .await?)
+}
+
+/// The controller ownerReference's uid of Secret `NS/name`.
+fn owner_uid(secret: &Secret) -> Option<String> {
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.kind == "SealedSecret" && r.controller == Some(true))
+        .map(|r| r.uid.clone())
+}
+
+/// Whether Secret `NS/name` holds exactly `value` and is owned by SealedSecret uid `uid`.
+fn secret_is(server: &ApiServer, name: &str, value: &str, uid: &str) -> bool {
+    server.get::<Secret>(Some(NS), name).is_some_and(|s| {
+        secret_data(&s) == support::map(&[("value", value)])
+            && owner_uid(&s).as_deref() == Some(uid)
+    })
+}
+
+/// The Synced condition's status of SealedSecret `NS/name`, if its observedGeneration is
+/// current.
+fn synced(server: &ApiServer, name: &str) -> Option<String> {
+    let sealed = server.get::<SealedSecret>(Some(NS), name)?;
+    let status = sealed.status.as_ref()?;
+    if status.observed_generation != sealed.metadata.generation {
+        return None;
+    }
+    sealed.synced_condition().map(|c| c.status.clone())
+}
+
+/// Successful lists of `resource` in the request log after its first `skip` entries.
+fn successful_lists_after(server: &ApiServer, skip: usize, resource: &str) -> usize {
+    server
+        .request_log()
+        .iter()
+        .skip(skip)
+        .filter(|r| r.resource == resource && r.verb == "list" && r.status == 200)
+        .count()
+}
+
+/// Polls `check` until it holds or `wait` passes; whether it held.
+async fn holds_within(wait: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Finding 1: a Secret deleted while the Secret watch could not relist (after a 410, lists
+/// failing for a while) is restored once the API recovers, and its SealedSecret does not keep
+/// saying Synced while it is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 20 finding 1: fails until a watch that relists reconciles the SealedSecrets \
+            whose Secrets went missing in the gap (and a periodic resync backs it up)"]
+async fn a_secret_deleted_during_a_watch_gap_is_restored() -> TestResult {
+    let server = support::api_server(&[0]).await?;
+    let running = start_controller(&server, &["--leader-elect=false"]).await?;
+    until("the controller ready", || running.is_ready()).await?;
+    let uid = create(&server, &sealed("gap", "before the gap"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    until("the Secret", || {
+        secret_is(&server, "gap", "before the gap", &uid)
+    })
+    .await?;
+    until("Synced", || {
+        synced(&server, "gap").as_deref() == Some("True")
+    })
+    .await?;
+
+    // The gap: a compaction ends every watch with 410 Gone, and lists of Secrets fail, so the
+    // Secret watch cannot relist; the Secret is deleted meanwhile. The SealedSecret watch
+    // relists (and its reconcile runs) inside the gap, then the Secret lists recover.
+    server.fail_next(
+        FaultRule::status(500)
+            .resource("secrets")
+            .verb("list")
+            .times(usize::MAX),
+    );
+    let compacted = server.request_log().len();
+    server.compact();
+    server
+        .delete_object(&secrets_gvr(), Some(NS), "gap")
+        .ok_or("the Secret to delete")?;
+    until("the SealedSecrets relisted in the gap", || {
+        successful_lists_after(&server, compacted, "sealedsecrets") > 0
+    })
+    .await?;
+    // Its reconcile takes milliseconds.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let recovered = server.request_log().len();
+    server.clear_faults();
+    until("the Secrets relisted after the gap", || {
+        successful_lists_after(&server, recovered, "secrets") > 0
+    })
+    .await?;
+
+    let restored = holds_within(REPAIR, || secret_is(&server, "gap", "before the gap", &uid)).await;
+    let report = server.fault_report();
+    assert!(report.errors(500) > 0, "the outage struck: {report:?}");
+    assert!(
+        restored,
+        "the Secret deleted during the watch gap was not restored within {REPAIR:?} of the \
+         Secret watch's recovery; Synced={:?}",
+        synced(&server, "gap")
+    );
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// Finding 2, the cold-start race: a SealedSecret deleted while its reconcile was on its way
+/// (it had read the object and was about to write) gets no Secret. The reconcile is held at its
+/// read of the Secret by a pause, the SealedSecret is deleted, then the pause is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 20 finding 2: fails until the controller re-checks the SealedSecret (or writes \
+            with a precondition) right before writing its Secret"]
+async fn no_secret_is_written_for_a_sealed_secret_deleted_before_the_write() -> TestResult {
+    let server = support::api_server(&[0]).await?;
+    let running = start_controller(&server, &["--leader-elect=false"]).await?;
+    until("the controller ready", || running.is_ready()).await?;
+
+    let held = server.pause(
+        Requests::any()
+            .resource("secrets")
+            .verb("get")
+            .path_contains(&format!("/namespaces/{NS}/secrets/late")),
+    );
+    create(&server, &sealed("late", "never to be written")).await?;
+    until("the reconcile to read the Secret", || {
+        server.fault_report().paused > 0
+    })
+    .await?;
+    Api::<SealedSecret>::namespaced(server.client(), NS)
+        .delete("late", &DeleteParams::default())
+        .await?;
+    held.release();
+
+    // What the reconcile does next takes milliseconds; a write would show at once.
+    let written = holds_within(Duration::from_secs(3), || {
+        server.get::<Secret>(Some(NS), "late").is_some()
+    })
+    .await;
+    assert!(
+        !written,
+        "a Secret was written for a SealedSecret deleted before the write: {:?}",
+        server
+            .get::<Secret>(Some(NS), "late")
+            .map(|s| s.metadata.owner_references)
+    );
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// Finding 2, the re-creation: a SealedSecret deleted and created again under the same name
+/// (before the garbage collector removed the old Secret) takes over the Secret its previous
+/// incarnation owned, instead of refusing it as "not managed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 20 finding 2: fails until a SealedSecret takes over a Secret owned by a \
+            previous, deleted incarnation of itself"]
+async fn a_recreated_sealed_secret_takes_over_the_secret_of_its_previous_incarnation() -> TestResult
+{
+    let server = support::api_server(&[0]).await?;
+    let running = start_controller(&server, &["--leader-elect=false"]).await?;
+    until("the controller ready", || running.is_ready()).await?;
+    let first = create(&server, &sealed("again", "first"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    until("the first Secret", || {
+        secret_is(&server, "again", "first", &first)
+    })
+    .await?;
+
+    // Deleted; the Secret stays as it was until the garbage collector comes by (on the double
+    // it collects at once: put it back as a real cluster would still show it).
+    let mut left = server.get::<Secret>(Some(NS), "again").ok_or("Secret")?;
+    server.delete_object(
+        &GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets"),
+        Some(NS),
+        "again",
+    );
+    left.metadata.resource_version = None;
+    left.metadata.uid = None;
+    server.put(&left)?;
+    let second = create(&server, &sealed("again", "second"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    assert_ne!(first, second);
+
+    let taken_over = holds_within(REPAIR, || secret_is(&server, "again", "second", &second)).await;
+    assert!(
+        taken_over,
+        "the re-created SealedSecret did not take over the Secret of its previous incarnation; \
+         Synced={:?}, message {:?}",
+        synced(&server, "again"),
+        server
+            .get::<SealedSecret>(Some(NS), "again")
+            .and_then(|s| s.synced_condition().and_then(|c| c.message.clone()))
+    );
+    assert_eq!(synced(&server, "again").as_deref(), Some("True"));
+    running.shutdown().await?;
+    Ok(())
+}
+
+/// The double served on 127.0.0.1 and one controller process against it (no leader
+/// election), its log in a scratch directory.
+struct Logged {
+    server: ApiServer,
+    _served: Served,
+    controller: ControllerProcess,
+    dir: std::path::PathBuf,
+}
+
+impl Logged {
+    async fn start(name: &str) -> TestResult<Logged> {
+        let server = support::api_server(&[0]).await?;
+        let served = server.serve_local().await?;
+        let dir = process::scratch_dir(name)?;
+        let kubeconfig = served.write_kubeconfig(dir.join("kubeconfig"))?;
+        let controller = ControllerProcess::spawn(
+            &kubeconfig,
+            &dir,
+            "controller",
+            &["--leader-elect=false", "--log-format=json"],
+        )?;
+        Ok(Logged {
+            server,
+            _served: served,
+            controller,
+            dir,
+        })
+    }
+
+    /// Warnings and errors (JSON log records) that mention `name`.
+    fn problems_naming(&self, name: &str) -> Vec<String> {
+        self.controller
+            .log_text()
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .is_ok_and(|record| matches!(record["level"].as_str(), Some("WARN" | "ERROR")))
+                    && line.contains(name)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn finish(mut self) {
+        self.controller.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Finding 5: a transient API error is logged once, naming the object (it was logged twice:
+/// by the error policy, and by the kube client's own record of the failed request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_error_is_logged_once() -> TestResult {
+    let logged = Logged::start("faults-transient-log").await?;
+    let server = &logged.server;
+    server.fail_next(
+        FaultRule::status(500)
+            .method("PATCH")
+            .resource("secrets")
+            .path_contains("/secrets/flaky"),
+    );
+    let uid = create(server, &sealed("flaky", "flaky value"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    until("the Secret after a retry", || {
+        secret_is(server, "flaky", "flaky value", &uid)
+    })
+    .await?;
+    until("Synced", || {
+        synced(server, "flaky").as_deref() == Some("True")
+    })
+    .await?;
+    assert_eq!(server.fault_report().errors(500), 1);
+
+    let lines = logged.problems_naming("flaky");
+    assert_eq!(
+        lines.len(),
+        1,
+        "the transient error should be logged once:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines[0].contains("injected fault: 500"),
+        "says what failed: {}",
+        lines[0]
+    );
+    logged.finish();
+    Ok(())
+}
+
+/// Finding 5: refusing to overwrite a foreign Secret is logged once, naming the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "issue 20 finding 5: fails until a refusal to overwrite a foreign Secret is logged \
+            once per term (today once per reconcile: the status it writes brings another)"]
+async fn a_refusal_to_overwrite_a_foreign_secret_is_logged_once() -> TestResult {
+    let logged = Logged::start("faults-refusal-log").await?;
+    let server = &logged.server;
+    server.put(&plain_secret("taken", &[], &[], &[("value", "theirs")]))?;
+    create(server, &sealed("taken", "ours")).await?;
+    until("Synced=False", || {
+        synced(server, "taken").as_deref() == Some("False")
+    })
+    .await?;
+    // Anything logged twice is logged at once, not later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let lines = logged.problems_naming("taken");
+    assert_eq!(
+        lines.len(),
+        1,
+        "the refusal should be logged once:\n{}",
+        lines.join("\n")
+    );
+    assert!(lines[0].contains("not managed"), "says why: {}", lines[0]);
+    let secret = server.get::<Secret>(Some(NS), "taken").ok_or("Secret")?;
+    assert_eq!(secret_data(&secret), support::map(&[("value", "theirs")]));
+    logged.finish();
+    Ok(())
+}
