@@ -571,6 +571,34 @@ pub struct SealArgs {
     /// With --raw: read the value from FILE instead of stdin.
     #[arg(long, value_name = "FILE", requires = "raw")]
     pub from_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub recipients: RecipientArgs,
+}
+
+/// Recipients beyond the one certificate: any of them makes every value a multi-recipient (age)
+/// value that each cluster and age key opens (docs/FORMAT.md). Only Sealbox controllers read
+/// those; a .sealbox.yaml rule may name the same (certs, contexts, recipients, recipientsFiles).
+#[derive(Debug, Args, Default)]
+pub struct RecipientArgs {
+    /// Also seal for this cluster's certificate: a PEM file or an http(s) URL. Repeat for several.
+    #[arg(long = "add-cert", value_name = "FILE|URL")]
+    pub add_certs: Vec<CertSource>,
+
+    /// Also seal for the controller of this kubeconfig context. Repeat for several.
+    #[arg(long = "add-context", value_name = "CONTEXT")]
+    pub add_contexts: Vec<String>,
+
+    /// Also seal for this age X25519 recipient (`age1…`), e.g. a break-glass key kept offline.
+    /// Repeat for several.
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1...")]
+    pub recipients: Vec<String>,
+
+    /// Also seal for every age recipient in FILE (one per line, `#` comments), as `age -R`
+    /// reads them. Repeat for several.
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
 }
 
 /// Flags of `sealbox merge`.
@@ -611,8 +639,17 @@ pub struct UnsealArgs {
     /// Private key file: PEM (PKCS#1 or PKCS#8), a key Secret (YAML or JSON, as backed up with
     /// `kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`) or a List
     /// of them. Repeat for several.
-    #[arg(long = "key", value_name = "FILE", required = true)]
+    #[arg(
+        long = "key",
+        value_name = "FILE",
+        required_unless_present = "identities"
+    )]
     pub keys: Vec<PathBuf>,
+
+    /// age identity file (`AGE-SECRET-KEY-1…`, as age-keygen writes it), e.g. the break-glass
+    /// key: opens multi-recipient values sealed for it. Repeat for several.
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 }
 
 /// Flags of `sealbox verify`.

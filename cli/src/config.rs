@@ -11,6 +11,12 @@
 //!     context: staging              # fetch the certificate from this kubeconfig context
 //!     controllerNamespace: kube-system
 //!     controllerName: sealed-secrets-controller
+//!   - path: "clusters/shared/**"     # multi-recipient: every cluster and key below opens each
+//!     cert: certs/eu.pem              # value (age format, Sealbox controllers only)
+//!     certs: [certs/us.pem]           # more clusters: files or URLs
+//!     contexts: [dr]                  # more clusters: kubeconfig contexts
+//!     recipients: [age1...]           # age keys, e.g. the security team's break-glass key
+//!     recipientsFiles: [keys/security-team.txt]
 //! ignore:                           # never looked at by `check` and `reencrypt`
 //!   - "charts/**"
 //! ```
@@ -58,6 +64,14 @@ struct RawRule {
     controller_name: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default)]
+    certs: Vec<String>,
+    #[serde(default)]
+    contexts: Vec<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default)]
+    recipients_files: Vec<String>,
 }
 
 /// One rule: files matching `path` use this certificate source and default scope.
@@ -72,6 +86,10 @@ pub struct Rule {
     controller_name: Option<String>,
     /// The default scope for `seal`.
     pub scope: Option<ScopeArg>,
+    certs: Vec<String>,
+    contexts: Vec<String>,
+    recipients: Vec<String>,
+    recipients_files: Vec<String>,
 }
 
 /// A parsed `.sealbox.yaml`.
@@ -137,6 +155,10 @@ impl RepoConfig {
                 controller_namespace: rule.controller_namespace,
                 controller_name: rule.controller_name,
                 scope,
+                certs: rule.certs,
+                contexts: rule.contexts,
+                recipients: rule.recipients,
+                recipients_files: rule.recipients_files,
             });
         }
         Ok(RepoConfig {
@@ -195,6 +217,40 @@ impl RepoConfig {
 }
 
 impl Rule {
+    /// The rule's recipients beyond its certificate (files relative to `base`; contexts with
+    /// `cluster`'s kubeconfig and the rule's controller).
+    pub fn extra_recipients(
+        &self,
+        base: &Path,
+        cluster: &ClusterOptions,
+    ) -> crate::recipients::RecipientSpec {
+        let mut spec = crate::recipients::RecipientSpec::default();
+        for cert in &self.certs {
+            spec.certs.push(match cert.parse::<CertSource>() {
+                Ok(CertSource::File(path)) if path.is_relative() => {
+                    CertSource::File(base.join(path))
+                }
+                Ok(other) => other,
+                Err(never) => match never {},
+            });
+        }
+        for context in &self.contexts {
+            let mut options = cluster.clone();
+            options.context = Some(context.clone());
+            if let Some(namespace) = &self.controller_namespace {
+                options.controller_namespace = namespace.clone();
+            }
+            if let Some(name) = &self.controller_name {
+                options.controller_name = name.clone();
+            }
+            spec.certs.push(CertSource::Cluster(options));
+        }
+        spec.age.extend(self.recipients.iter().cloned());
+        spec.age_files
+            .extend(self.recipients_files.iter().map(|f| base.join(f)));
+        spec
+    }
+
     /// The rule's certificate source: a file relative to `base`, a URL, or the cluster of a
     /// context (with `cluster`'s kubeconfig and the rule's controller).
     pub fn cert_source(&self, base: &Path, cluster: &ClusterOptions) -> Option<CertSource> {

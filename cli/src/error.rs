@@ -499,6 +499,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// A multi-recipient recipient (`--recipient`, a recipients file, a rule) is not usable.
+    #[error("{origin}: cannot seal for this recipient")]
+    InvalidAgeRecipient {
+        /// Where it was given: the flag, or a file and line.
+        origin: String,
+        /// sealbox-crypto's reason (the public recipient, bounded; never a secret).
+        #[source]
+        source: Box<sealbox_crypto::Error>,
+    },
+
+    /// A recipients file could not be read.
+    #[error("cannot read the recipients file {path}: {reason}")]
+    ReadRecipients {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// An age identity file could not be read.
     #[error("cannot read the age identity file {path}: {reason}")]
     ReadIdentity {
@@ -618,6 +637,7 @@ impl Error {
             | Error::EmptyPassphrase { .. }
             | Error::PassphraseMismatch
             | Error::EncryptBackup { .. } => "backup",
+            Error::InvalidAgeRecipient { .. } | Error::ReadRecipients { .. } => "recipients",
             Error::ReadBackup { .. }
             | Error::WrongPassphrase { .. }
             | Error::NoMatchingIdentity { .. }

@@ -6,10 +6,11 @@
 //! author meant, and a sealing-key hint naming another key. Every problem is collected, naming
 //! the document and field.
 
+use sealbox_crypto::age_value::{self, RecipientKind};
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
 };
-use sealbox_crypto::{Fingerprint, PublicKey, Scope};
+use sealbox_crypto::{Fingerprint, PublicKey, Scope, ValueFormat};
 
 use crate::document::{Document, Object, expect_kind};
 use crate::error::Error;
@@ -60,6 +61,13 @@ pub fn check_document_with(
     if root.get("apiVersion").is_none() {
         problems.push(root.error("apiVersion", format!("missing; expected {}", api_version())));
     }
+    // The hint names one cluster's key; a file whose every value is multi-recipient is checked
+    // against the certificate value by value (is its key a recipient?), not by the hint.
+    let hint = if all_multi_recipient(document) {
+        HintCheck::Skip
+    } else {
+        hint
+    };
     let scope = match root.object("metadata") {
         Ok(Some(metadata)) => check_metadata(&metadata, key, hint, problems),
         Ok(None) => {
@@ -82,6 +90,23 @@ pub fn check_document_with(
             0
         }
     }
+}
+
+/// Whether the document has values and all of them are multi-recipient (age) values.
+fn all_multi_recipient(document: &Document) -> bool {
+    let Some(values) = document
+        .value
+        .pointer("/spec/encryptedData")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return false;
+    };
+    !values.is_empty()
+        && values.values().all(|v| {
+            v.as_str()
+                .and_then(decode_base64)
+                .is_some_and(|bytes| ValueFormat::of(&bytes) == ValueFormat::Age)
+        })
 }
 
 fn check_metadata(
@@ -215,6 +240,9 @@ fn check_value(encoded: &str, key: Option<&PublicKey>) -> std::result::Result<()
     let Some(bytes) = decode_base64(encoded) else {
         return Err("not valid base64".to_owned());
     };
+    if ValueFormat::of(&bytes) == ValueFormat::Age {
+        return check_age_value(&bytes, key);
+    }
     let Some((prefix, rest)) = bytes.split_first_chunk::<2>() else {
         return Err(format!(
             "truncated: {} byte(s), shorter than the 2-byte length prefix",
@@ -250,9 +278,45 @@ fn check_value(encoded: &str, key: Option<&PublicKey>) -> std::result::Result<()
     Ok(())
 }
 
-/// The RSA ciphertext length of one sealed value (its length prefix), if it decodes.
+/// A multi-recipient value: its header reads within the bounds and, when the certificate is
+/// known, names that certificate's key among its recipients.
+fn check_age_value(bytes: &[u8], key: Option<&PublicKey>) -> std::result::Result<(), String> {
+    let header = age_header(bytes)?;
+    if let Some(key) = key
+        && !header.stanzas.iter().any(|s| {
+            s.kind
+                == RecipientKind::SshRsa {
+                    key_tag: key.fingerprint().age_tag(),
+                }
+        })
+    {
+        return Err(format!(
+            "multi-recipient value not sealed for this certificate's key {} (its recipients: {})",
+            key.fingerprint(),
+            header.summary()
+        ));
+    }
+    Ok(())
+}
+
+/// The header of a multi-recipient value, or why it is refused.
+pub fn age_header(bytes: &[u8]) -> std::result::Result<age_value::Header, String> {
+    if bytes.len() > age_value::MAX_VALUE_LEN {
+        return Err(format!(
+            "multi-recipient value larger than {} bytes",
+            age_value::MAX_VALUE_LEN
+        ));
+    }
+    age_value::header::parse(bytes).map_err(|e| e.to_string())
+}
+
+/// The RSA ciphertext length of one sealed value (its length prefix), if it decodes and is in
+/// the Bitnami format.
 pub fn sealed_rsa_len(encoded: &str) -> Option<usize> {
     let bytes = decode_base64(encoded)?;
+    if ValueFormat::of(&bytes) == ValueFormat::Age {
+        return None;
+    }
     let (prefix, _) = bytes.split_first_chunk::<2>()?;
     Some(usize::from(u16::from_be_bytes(*prefix)))
 }

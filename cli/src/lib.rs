@@ -39,6 +39,7 @@ pub mod keyring;
 pub mod kubeconfig;
 pub mod origin;
 pub mod output;
+pub mod recipients;
 pub mod redact;
 pub mod sealed;
 pub mod sealing;

@@ -38,6 +38,30 @@ impl Target {
     }
 }
 
+/// What values are sealed for: one cluster's key (the Bitnami format), or several recipients at
+/// once (multi-recipient age values, docs/FORMAT.md).
+#[derive(Debug)]
+pub enum Sealer {
+    /// One cluster: Bitnami-format values any Bitnami or Sealbox controller with the key opens.
+    Single(SealingKey),
+    /// Several clusters and age keys: one age value each opens; Sealbox controllers only.
+    Multi {
+        /// The key named by the `sealbox.dev/sealing-key` hint (the first certificate).
+        primary: SealingKey,
+        /// Every recipient, the primary key included.
+        recipients: sealbox_crypto::Recipients,
+    },
+}
+
+impl Sealer {
+    /// The key the hint annotation names.
+    pub fn primary(&self) -> &SealingKey {
+        match self {
+            Sealer::Single(key) | Sealer::Multi { primary: key, .. } => key,
+        }
+    }
+}
+
 /// Loads the certificate, refusing an expired one.
 pub fn load_key(cert: &CertSource) -> Result<SealingKey> {
     let key = cert.load(SystemTime::now(), Expiry::Refuse)?;
@@ -48,7 +72,7 @@ pub fn load_key(cert: &CertSource) -> Result<SealingKey> {
 /// Seals every value of `data` for `label`, base64-encoded.
 pub fn seal_values(
     data: &BTreeMap<String, Zeroizing<Vec<u8>>>,
-    key: &SealingKey,
+    key: &Sealer,
     label: &[u8],
     origin: &Origin,
     rng: &SystemRandom,
@@ -65,20 +89,22 @@ pub fn seal_values(
 /// Seals one value for `label`, base64-encoded; `origin` and `field` name it in an error.
 pub fn seal_value(
     plaintext: &[u8],
-    key: &SealingKey,
+    key: &Sealer,
     label: &[u8],
     origin: &Origin,
     field: String,
     rng: &SystemRandom,
 ) -> Result<String> {
-    let sealed =
-        sealbox_crypto::seal(rng, &key.public_key, plaintext, label).map_err(|source| {
-            Error::Seal {
-                origin: origin.clone(),
-                field,
-                source: Box::new(source),
-            }
-        })?;
+    let sealed = match key {
+        Sealer::Single(key) => sealbox_crypto::seal(rng, &key.public_key, plaintext, label),
+        Sealer::Multi { recipients, .. } => sealbox_crypto::Binding::from_label(label)
+            .and_then(|binding| sealbox_crypto::age_value::seal(recipients, &binding, plaintext)),
+    }
+    .map_err(|source| Error::Seal {
+        origin: origin.clone(),
+        field,
+        source: Box::new(source),
+    })?;
     Ok(STANDARD.encode(sealed))
 }
 
@@ -87,7 +113,7 @@ pub fn seal_value(
 pub fn seal_secret(
     secret: &SecretInput,
     target: &Target,
-    key: &SealingKey,
+    key: &Sealer,
     rng: &SystemRandom,
 ) -> Result<SealedSecret> {
     let encrypted_data = seal_values(&secret.data, key, &target.label(), &secret.origin, rng)?;
@@ -98,7 +124,7 @@ pub fn seal_secret(
     }
     annotations.insert(
         SEALING_KEY_ANNOTATION.to_owned(),
-        key.public_key.fingerprint().to_string(),
+        key.primary().public_key.fingerprint().to_string(),
     );
 
     // The scope lives on the SealedSecret itself; in the template it would only mislead.

@@ -1395,3 +1395,214 @@ fn pre_commit_hook_runs_check() {
     assert_eq!(hooks[0]["id"], "sealbox-check");
     assert_eq!(hooks[0]["entry"], "sealbox check");
 }
+
+/// The break-glass identity of the crypto fixtures and its public recipient.
+fn breakglass() -> (PathBuf, String) {
+    let path = fixture("age-identity.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_owned();
+    (path, recipient)
+}
+
+fn encrypted_data(sealed: &str) -> BTreeMap<String, String> {
+    string_map(&documents(sealed)[0]["spec"]["encryptedData"])
+}
+
+/// Issue 18: one sealed file for two clusters and a break-glass key. Each cluster's key and the
+/// identity open it; moved to another namespace it opens for nobody and nothing is written; a
+/// wrong identity is told so; `verify` and `check` understand it; the reference age tool
+/// recovers a value with the documented `tail -n +2`.
+#[test]
+fn multi_recipient_files_open_for_every_cluster_and_the_breakglass_key() {
+    let (identity, recipient) = breakglass();
+    let (_dir, other_cert, other_key) = other_key();
+    let sealed = seal(
+        &["--add-cert", other_cert.to_str().unwrap(), "-r", &recipient],
+        &secret_yaml("db", Some("prod")),
+    );
+    for value in encrypted_data(&sealed).values() {
+        assert!(value.starts_with("YWdlLWVuY3J5cHRpb24ub3JnL3Yx"), "{value}");
+    }
+    for key in [example_key(), other_key.clone()] {
+        let out = unseal_with(&key, &sealed, &[]).success();
+        let secret = &documents(std::str::from_utf8(&out.get_output().stdout).unwrap())[0];
+        assert_eq!(string_map(&secret["data"]), expected_data());
+    }
+    let out = sealbox()
+        .args(["unseal", "--identity"])
+        .arg(&identity)
+        .write_stdin(sealed.clone())
+        .assert()
+        .success();
+    let secret = &documents(std::str::from_utf8(&out.get_output().stdout).unwrap())[0];
+    assert_eq!(string_map(&secret["data"]), expected_data());
+
+    // Moved: refused by the keys and the identity, naming the Secret it is bound to; the -w
+    // target is not written.
+    let moved = edit_metadata(&sealed, "namespace", "staging");
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.yaml");
+    for opener in [
+        vec!["--key".to_owned(), example_key().display().to_string()],
+        vec!["--identity".to_owned(), identity.display().to_string()],
+    ] {
+        let assert = sealbox()
+            .arg("unseal")
+            .args(&opener)
+            .arg("-w")
+            .arg(&target)
+            .write_stdin(moved.clone())
+            .assert()
+            .code(1);
+        let stderr = stderr_text(&assert);
+        assert!(stderr.contains("sealed for strict \"prod/db\""), "{stderr}");
+        assert!(!stderr.contains(CANARY), "{stderr}");
+        assert!(!target.exists(), "{opener:?} wrote {}", target.display());
+    }
+
+    // A wrong identity: not a recipient.
+    let stranger = dir.path().join("stranger.txt");
+    std::fs::write(
+        &stranger,
+        std::fs::read(repo("fuzz/keys/age-identity.txt")).unwrap(),
+    )
+    .unwrap();
+    let assert = sealbox()
+        .args(["unseal", "--identity"])
+        .arg(&stranger)
+        .write_stdin(sealed.clone())
+        .assert()
+        .code(1);
+    let stderr = stderr_text(&assert);
+    assert!(stderr.contains("not sealed for these keys"), "{stderr}");
+
+    // verify: each cluster's certificate is a recipient; another certificate is not.
+    for cert in [example_cert(), other_cert.clone()] {
+        sealbox()
+            .args(["verify", "--cert"])
+            .arg(&cert)
+            .write_stdin(sealed.clone())
+            .assert()
+            .success();
+    }
+    let assert = sealbox()
+        .args(["verify", "--cert"])
+        .arg(fixture("cert.pem"))
+        .write_stdin(sealed.clone())
+        .assert()
+        .code(1);
+    assert!(stderr_text(&assert).contains("not sealed for this certificate's key"));
+
+    // check: who opens it, and that a Bitnami controller cannot.
+    let file = dir.path().join("db-sealed.yaml");
+    std::fs::write(&file, &sealed).unwrap();
+    let assert = sealbox()
+        .args(["check", "--cert"])
+        .arg(example_cert())
+        .arg(&file)
+        .assert()
+        .success();
+    let stderr = stderr_text(&assert);
+    assert!(
+        stderr.contains("a Bitnami controller cannot read them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 X25519"), "{stderr}");
+    assert!(
+        stderr.contains("the current certificate's key is one of them"),
+        "{stderr}"
+    );
+
+    // The reference age tool and one documented step.
+    if std::process::Command::new("age")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let value = STANDARD
+            .decode(&encrypted_data(&sealed)["password"])
+            .unwrap();
+        let mut age = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("age -d -i '{}' | tail -n +2", identity.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        age.stdin.take().unwrap().write_all(&value).unwrap();
+        let out = age.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, CANARY.as_bytes());
+    } else if std::env::var_os("SEALBOX_AGE_REQUIRED").is_some() {
+        panic!("SEALBOX_AGE_REQUIRED is set but the age tool is missing");
+    }
+}
+
+/// `.sealbox.yaml` rules name the clusters and age keys per path; files elsewhere stay in the
+/// Bitnami format.
+#[test]
+fn sealbox_yaml_rules_make_multi_recipient_files_per_path() {
+    let (identity, recipient) = breakglass();
+    let (_keys, other_cert, other_key) = other_key();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.txt"),
+        format!("# security team\n{recipient}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join(".sealbox.yaml"),
+        format!(
+            "rules:\n  - path: \"shared/**\"\n    cert: {}\n    certs: [{}]\n    recipientsFiles: [team.txt]\n  - path: \"**\"\n    cert: {}\n",
+            example_cert().display(),
+            other_cert.display(),
+            example_cert().display()
+        ),
+    )
+    .unwrap();
+    for sub in ["shared", "single"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::write(
+            dir.path().join(sub).join("db.yaml"),
+            secret_yaml("db", Some("prod")),
+        )
+        .unwrap();
+        sealbox()
+            .current_dir(dir.path())
+            .args(["seal", "-f"])
+            .arg(format!("{sub}/db.yaml"))
+            .arg("-w")
+            .arg(format!("{sub}/db-sealed.yaml"))
+            .assert()
+            .success();
+    }
+    let shared = std::fs::read_to_string(dir.path().join("shared/db-sealed.yaml")).unwrap();
+    let single = std::fs::read_to_string(dir.path().join("single/db-sealed.yaml")).unwrap();
+    assert!(
+        encrypted_data(&shared)
+            .values()
+            .all(|v| v.starts_with("YWdl"))
+    );
+    assert!(
+        encrypted_data(&single)
+            .values()
+            .all(|v| !v.starts_with("YWdl"))
+    );
+    for opener in [
+        ["--key".to_owned(), other_key.display().to_string()],
+        ["--identity".to_owned(), identity.display().to_string()],
+    ] {
+        let out = sealbox()
+            .arg("unseal")
+            .args(&opener)
+            .write_stdin(shared.clone())
+            .assert()
+            .success();
+        let secret = &documents(std::str::from_utf8(&out.get_output().stdout).unwrap())[0];
+        assert_eq!(string_map(&secret["data"]), expected_data());
+    }
+}

@@ -37,6 +37,9 @@ pub enum FindingKind {
     NoHint,
     /// A file that could not be parsed (not checked beyond a text search for Secrets).
     Unparsable,
+    /// A SealedSecret with multi-recipient (age) values: who can open them; a Bitnami
+    /// controller cannot.
+    MultiRecipient,
 }
 
 impl FindingKind {
@@ -44,7 +47,7 @@ impl FindingKind {
         match self {
             FindingKind::PlaintextSecret | FindingKind::Invalid => true,
             FindingKind::Stale => fail_on_stale,
-            FindingKind::NoHint | FindingKind::Unparsable => false,
+            FindingKind::NoHint | FindingKind::Unparsable | FindingKind::MultiRecipient => false,
         }
     }
 }
@@ -245,6 +248,14 @@ fn check_sealed(
     findings: &mut Vec<Finding>,
 ) {
     let index = Some(document.origin.document);
+    if let Some(message) = multi_recipient_report(document, key) {
+        findings.push(finding(
+            FindingKind::MultiRecipient,
+            index,
+            object.clone(),
+            message,
+        ));
+    }
     // Structural problems, value sizes compared with `compare` when given.
     let report_invalid = |compare: Option<&PublicKey>, findings: &mut Vec<Finding>| {
         let mut problems = Vec::new();
@@ -309,6 +320,49 @@ fn check_sealed(
         // Current, or an unparsable hint (reported by the structural checks).
         (None, Some(_)) => {}
     }
+}
+
+/// Who can open the document's multi-recipient values (the distinct recipient lists, the
+/// certificate's key marked), and that a Bitnami controller cannot; `None` without such values.
+fn multi_recipient_report(document: &Document, key: Option<&PublicKey>) -> Option<String> {
+    let values = document.value.pointer("/spec/encryptedData")?.as_object()?;
+    let mut age_keys = Vec::new();
+    let mut summaries: Vec<String> = Vec::new();
+    for (name, value) in values {
+        let Some(bytes) = value.as_str().and_then(crate::secret::decode_base64) else {
+            continue;
+        };
+        if sealbox_crypto::ValueFormat::of(&bytes) != sealbox_crypto::ValueFormat::Age {
+            continue;
+        }
+        age_keys.push(name.as_str());
+        let Ok(header) = crate::inspect::age_header(&bytes) else {
+            continue;
+        };
+        let mut summary = header.summary();
+        if let Some(key) = key {
+            let tag = key.fingerprint().age_tag();
+            let opens = header.stanzas.iter().any(|s| {
+                s.kind == sealbox_crypto::age_value::RecipientKind::SshRsa { key_tag: tag }
+            });
+            summary.push_str(if opens {
+                "; the current certificate's key is one of them"
+            } else {
+                "; NOT the current certificate's key"
+            });
+        }
+        if !summaries.contains(&summary) {
+            summaries.push(summary);
+        }
+    }
+    if age_keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "multi-recipient values [{}] open for: {}; a Bitnami controller cannot read them (Sealbox controllers only)",
+        age_keys.join(", "),
+        summaries.join(" | ")
+    ))
 }
 
 /// Whether a value of the document has an RSA part of another size than `key` makes.

@@ -18,7 +18,7 @@ use crate::document::{Syntax, parse, read_file, read_input};
 use crate::error::{Error, Result};
 use crate::output::{Format, Visibility, note, render, write_atomically};
 use crate::sealed;
-use crate::sealing::{load_key, seal_values};
+use crate::sealing::{Sealer, load_key, seal_values};
 use crate::secret::SecretInput;
 
 /// Runs `sealbox merge`.
@@ -31,7 +31,7 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let (mut sealed, syntax) = read_target(into)?;
     let scope = sealed.scope();
 
-    let key = load_key(&cert)?;
+    let key = Sealer::Single(load_key(&cert)?);
     let input_display = secret.display_name();
     let target_display = sealed::display_name(&sealed);
     if secret.name.is_some() && input_display != target_display {
@@ -65,7 +65,7 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     }
     let kept = sealed.spec.encrypted_data.len() - added.len() - replaced.len();
 
-    let fingerprint = key.public_key.fingerprint().to_string();
+    let fingerprint = key.primary().public_key.fingerprint().to_string();
     let annotations = sealed.metadata.annotations.get_or_insert_default();
     let previous_hint = annotations.insert(SEALING_KEY_ANNOTATION.to_owned(), fingerprint.clone());
     if kept > 0

@@ -6,6 +6,10 @@
 //! Online (no `--key`): SealedSecrets whose hint is not the controller's current key are
 //! POSTed to its `/v1/rotate`, which answers with every value re-sealed.
 //!
+//! Multi-recipient (age) values stay byte for byte in both modes: re-sealing one for the current
+//! key alone would drop the other clusters and age keys it is sealed for (re-seal such files
+//! with `sealbox seal` and their recipients; docs/USAGE.md).
+//!
 //! Files are edited as text: each old ciphertext is replaced by the new one and the hint
 //! fingerprint updated, so comments, order, other documents and templates stay as they were.
 //! Only a single-document file that lacks the hint (or whose values are folded over several
@@ -247,6 +251,9 @@ fn reseal_offline(
     let mut resealed = BTreeMap::new();
     let mut undecryptable = Vec::new();
     for (name, value) in &object.spec.encrypted_data {
+        if is_multi_recipient(value) {
+            continue;
+        }
         match ring.open(value, &label, hint.as_ref()) {
             Some((_, key)) if &key == current.fingerprint() => {}
             Some((plaintext, _)) => {
@@ -266,6 +273,13 @@ fn reseal_offline(
         ));
     }
     Ok((!resealed.is_empty()).then_some(resealed))
+}
+
+/// Whether an `encryptedData` value is a multi-recipient (age) value, which stays as it is.
+fn is_multi_recipient(encoded: &str) -> bool {
+    crate::secret::decode_base64(encoded).is_some_and(|bytes| {
+        sealbox_crypto::ValueFormat::of(&bytes) == sealbox_crypto::ValueFormat::Age
+    })
 }
 
 fn run_online(

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::origin::Origin;
 use crate::output::{Visibility, emit, note, render};
-use crate::sealing::{Target, load_key, seal_secret, seal_value};
+use crate::recipients::RecipientSpec;
+use crate::sealing::{Sealer, Target, load_key, seal_secret, seal_value};
 use crate::secret::SecretInput;
 
 /// The namespace when nothing else names one, like kubectl.
@@ -62,7 +63,7 @@ pub fn run(
         .map(|secret| target_for(secret, args, rules.scope, &mut namespaces, &mut stderr))
         .collect::<Result<Vec<_>>>()?;
 
-    let key = load_key(&cert)?;
+    let key = rules.sealer(args, load_key(&cert)?)?;
     let rng = SystemRandom::new();
     let sealed = secrets
         .iter()
@@ -186,6 +187,8 @@ struct RepoRules {
     path: Option<PathBuf>,
     configs: Configs,
     scope: Option<Scope>,
+    /// The rule's recipients beyond its certificate.
+    recipients: RecipientSpec,
 }
 
 impl RepoRules {
@@ -208,9 +211,18 @@ impl RepoRules {
         {
             tracing::debug!(config = %config.file.display(), rule = %rule.path, "using a .sealbox.yaml rule");
             rules.scope = rule.scope.map(Into::into);
+            rules.recipients = rule.extra_recipients(&config.dir, &args.cluster.options());
         }
         rules.path = path;
         Ok(rules)
+    }
+
+    /// The sealer for `primary`: the flags' recipients plus the rule's, multi-recipient when
+    /// there are any.
+    fn sealer(&self, args: &SealArgs, primary: crate::cert::SealingKey) -> Result<Sealer> {
+        let mut spec = RecipientSpec::from_args(&args.recipients, &args.cluster.options());
+        spec.extend(self.recipients.clone());
+        spec.sealer(primary)
     }
 
     /// The certificate, by the one precedence rule ([`CertChoice`]).
@@ -261,7 +273,7 @@ fn run_raw(
     if value.is_empty() && !args.allow_empty_data {
         return Err(Error::EmptyRawValue);
     }
-    let key = load_key(&cert)?;
+    let key = rules.sealer(args, load_key(&cert)?)?;
     let label = scope.label(namespace.as_deref().unwrap_or_default(), &name);
     let origin = Origin {
         input: input_name,

@@ -4,6 +4,10 @@
 //! name and namespace forced to the SealedSecret's. `spec.template.data` (Go templates over the
 //! decrypted values) is the controller's job; such keys are listed on stderr and left out, so
 //! the output never claims a value the cluster would not have.
+//!
+//! Multi-recipient (age) values open with the same keys (their `ssh-rsa` stanza, unwrapped with
+//! aws-lc-rs) or with an age identity (`--identity`, e.g. the break-glass key); their scope line
+//! must name this SealedSecret, as the controller requires.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -11,7 +15,8 @@ use std::io::{Read, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sealbox_crds::SealedSecret;
-use sealbox_crypto::{Error as CryptoError, PrivateKey, Scope};
+use sealbox_crypto::age_value::{open_with_identities, open_with_keys, parse_identity_file};
+use sealbox_crypto::{Binding, Error as CryptoError, PrivateKey, RsaKeyRing, Scope, ValueFormat};
 use serde::Serialize;
 use zeroize::Zeroize;
 
@@ -31,7 +36,16 @@ pub fn run(
     stdout: impl Write,
     mut stderr: impl Write,
 ) -> Result<()> {
-    let keys = load_keys(&args.keys)?;
+    let keys = if args.keys.is_empty() {
+        Vec::new()
+    } else {
+        load_keys(&args.keys)?
+    };
+    let openers = Openers {
+        ring: RsaKeyRing::new(keys.iter().cloned()),
+        keys,
+        identities: load_identities(&args.identities)?,
+    };
     let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let mut secrets = Vec::with_capacity(input.documents.len());
     for document in &input.documents {
@@ -39,7 +53,7 @@ pub fn run(
         secrets.push(unseal_secret(
             &sealed,
             &document.origin,
-            &keys,
+            &openers,
             &mut stderr,
         )?);
     }
@@ -50,6 +64,48 @@ pub fn run(
         Visibility::Private,
         stdout,
     )
+}
+
+/// What values are opened with: RSA private keys (both formats) and age identities
+/// (multi-recipient values only). Never printed.
+pub struct Openers {
+    /// The private keys.
+    pub keys: Vec<PrivateKey>,
+    /// The same keys by age stanza tag.
+    pub ring: RsaKeyRing,
+    /// age X25519 identities.
+    pub identities: Vec<age::x25519::Identity>,
+}
+
+impl std::fmt::Debug for Openers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Openers")
+            .field("keys", &self.ring)
+            .field("identities", &self.identities.len())
+            .finish()
+    }
+}
+
+/// Reads age identity files (bounded), naming the file in errors, never a key.
+fn load_identities(paths: &[std::path::PathBuf]) -> Result<Vec<age::x25519::Identity>> {
+    let mut identities = Vec::new();
+    for path in paths {
+        let bytes =
+            crate::bounded::read_bounded(path, crate::bounded::IDENTITY_FILE).map_err(|e| {
+                Error::ReadIdentity {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let origin = path.display().to_string();
+        identities.extend(parse_identity_file(&bytes, &origin).map_err(|e| {
+            Error::ReadIdentity {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+    }
+    Ok(identities)
 }
 
 /// A Secret as `unseal` prints it. Its values are zeroized on drop; `Debug` shows key names only.
@@ -104,7 +160,7 @@ impl UnsealedSecret {
 pub fn unseal_secret(
     sealed: &SealedSecret,
     origin: &Origin,
-    keys: &[PrivateKey],
+    openers: &Openers,
     stderr: &mut impl Write,
 ) -> Result<UnsealedSecret> {
     let scope = sealed.scope();
@@ -119,7 +175,7 @@ pub fn unseal_secret(
             ),
         });
     }
-    let (mut data, failures) = decrypt_values(sealed, keys);
+    let (mut data, failures) = decrypt_values(sealed, openers);
     if !failures.is_empty() {
         data.values_mut().for_each(Zeroize::zeroize);
         return Err(Error::Unseal {
@@ -166,8 +222,9 @@ pub fn unseal_secret(
 /// with why.
 fn decrypt_values(
     sealed: &SealedSecret,
-    keys: &[PrivateKey],
+    openers: &Openers,
 ) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let keys = &openers.keys;
     let label = sealed.label();
     // The key the hint names first; after a value opens, the key that opened it (the values of
     // one SealedSecret are sealed to one key, so without a hint only the first value may cost
@@ -181,6 +238,22 @@ fn decrypt_values(
             failures.push((key.clone(), "not valid base64".to_owned()));
             continue;
         };
+        if ValueFormat::of(&ciphertext) == ValueFormat::Age {
+            match open_age(openers, &ciphertext, &label) {
+                Ok(plaintext) => {
+                    data.insert(key.clone(), STANDARD.encode(&*plaintext));
+                }
+                Err(e) => failures.push((key.clone(), e.to_string())),
+            }
+            continue;
+        }
+        if keys.is_empty() {
+            failures.push((
+                key.clone(),
+                "a Bitnami-format value needs the cluster's private key (--key)".to_owned(),
+            ));
+            continue;
+        }
         let ordered = hinted_first(keys, hint.as_ref());
         match sealbox_crypto::unseal_with_keys(ordered.iter().copied(), &ciphertext, &label) {
             Ok((plaintext, index)) => {
@@ -195,4 +268,33 @@ fn decrypt_values(
         }
     }
     (data, failures)
+}
+
+/// One multi-recipient value: the keys (by stanza tag), else the identities; its scope line
+/// must name this SealedSecret.
+fn open_age(
+    openers: &Openers,
+    value: &[u8],
+    label: &[u8],
+) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+    let expected = Binding::from_label(label)?;
+    let by_key = (!openers.ring.is_empty()).then(|| {
+        let mut operations = 0;
+        open_with_keys(&openers.ring, value, &expected, &mut operations).map(|o| o.plaintext)
+    });
+    match by_key {
+        Some(Ok(plaintext)) => return Ok(plaintext),
+        // Anything but "not a recipient" is final (tampered, moved, malformed).
+        Some(Err(e)) if !matches!(e, CryptoError::AgeNotARecipient { .. }) => return Err(e),
+        Some(Err(e)) if openers.identities.is_empty() => return Err(e),
+        _ => {}
+    }
+    let identities: Vec<&dyn age::Identity> = openers
+        .identities
+        .iter()
+        .map(|i| i as &dyn age::Identity)
+        .collect();
+    let (binding, plaintext) = open_with_identities(&identities, value)?;
+    binding.check(&expected)?;
+    Ok(plaintext)
 }
