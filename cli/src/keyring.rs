@@ -70,6 +70,11 @@ impl Keyring {
         Keyring { keys }
     }
 
+    /// The same keys indexed by age stanza tag, for multi-recipient values.
+    pub fn age_ring(&self) -> sealbox_crypto::RsaKeyRing {
+        sealbox_crypto::RsaKeyRing::new(self.keys.iter().cloned())
+    }
+
     /// Whether the keyring holds no key.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

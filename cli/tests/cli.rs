@@ -1606,3 +1606,57 @@ fn sealbox_yaml_rules_make_multi_recipient_files_per_path() {
         assert_eq!(string_map(&secret["data"]), expected_data());
     }
 }
+
+/// `reencrypt` moves a multi-recipient file to the cluster's current key and keeps its other
+/// recipients: the break-glass key still opens it, the old key no longer does.
+#[test]
+fn reencrypt_rewraps_multi_recipient_files_keeping_the_other_recipients() {
+    let (identity, recipient) = breakglass();
+    let (_keys, other_cert, other_key) = other_key();
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = sealbox()
+        .args(["seal", "--cert"])
+        .arg(other_cert)
+        .args(["-r", &recipient])
+        .write_stdin(secret_yaml("db", Some("prod")))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let file = dir.path().join("db-sealed.yaml");
+    std::fs::write(&file, &sealed).unwrap();
+    let out = sealbox()
+        .args(["reencrypt", "--key"])
+        .arg(other_key)
+        .arg("--cert")
+        .arg(example_cert())
+        .arg(&file)
+        .assert()
+        .success();
+    assert!(
+        stderr_text(&out).contains("1 re-sealed (3 value(s))"),
+        "{}",
+        stderr_text(&out)
+    );
+    let rewrapped = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        encrypted_data(&rewrapped)
+            .values()
+            .all(|v| v.starts_with("YWdl"))
+    );
+    for opener in [
+        ["--key".to_owned(), example_key().display().to_string()],
+        ["--identity".to_owned(), identity.display().to_string()],
+    ] {
+        let out = sealbox()
+            .arg("unseal")
+            .args(&opener)
+            .write_stdin(rewrapped.clone())
+            .assert()
+            .success();
+        let secret = &documents(std::str::from_utf8(&out.get_output().stdout).unwrap())[0];
+        assert_eq!(string_map(&secret["data"]), expected_data());
+    }
+    unseal_with(other_key, &rewrapped, &[]).code(1);
+}

@@ -739,7 +739,9 @@ mod tests {
     fn a_multi_recipient_value_moved_to_another_secret_is_refused_by_every_cluster() {
         let sealed = multi_cluster_secret();
         let value = sealed.spec.encrypted_data["shared"].clone();
-        let moves: [(&str, &str, &[(&str, &str)]); 4] = [
+        /// Namespace, name and top-level annotations of the copy.
+        type Move<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let moves: [Move<'_>; 4] = [
             ("prod", "other-name", &[]),
             ("staging", "db", &[]),
             // Widening the scope on the copy does not help: the line inside stays strict.

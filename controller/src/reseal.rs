@@ -5,10 +5,9 @@
 //! Re-sealing edits the posted document in place: only `spec.encryptedData` values and the
 //! `sealbox.dev/sealing-key` hint annotation change, so `spec.template` (its `data` templates
 //! included) and any other field come back as they were sent. The scope, and so the label each
-//! value is sealed for, comes only from the top-level annotations. Multi-recipient (age) values
-//! are verified but come back unchanged from a rotation: the controller knows neither the other
-//! clusters' keys nor the age recipients they were sealed for (`sealbox reencrypt` refreshes
-//! them offline).
+//! value is sealed for, comes only from the top-level annotations. A multi-recipient (age) value
+//! is re-wrapped instead: this cluster's stanza now names the newest key, every other recipient
+//! (other clusters, age keys) and the payload stay as they were.
 //!
 //! Work is bounded: a body is decoded by [`sealbox_crds::decode`] (size, depth, alias
 //! expansion, before the parser runs), carries at most [`MAX_VALUES`] sealed values, and is
@@ -21,7 +20,7 @@ use kube::api::DynamicObject;
 use sealbox_crds::SealedSecret;
 use sealbox_crds::decode::{self, DecodeError, Limits};
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
-use sealbox_crypto::{Scope, ValueFormat};
+use sealbox_crypto::{Binding, Scope, ValueFormat, age_value};
 use serde_json::{Map, Value};
 
 use crate::desired::{UnsealOptions, decrypt_values, desired_secret};
@@ -263,11 +262,12 @@ pub fn verify(
         .map_err(VerifyError::Unseal)
 }
 
-/// The posted value of `key` when it is a multi-recipient (age) value, which rotation keeps.
-fn multi_recipient_value<'a>(sealed: &'a SealedSecret, key: &str) -> Option<&'a str> {
+/// The posted value of `key` (as sent, and decoded) when it is a multi-recipient (age) value,
+/// which rotation re-wraps rather than re-seals.
+fn multi_recipient_value<'a>(sealed: &'a SealedSecret, key: &str) -> Option<(&'a str, Vec<u8>)> {
     let encoded = sealed.spec.encrypted_data.get(key)?;
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    (ValueFormat::of(&decoded) == ValueFormat::Age).then_some(encoded.as_str())
+    (ValueFormat::of(&decoded) == ValueFormat::Age).then_some((encoded.as_str(), decoded))
 }
 
 /// The key order for one request: the hint first, bounded by [`max_key_operations`] and
@@ -310,8 +310,15 @@ where
         if cancel.is_cancelled() {
             return Err(RotateError::Stopped(Stopped::Cancelled));
         }
-        if let Some(original) = multi_recipient_value(&sealed, key) {
-            resealed.insert(key.clone(), Value::String(original.to_owned()));
+        if let Some((original, decoded)) = multi_recipient_value(&sealed, key) {
+            let rewrapped = Binding::from_label(&label)
+                .and_then(|binding| age_value::rewrap(keys.ring(), &decoded, &binding, public_key))
+                .map_err(RotateError::Seal)?;
+            let value = match rewrapped {
+                Some(bytes) => STANDARD.encode(bytes),
+                None => original.to_owned(),
+            };
+            resealed.insert(key.clone(), Value::String(value));
             continue;
         }
         let ciphertext =
@@ -501,10 +508,10 @@ mod tests {
         assert!(decrypt(&newest_only, &original).is_err());
     }
 
-    /// A multi-recipient value comes back as it was: re-sealing it for the newest key alone
-    /// would drop the other clusters and the break-glass key from it.
+    /// A multi-recipient value is re-wrapped for the newest key: re-sealing it for that key
+    /// alone would drop the other clusters and the break-glass key from it.
     #[test]
-    fn rotate_keeps_multi_recipient_values_and_verify_accepts_them() {
+    fn rotate_rewraps_multi_recipient_values_keeping_the_other_recipients() {
         let old_keys = keys(3);
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let mut original = document(json!({}), &[("password", "hunter2")], 2, b"prod/db");
@@ -514,7 +521,15 @@ mod tests {
         verify(&posted(&original), &old_keys, false, &Cancel::default()).expect("verifies");
         let rotated =
             rotate(posted(&original), &old_keys, &rng, &Cancel::default()).expect("rotates");
-        assert_eq!(rotated["spec"]["encryptedData"]["shared"], json!(shared));
+        assert_ne!(rotated["spec"]["encryptedData"]["shared"], json!(shared));
+        // The newest key alone opens the re-wrapped value; the old key alone no longer does.
+        assert_eq!(
+            decrypt(&keys(1), &rotated).expect("newest key decrypts"),
+            vec![
+                ("password".to_owned(), "hunter2".to_owned()),
+                ("shared".to_owned(), "shared".to_owned())
+            ]
+        );
         assert_ne!(
             rotated["spec"]["encryptedData"]["password"],
             original["spec"]["encryptedData"]["password"]
@@ -529,6 +544,8 @@ mod tests {
             decrypt(&keys_of(&[8]), &other_cluster_view).expect("other cluster decrypts"),
             vec![("shared".to_owned(), "shared".to_owned())]
         );
+        // This cluster's old key is no longer a recipient.
+        assert!(decrypt(&keys_of(&[2]), &other_cluster_view).is_err());
     }
 
     #[test]

@@ -66,6 +66,25 @@ fn main() -> Result<()> {
     }
     write(&corpus, "wire", "empty-value", &[0, 0, 0])?;
 
+    // age_value: selector byte + multi-recipient value for the fuzz key and the age identity.
+    let mut recipients = sealbox_crypto::Recipients::new();
+    recipients.add_rsa(pair.certificate.public_key().clone());
+    recipients.add_age(&sealbox_fuzz::age_identity().to_public().to_string())?;
+    for (selector, scope) in sealbox_fuzz::SCOPES.iter().enumerate() {
+        let binding =
+            sealbox_crypto::Binding::new(*scope, sealbox_fuzz::NAMESPACE, sealbox_fuzz::NAME)?;
+        for (i, plaintext) in plaintexts.iter().enumerate() {
+            let value = sealbox_crypto::age_value::seal(&recipients, &binding, plaintext)?;
+            let mut input = vec![u8::try_from(selector)?];
+            input.extend_from_slice(&value);
+            write(&corpus, "age_value", &format!("{}-{i}", scope.as_str()), &input)?;
+        }
+    }
+    // The golden vector of the reference age tool (strict default/mysecret: selector 0).
+    let mut input = vec![0u8];
+    input.extend_from_slice(&fs::read(fixtures.join("age-value.bin"))?);
+    write(&corpus, "age_value", "reference-age-tool", &input)?;
+
     // pem_key: the fuzz key in every form, the fixtures' keys and public keys, key Secrets.
     write(
         &corpus,

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::api::core::v1::Secret;
 use sealbox_controller::keys::{KeyEntry, Keys, PrivateKeyOps};
-use sealbox_crypto::{KeyPair, PrivateKey, Scope};
+use sealbox_crypto::{KeyPair, PrivateKey, RsaKeyRing, Scope};
 
 /// The test key as a Bitnami key Secret (`kubernetes.io/tls`, PKCS#1 `tls.key`), written once by
 /// `cargo run --example make_seeds` in fuzz/.
@@ -40,6 +40,27 @@ static KEYS: LazyLock<Keys> = LazyLock::new(|| {
 /// The test key pair.
 pub fn key_pair() -> &'static KeyPair {
     &KEY_PAIR
+}
+
+/// The X25519 test identity the age_value target opens values with (test data, published).
+pub const AGE_IDENTITY: &str = include_str!("../keys/age-identity.txt");
+
+static AGE: LazyLock<age::x25519::Identity> = LazyLock::new(|| {
+    sealbox_crypto::age_value::parse_identity_file(AGE_IDENTITY.as_bytes(), "fuzz identity")
+        .expect("fuzz/keys/age-identity.txt holds an age identity")
+        .remove(0)
+});
+
+static RING: LazyLock<RsaKeyRing> = LazyLock::new(|| RsaKeyRing::new([private_key().clone()]));
+
+/// The age test identity.
+pub fn age_identity() -> &'static age::x25519::Identity {
+    &AGE
+}
+
+/// The test key as a ring, for multi-recipient values.
+pub fn ring() -> &'static RsaKeyRing {
+    &RING
 }
 
 /// The test private key.

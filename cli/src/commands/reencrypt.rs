@@ -6,9 +6,9 @@
 //! Online (no `--key`): SealedSecrets whose hint is not the controller's current key are
 //! POSTed to its `/v1/rotate`, which answers with every value re-sealed.
 //!
-//! Multi-recipient (age) values stay byte for byte in both modes: re-sealing one for the current
-//! key alone would drop the other clusters and age keys it is sealed for (re-seal such files
-//! with `sealbox seal` and their recipients; docs/USAGE.md).
+//! Multi-recipient (age) values are re-wrapped, not re-sealed: the stanzas of the `--key` keys
+//! are replaced by one for the current key, and the other clusters, age keys and the payload
+//! stay as they were (online, the controller's `/v1/rotate` does the same).
 //!
 //! Files are edited as text: each old ciphertext is replaced by the new one and the hint
 //! fingerprint updated, so comments, order, other documents and templates stay as they were.
@@ -201,6 +201,7 @@ fn run_offline(
     progress: &ProgressBar,
 ) -> Result<Vec<FileResult>> {
     let ring = Keyring::new(load_keys(&args.keys)?);
+    let age_ring = ring.age_ring();
     let cluster = args.cluster.options();
     let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     // Sealing to an expired certificate is refused, as `seal` does.
@@ -218,7 +219,8 @@ fn run_offline(
                     .sealed
                     .iter()
                     .map(|(index, object)| {
-                        reseal_offline(object, &current, &ring, &rng).map(|r| (*index, r))
+                        reseal_offline(object, &current, (&ring, &age_ring), &rng)
+                            .map(|r| (*index, r))
                     })
                     .collect::<std::result::Result<Vec<_>, String>>();
                 match plan {
@@ -243,7 +245,7 @@ fn run_offline(
 fn reseal_offline(
     object: &SealedSecret,
     current: &PublicKey,
-    ring: &Keyring,
+    (ring, age_ring): (&Keyring, &sealbox_crypto::RsaKeyRing),
     rng: &SystemRandom,
 ) -> std::result::Result<Resealed, String> {
     let hint = object.sealing_key_hint();
@@ -251,7 +253,18 @@ fn reseal_offline(
     let mut resealed = BTreeMap::new();
     let mut undecryptable = Vec::new();
     for (name, value) in &object.spec.encrypted_data {
-        if is_multi_recipient(value) {
+        if let Some(bytes) = multi_recipient(value) {
+            let rewrapped = sealbox_crypto::Binding::from_label(&label).and_then(|binding| {
+                sealbox_crypto::age_value::rewrap(age_ring, &bytes, &binding, current)
+            });
+            match rewrapped {
+                Ok(Some(bytes)) => {
+                    resealed.insert(name.clone(), STANDARD.encode(bytes));
+                }
+                // The current key is a recipient already.
+                Ok(None) => {}
+                Err(_) => undecryptable.push(name.clone()),
+            }
             continue;
         }
         match ring.open(value, &label, hint.as_ref()) {
@@ -275,11 +288,10 @@ fn reseal_offline(
     Ok((!resealed.is_empty()).then_some(resealed))
 }
 
-/// Whether an `encryptedData` value is a multi-recipient (age) value, which stays as it is.
-fn is_multi_recipient(encoded: &str) -> bool {
-    crate::secret::decode_base64(encoded).is_some_and(|bytes| {
-        sealbox_crypto::ValueFormat::of(&bytes) == sealbox_crypto::ValueFormat::Age
-    })
+/// The bytes of an `encryptedData` value when it is a multi-recipient (age) value.
+fn multi_recipient(encoded: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    crate::secret::decode_base64(encoded)
+        .filter(|bytes| sealbox_crypto::ValueFormat::of(bytes) == sealbox_crypto::ValueFormat::Age)
 }
 
 fn run_online(

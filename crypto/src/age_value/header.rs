@@ -71,6 +71,8 @@ pub enum RecipientKind {
 pub struct Stanza {
     /// What the stanza is for.
     pub kind: RecipientKind,
+    /// Where it is in the value (its first line to the end of its body), for re-wrapping.
+    pub span: std::ops::Range<usize>,
 }
 
 /// The parsed header of an age value.
@@ -106,6 +108,7 @@ pub fn parse(value: &[u8]) -> Result<Header> {
     };
     let mut stanzas = Vec::new();
     loop {
+        let start = lines.pos;
         let line = lines.next()?;
         if let Some(rest) = line.strip_prefix(STANZA_PREFIX) {
             if stanzas.len() == MAX_STANZAS {
@@ -117,7 +120,11 @@ pub fn parse(value: &[u8]) -> Result<Header> {
             }
             let index = stanzas.len() + 1;
             let body = read_body(&mut lines, index)?;
-            stanzas.push(stanza(rest, &body, index)?);
+            let kind = stanza(rest, &body, index)?;
+            stanzas.push(Stanza {
+                kind,
+                span: start..lines.pos,
+            });
         } else if let Some(mac) = line.strip_prefix(MAC_PREFIX) {
             check_mac(mac)?;
             break;
@@ -194,7 +201,7 @@ fn read_body(lines: &mut Lines<'_>, index: usize) -> Result<Vec<u8>> {
 }
 
 /// Classifies one stanza (`first_line` after `"-> "`) and checks the types Sealbox reads.
-fn stanza(first_line: &[u8], body: &[u8], index: usize) -> Result<Stanza> {
+fn stanza(first_line: &[u8], body: &[u8], index: usize) -> Result<RecipientKind> {
     let bad = |reason: &str| malformed(format!("stanza {index}: {reason}"));
     let words: Vec<&[u8]> = first_line
         .split(|&b| b == b' ')
@@ -236,7 +243,7 @@ fn stanza(first_line: &[u8], body: &[u8], index: usize) -> Result<Stanza> {
         }
         other => RecipientKind::Other { tag: quoted(other) },
     };
-    Ok(Stanza { kind })
+    Ok(kind)
 }
 
 /// The one argument of a stanza, decoded to exactly `N` bytes.

@@ -13,6 +13,7 @@
 pub mod binding;
 pub mod header;
 pub mod identity;
+pub mod rewrap;
 pub mod ssh_rsa;
 
 use std::io::{Read as _, Write as _};
@@ -25,6 +26,7 @@ use crate::public_key::PublicKey;
 pub use binding::Binding;
 pub use header::{AGE_MAGIC, Header, RecipientKind};
 pub use identity::parse_identity_file;
+pub use rewrap::rewrap;
 pub use ssh_rsa::RsaKeyRing;
 
 /// The largest value sealed or opened: a Kubernetes Secret holds at most 1 MiB in all.

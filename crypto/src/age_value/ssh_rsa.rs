@@ -9,7 +9,7 @@
 //! which is not constant-time (RUSTSEC-2023-0071); Sealbox never enables it. [`RsaKeyRing`]
 //! implements [`age::Identity`] with aws-lc-rs and picks keys by the stanza's tag in O(1).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -106,6 +106,7 @@ impl RsaKeyRing {
             ring: self,
             used: Cell::new(None),
             operations: Cell::new(0),
+            file_key: RefCell::new(None),
         }
     }
 }
@@ -123,6 +124,8 @@ pub(crate) struct RingIdentity<'r> {
     ring: &'r RsaKeyRing,
     used: Cell<Option<usize>>,
     operations: Cell<usize>,
+    /// A copy of the file key it unwrapped, for re-wrapping; wiped with the identity.
+    file_key: RefCell<Option<Zeroizing<[u8; FILE_KEY_BYTES]>>>,
 }
 
 impl RingIdentity<'_> {
@@ -134,6 +137,11 @@ impl RingIdentity<'_> {
     /// RSA private-key operations spent.
     pub(crate) fn operations(&self) -> usize {
         self.operations.get()
+    }
+
+    /// The file key it unwrapped, if it did.
+    pub(crate) fn take_file_key(&self) -> Option<Zeroizing<[u8; FILE_KEY_BYTES]>> {
+        self.file_key.borrow_mut().take()
     }
 
     fn unwrap_with(&self, position: usize, body: &[u8]) -> Option<FileKey> {
@@ -152,6 +160,7 @@ impl RingIdentity<'_> {
             )
             .ok()?;
         let plain: &[u8; FILE_KEY_BYTES] = (&*plain).try_into().ok()?;
+        *self.file_key.borrow_mut() = Some(Zeroizing::new(*plain));
         Some(FileKey::init_with_mut(|key| key.copy_from_slice(plain)))
     }
 }

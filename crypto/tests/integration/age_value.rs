@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use sealbox_crypto::age_value::{
     self, MAX_PLAINTEXT_LEN, RecipientKind, header, open_with_identities, open_with_keys,
-    parse_identity_file,
+    parse_identity_file, rewrap,
 };
 use sealbox_crypto::{
     Binding, Error, PrivateKey, PublicKey, Recipients, RsaKeyRing, Scope, ValueFormat,
@@ -372,5 +372,83 @@ fn the_reference_age_tool_opens_sealbox_values_plus_one_documented_step() {
         tail.stdin.take().unwrap().write_all(&payload).unwrap();
         let recovered = tail.wait_with_output().unwrap().stdout;
         assert_eq!(recovered, plaintext, "{identity}");
+    }
+}
+
+fn kinds(value: &[u8]) -> Vec<RecipientKind> {
+    header::parse(value)
+        .unwrap()
+        .stanzas
+        .into_iter()
+        .map(|s| s.kind)
+        .collect()
+}
+
+/// A cluster moves its values to its new key: its own stanza replaced, the other cluster's, the
+/// break-glass key's and the payload kept byte for byte; the reference age tool agrees.
+#[test]
+fn a_cluster_rewraps_a_value_for_its_new_key_keeping_the_other_recipients() {
+    let value = age_value::seal(&two_clusters_and_breakglass(), &strict(), b"hunter2").unwrap();
+    let old = ring(&[&key_pair().private_key]);
+    let new_key = PrivateKey::from_pem(&fixture("key-pkcs1.pem")).unwrap();
+    let rewrapped = rewrap(&old, &value, &strict(), new_key.public_key())
+        .unwrap()
+        .expect("the new key was not a recipient");
+
+    let tag = |key: &PrivateKey| RecipientKind::SshRsa {
+        key_tag: key.fingerprint().age_tag(),
+    };
+    let after = kinds(&rewrapped);
+    assert!(!after.contains(&tag(&key_pair().private_key)), "{after:?}");
+    assert!(after.contains(&tag(&new_key)), "{after:?}");
+    assert!(
+        after.contains(&tag(&other_key_pair().private_key)),
+        "{after:?}"
+    );
+    assert_eq!(after.len(), kinds(&value).len());
+    let payload = |v: &[u8]| v[header::parse(v).unwrap().len..].to_vec();
+    assert_eq!(payload(&rewrapped), payload(&value));
+
+    for cluster in [&new_key, &other_key_pair().private_key] {
+        assert_eq!(
+            open_keys(&ring(&[cluster]), &rewrapped, &strict()).unwrap(),
+            b"hunter2"
+        );
+    }
+    let identity = breakglass();
+    assert_eq!(
+        &open_with_identities(&[&identity], &rewrapped).unwrap().1[..],
+        b"hunter2"
+    );
+    let err = open_keys(&old, &rewrapped, &strict()).unwrap_err();
+    assert!(matches!(err, Error::AgeNotARecipient { .. }), "{err}");
+
+    // Done once: the new key is a recipient now.
+    assert!(
+        rewrap(
+            &ring(&[&new_key]),
+            &rewrapped,
+            &strict(),
+            new_key.public_key()
+        )
+        .unwrap()
+        .is_none()
+    );
+    // A value bound elsewhere, or one the ring cannot open, is refused.
+    let elsewhere = binding(Scope::Strict, "prod", "db");
+    let err = rewrap(&old, &value, &elsewhere, new_key.public_key()).unwrap_err();
+    assert!(matches!(err, Error::ScopeMismatch { .. }), "{err}");
+    let stranger = ring(&[&new_key]);
+    let err = rewrap(&stranger, &value, &strict(), new_key.public_key()).unwrap_err();
+    assert!(matches!(err, Error::AgeNotARecipient { .. }), "{err}");
+
+    if age_tool() {
+        for identity in ["key-pkcs1.pem", "age-identity.txt"] {
+            let payload = age_decrypt(&fixture_path(identity), &rewrapped);
+            assert_eq!(
+                payload, b"sealbox/v1 strict default/db\nhunter2",
+                "{identity}"
+            );
+        }
     }
 }
