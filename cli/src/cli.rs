@@ -625,8 +625,9 @@ pub struct MergeArgs {
     pub allow_empty_data: bool,
 }
 
-/// Flags of `sealbox unseal`.
+/// Flags of `sealbox unseal`: at least one private key or age identity.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("openers").required(true).multiple(true).args(["keys", "identities"]))]
 pub struct UnsealArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
