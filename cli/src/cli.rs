@@ -623,6 +623,11 @@ pub struct MergeArgs {
     /// Accept an input Secret without keys (nothing changes but the hint).
     #[arg(long)]
     pub allow_empty_data: bool,
+
+    /// Recipients for the merged keys; required (the same as the file's) when the file holds
+    /// multi-recipient values, so the new keys open for the same clusters and age keys.
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 }
 
 /// Flags of `sealbox unseal`: at least one private key or age identity.

@@ -1660,3 +1660,61 @@ fn reencrypt_rewraps_multi_recipient_files_keeping_the_other_recipients() {
     }
     unseal_with(other_key, &rewrapped, &[]).code(1);
 }
+
+/// `merge` into a multi-recipient file needs its recipients again; with them, the new key opens
+/// for every cluster and the break-glass key like the others.
+#[test]
+fn merge_into_a_multi_recipient_file_keeps_its_recipients() {
+    let (identity, recipient) = breakglass();
+    let (_keys, other_cert, other_key) = other_key();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db-sealed.yaml");
+    let sealed = seal(
+        &["--add-cert", other_cert.to_str().unwrap(), "-r", &recipient],
+        &secret_yaml("db", Some("prod")),
+    );
+    std::fs::write(&file, &sealed).unwrap();
+    let extra = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\nstringData: {token: t0ken}\n";
+
+    let assert = sealbox()
+        .args(["merge", "--cert"])
+        .arg(example_cert())
+        .arg("--into")
+        .arg(&file)
+        .write_stdin(extra)
+        .assert()
+        .code(2);
+    assert!(stderr_text(&assert).contains("it holds multi-recipient values"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), sealed);
+
+    sealbox()
+        .args(["merge", "--cert"])
+        .arg(example_cert())
+        .args([
+            "--add-cert",
+            other_cert.to_str().unwrap(),
+            "-r",
+            &recipient,
+            "--into",
+        ])
+        .arg(&file)
+        .write_stdin(extra)
+        .assert()
+        .success();
+    let merged = std::fs::read_to_string(&file).unwrap();
+    let mut expected = expected_data();
+    expected.insert("token".to_owned(), STANDARD.encode("t0ken"));
+    for opener in [
+        ["--key".to_owned(), other_key.display().to_string()],
+        ["--identity".to_owned(), identity.display().to_string()],
+    ] {
+        let out = sealbox()
+            .arg("unseal")
+            .args(&opener)
+            .write_stdin(merged.clone())
+            .assert()
+            .success();
+        let secret = &documents(std::str::from_utf8(&out.get_output().stdout).unwrap())[0];
+        assert_eq!(string_map(&secret["data"]), expected);
+    }
+}

@@ -3,6 +3,10 @@
 //! The file decides name, namespace and scope (from its own top-level annotations; Bitnami's
 //! `--merge-into` forgets the scope and seals strict). Keys the input does not mention keep
 //! their ciphertext byte for byte. The file is replaced atomically, in its own format.
+//!
+//! A file holding multi-recipient values needs their recipients again (`--add-cert`, `-r`, …):
+//! merging single-cluster values into it would leave the new keys unreadable for the other
+//! clusters and the break-glass key, so that is refused.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -17,8 +21,9 @@ use crate::cli::MergeArgs;
 use crate::document::{Syntax, parse, read_file, read_input};
 use crate::error::{Error, Result};
 use crate::output::{Format, Visibility, note, render, write_atomically};
+use crate::recipients::RecipientSpec;
 use crate::sealed;
-use crate::sealing::{Sealer, load_key, seal_values};
+use crate::sealing::{load_key, seal_values};
 use crate::secret::SecretInput;
 
 /// Runs `sealbox merge`.
@@ -31,7 +36,17 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let (mut sealed, syntax) = read_target(into)?;
     let scope = sealed.scope();
 
-    let key = Sealer::Single(load_key(&cert)?);
+    let recipients = RecipientSpec::from_args(&args.recipients, &cluster);
+    if recipients.is_empty() && holds_multi_recipient_values(&sealed) {
+        return Err(Error::MergeTarget {
+            path: into.clone(),
+            problem: "it holds multi-recipient values; pass their recipients too (--add-cert, \
+                      --add-context, -r, --recipients-file) so the new keys open for the same \
+                      clusters and age keys"
+                .to_owned(),
+        });
+    }
+    let key = recipients.sealer(load_key(&cert)?)?;
     let input_display = secret.display_name();
     let target_display = sealed::display_name(&sealed);
     if secret.name.is_some() && input_display != target_display {
@@ -93,6 +108,15 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
         replaced.join(", ")
     );
     Ok(())
+}
+
+/// Whether any value of `sealed` is a multi-recipient (age) value.
+fn holds_multi_recipient_values(sealed: &SealedSecret) -> bool {
+    sealed.spec.encrypted_data.values().any(|v| {
+        crate::secret::decode_base64(v).is_some_and(|bytes| {
+            sealbox_crypto::ValueFormat::of(&bytes) == sealbox_crypto::ValueFormat::Age
+        })
+    })
 }
 
 /// The one Secret to merge, with data unless `--allow-empty-data`.
