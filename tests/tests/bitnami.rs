@@ -557,13 +557,9 @@ async fn kubeseal_seals_with_a_cert_file_and_sealbox_unseals_every_scope() -> Te
 /// `kubeseal --recovery-unseal --recovery-private-key` reads what `sealbox keys backup
 /// --unencrypted` writes (a v1 List of the key Secrets), and refuses without a key.
 ///
-/// Ignored until `sealbox keys` reads a real API server's list: the items of a list answer carry
-/// no `kind`, which the key parser requires, so `sealbox keys backup` finds no key on a real
-/// cluster ("Secret NS/NAME: document: no kind"); the API double sends `kind` on items and hides
-/// it. Fixing `KeyStore::load` (cli/src/commands/keys.rs: default `kind: Secret` and
-/// `apiVersion: v1` on each item) makes this pass.
+/// A real API server leaves `kind` off the items of a list answer, which the API double used to
+/// hide: `sealbox keys backup` must still find every key (it failed with "document: no kind").
 #[tokio::test]
-#[ignore = "sealbox keys backup finds no key on a real API server (list items have no kind)"]
 async fn kubeseal_recovery_unseals_with_a_sealbox_backup() -> TestResult {
     let Some(env) = env().await? else {
         return Ok(());
