@@ -14,7 +14,7 @@ use super::Error;
 const LOG_TAIL_BYTES: u64 = 4096;
 
 /// A running component. Dropping it kills the process and reaps it.
-pub(super) struct Process {
+pub(crate) struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
@@ -22,10 +22,22 @@ pub(super) struct Process {
 
 impl Process {
     /// Starts `program` with `args`, stdout and stderr into `log`.
-    pub(super) fn spawn(
+    pub(crate) fn spawn(
         name: &'static str,
         program: &Path,
         args: Vec<OsString>,
+        log: PathBuf,
+    ) -> Result<Self, Error> {
+        let mut command = Command::new(program);
+        command.args(args);
+        Self::spawn_command(name, command, log)
+    }
+
+    /// Starts `command` (its program, arguments and environment as the caller set them), stdin
+    /// closed, stdout and stderr into `log`.
+    pub(crate) fn spawn_command(
+        name: &'static str,
+        mut command: Command,
         log: PathBuf,
     ) -> Result<Self, Error> {
         let out = File::create(&log).map_err(|source| Error::Write {
@@ -36,21 +48,20 @@ impl Process {
             path: log.clone(),
             source,
         })?;
-        let child = Command::new(program)
-            .args(args)
+        let child = command
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|source| Error::Spawn {
-                program: program.to_path_buf(),
+                program: PathBuf::from(command.get_program()),
                 source,
             })?;
         Ok(Self { name, child, log })
     }
 
     /// An error naming the process and quoting its log if it has exited.
-    pub(super) fn check_running(&mut self) -> Result<(), Error> {
+    pub(crate) fn check_running(&mut self) -> Result<(), Error> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(Error::Exited {
@@ -65,20 +76,20 @@ impl Process {
         }
     }
 
-    pub(super) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.name
     }
 
-    pub(super) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub(super) fn log(&self) -> &Path {
+    pub(crate) fn log(&self) -> &Path {
         &self.log
     }
 
     /// The end of the log, for an error message.
-    pub(super) fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let read = || -> std::io::Result<String> {
             let mut file = File::open(&self.log)?;
             let len = file.metadata()?.len();
