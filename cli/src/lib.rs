@@ -36,7 +36,9 @@ pub mod inspect;
 pub mod key_store;
 pub mod key_usage;
 pub mod keyring;
+pub mod kube_overrides;
 pub mod kubeconfig;
+pub mod kubeseal;
 pub mod origin;
 pub mod output;
 pub mod redact;
@@ -82,6 +84,7 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
         Command::Check(args) => return commands::check::run(args, stdout, stderr),
         Command::Reencrypt(args) => return commands::reencrypt::run(args, stdout, stderr),
         Command::Completions(args) => commands::completions::run(args, stdout),
+        Command::Kubeseal(args) => kubeseal::run(args, stdin, stdout, stderr),
     }
     .map(|()| Outcome::Success)
 }
