@@ -25,6 +25,8 @@ the file's scope, template data not rendered by --recovery-unseal): docs/COMPATI
 #[derive(Debug, Parser)]
 #[command(
     name = "kubeseal",
+    about = "Seal Kubernetes Secrets for the sealed-secrets controller (sealbox's kubeseal mode)",
+    long_about = None,
     disable_version_flag = true,
     after_help = KUBESEAL_HELP
 )]
@@ -38,14 +40,19 @@ pub struct KubesealCli {
 #[derive(Debug, Args)]
 pub struct KubesealArgs {
     /// Certificate / public key file/URL to use for encryption. Overrides --controller-*
-    #[arg(long, value_name = "FILE|URL", env = "SEALED_SECRETS_CERT")]
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "SEALED_SECRETS_CERT",
+        hide_env_values = true
+    )]
     pub cert: Option<CertSource>,
 
     /// Namespace of sealed-secrets controller.
     #[arg(
         long,
         value_name = "NAMESPACE",
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE", hide_env_values = true,
         default_value = DEFAULT_CONTROLLER_NAMESPACE
     )]
     pub controller_namespace: String,
@@ -54,7 +61,7 @@ pub struct KubesealArgs {
     #[arg(
         long,
         value_name = "NAME",
-        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        env = "SEALED_SECRETS_CONTROLLER_NAME", hide_env_values = true,
         default_value = DEFAULT_CONTROLLER_NAME
     )]
     pub controller_name: String,
@@ -66,7 +73,7 @@ pub struct KubesealArgs {
         value_enum,
         ignore_case = true,
         default_value_t = KubesealFormat::Json,
-        env = "SEALED_SECRETS_FORMAT"
+        env = "SEALED_SECRETS_FORMAT", hide_env_values = true
     )]
     pub format: KubesealFormat,
 
@@ -75,7 +82,8 @@ pub struct KubesealArgs {
         short = 'w',
         long = "sealed-secret-file",
         value_name = "FILE",
-        env = "SEALED_SECRETS_SEALED_SECRET_FILE"
+        env = "SEALED_SECRETS_SEALED_SECRET_FILE",
+        hide_env_values = true
     )]
     pub sealed_secret_file: Option<PathBuf>,
 
@@ -84,33 +92,44 @@ pub struct KubesealArgs {
         short = 'f',
         long = "secret-file",
         value_name = "FILE",
-        env = "SEALED_SECRETS_SECRET_FILE"
+        env = "SEALED_SECRETS_SECRET_FILE",
+        hide_env_values = true
     )]
     pub secret_file: Option<PathBuf>,
 
     /// Write certificate to stdout. Useful for later use with --cert
-    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_FETCH_CERT", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub fetch_cert: bool,
 
     /// Allow empty data in the secret object
-    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_ALLOW_EMPTY_DATA", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub allow_empty_data: bool,
 
     /// Validate that the sealed secret can be decrypted
-    #[arg(long, env = "SEALED_SECRETS_VALIDATE", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_VALIDATE", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub validate: bool,
 
     /// Merge items from secret into an existing sealed secret file, updating the file in-place
     /// instead of writing to stdout.
-    #[arg(long, value_name = "FILE", env = "SEALED_SECRETS_MERGE_INTO")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SEALED_SECRETS_MERGE_INTO",
+        hide_env_values = true
+    )]
     pub merge_into: Option<PathBuf>,
 
     /// Encrypt a raw value passed via the --from-* flags instead of the whole secret object
-    #[arg(long, env = "SEALED_SECRETS_RAW", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_RAW", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub raw: bool,
 
     /// Name of the sealed secret (required with --raw and default (strict) scope)
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_NAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_NAME",
+        hide_env_values = true
+    )]
     pub name: Option<String>,
 
     /// (only with --raw) Secret items can be sourced from files: PATH or KEY=PATH, as kubectl
@@ -119,7 +138,8 @@ pub struct KubesealArgs {
         long,
         value_name = "[KEY=]PATH",
         value_delimiter = ',',
-        env = "SEALED_SECRETS_FROM_FILE"
+        env = "SEALED_SECRETS_FROM_FILE",
+        hide_env_values = true
     )]
     pub from_file: Vec<String>,
 
@@ -127,20 +147,26 @@ pub struct KubesealArgs {
     /// strict). Mandatory for --raw, otherwise the 'sealedsecrets.bitnami.com/cluster-wide' and
     /// 'sealedsecrets.bitnami.com/namespace-wide' annotations on the input secret can be used to
     /// select the scope.
-    #[arg(long, value_enum, value_name = "SCOPE", env = "SEALED_SECRETS_SCOPE")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SCOPE",
+        env = "SEALED_SECRETS_SCOPE",
+        hide_env_values = true
+    )]
     pub scope: Option<KubesealScope>,
 
     /// Re-encrypt the given sealed secret to use the latest cluster key.
-    #[arg(long, env = "SEALED_SECRETS_RE_ENCRYPT", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_RE_ENCRYPT", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub re_encrypt: bool,
 
     /// Deprecated spelling of --re-encrypt.
-    #[arg(long, hide = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, hide = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub rotate: bool,
 
     /// Decrypt a sealed secrets file obtained from stdin, using the private key passed with
     /// --recovery-private-key. Intended to be used in disaster recovery mode.
-    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_RECOVERY_UNSEAL", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub recovery_unseal: bool,
 
     /// Private key filename used by the --recovery-unseal command. Multiple files accepted
@@ -151,7 +177,8 @@ pub struct KubesealArgs {
         long,
         value_name = "FILE",
         value_delimiter = ',',
-        env = "SEALED_SECRETS_RECOVERY_PRIVATE_KEY"
+        env = "SEALED_SECRETS_RECOVERY_PRIVATE_KEY",
+        hide_env_values = true
     )]
     pub recovery_private_key: Vec<PathBuf>,
 
@@ -181,11 +208,21 @@ impl KubesealArgs {
 #[command(next_help_heading = "Kubernetes client flags (as kubectl)")]
 pub struct KubectlFlags {
     /// Path to a kube config. Only required if out-of-cluster
-    #[arg(long, value_name = "FILE", env = "SEALED_SECRETS_KUBECONFIG")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SEALED_SECRETS_KUBECONFIG",
+        hide_env_values = true
+    )]
     pub kubeconfig: Option<PathBuf>,
 
     /// The name of the kubeconfig context to use
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_CONTEXT")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_CONTEXT",
+        hide_env_values = true
+    )]
     pub context: Option<String>,
 
     /// If present, the namespace scope for this CLI request
@@ -193,20 +230,36 @@ pub struct KubectlFlags {
         short = 'n',
         long,
         value_name = "NAMESPACE",
-        env = "SEALED_SECRETS_NAMESPACE"
+        env = "SEALED_SECRETS_NAMESPACE",
+        hide_env_values = true
     )]
     pub namespace: Option<String>,
 
     /// The name of the kubeconfig cluster to use
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_CLUSTER")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_CLUSTER",
+        hide_env_values = true
+    )]
     pub cluster: Option<String>,
 
     /// The name of the kubeconfig user to use
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_USER")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_USER",
+        hide_env_values = true
+    )]
     pub user: Option<String>,
 
     /// The address and port of the Kubernetes API server
-    #[arg(long, value_name = "URL", env = "SEALED_SECRETS_SERVER")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALED_SECRETS_SERVER",
+        hide_env_values = true
+    )]
     pub server: Option<String>,
 
     /// Bearer token for authentication to the API server
@@ -214,6 +267,7 @@ pub struct KubectlFlags {
         long,
         value_name = "TOKEN",
         env = "SEALED_SECRETS_TOKEN",
+        hide_env_values = true,
         hide_env_values = true
     )]
     pub token: Option<String>,
@@ -222,29 +276,50 @@ pub struct KubectlFlags {
     #[arg(
         long,
         value_name = "FILE",
-        env = "SEALED_SECRETS_CERTIFICATE_AUTHORITY"
+        env = "SEALED_SECRETS_CERTIFICATE_AUTHORITY",
+        hide_env_values = true
     )]
     pub certificate_authority: Option<String>,
 
     /// If true, the server's certificate will not be checked for validity. This will make your
     /// HTTPS connections insecure
-    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_INSECURE_SKIP_TLS_VERIFY", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub insecure_skip_tls_verify: bool,
 
     /// If provided, this name will be used to validate server certificate
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_TLS_SERVER_NAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_TLS_SERVER_NAME",
+        hide_env_values = true
+    )]
     pub tls_server_name: Option<String>,
 
     /// Path to a client certificate file for TLS
-    #[arg(long, value_name = "FILE", env = "SEALED_SECRETS_CLIENT_CERTIFICATE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SEALED_SECRETS_CLIENT_CERTIFICATE",
+        hide_env_values = true
+    )]
     pub client_certificate: Option<String>,
 
     /// Path to a client key file for TLS
-    #[arg(long, value_name = "FILE", env = "SEALED_SECRETS_CLIENT_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SEALED_SECRETS_CLIENT_KEY",
+        hide_env_values = true
+    )]
     pub client_key: Option<String>,
 
     /// Username for basic authentication to the API server
-    #[arg(long, value_name = "NAME", env = "SEALED_SECRETS_USERNAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SEALED_SECRETS_USERNAME",
+        hide_env_values = true
+    )]
     pub username: Option<String>,
 
     /// Password for basic authentication to the API server
@@ -252,12 +327,18 @@ pub struct KubectlFlags {
         long,
         value_name = "PASSWORD",
         env = "SEALED_SECRETS_PASSWORD",
+        hide_env_values = true,
         hide_env_values = true
     )]
     pub password: Option<String>,
 
     /// Username to impersonate for the operation
-    #[arg(long = "as", value_name = "USER", env = "SEALED_SECRETS_AS")]
+    #[arg(
+        long = "as",
+        value_name = "USER",
+        env = "SEALED_SECRETS_AS",
+        hide_env_values = true
+    )]
     pub impersonate: Option<String>,
 
     /// Group to impersonate for the operation, this flag can be repeated to specify multiple
@@ -266,11 +347,16 @@ pub struct KubectlFlags {
     pub impersonate_groups: Vec<String>,
 
     /// If provided, this URL will be used to connect via proxy
-    #[arg(long, value_name = "URL", env = "SEALED_SECRETS_PROXY_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEALED_SECRETS_PROXY_URL",
+        hide_env_values = true
+    )]
     pub proxy_url: Option<String>,
 
     /// If true, opt-out of response compression for all requests to the server
-    #[arg(long, env = "SEALED_SECRETS_DISABLE_COMPRESSION", action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
+    #[arg(long, env = "SEALED_SECRETS_DISABLE_COMPRESSION", hide_env_values = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new(), hide_default_value = true, hide_possible_values = true)]
     pub disable_compression: bool,
 }
 
