@@ -7,7 +7,7 @@
 //! Offline rows need no cluster; the cluster rows (`--fetch-cert`, sealing without `--cert`,
 //! `--validate`, `--re-encrypt`) run both against the API double on 127.0.0.1 with a stub
 //! controller behind its service proxy. Known, deliberate differences are normalised away
-//! and listed in docs/COMPATIBILITY.md: sealbox's `sealbox.dev/sealing-key` hint annotation,
+//! and listed in docs/USAGE.md (kubeseal mode): sealbox's `sealbox.dev/sealing-key` hint annotation,
 //! scope annotations kept off the template, and error wording after `error:`.
 //!
 //! Skips with a message when kubeseal is not built, unless `SEALBOX_REAL_REQUIRED=1`.

@@ -19,7 +19,7 @@ pub const KUBESEAL_HELP: &str = "\
 kubeseal mode of sealbox: kubeseal's flags, output and exit codes (0 success, 1 error, 2 bad
 flags). Every flag can also be set as SEALED_SECRETS_<FLAG> (upper case, - as _), e.g.
 SEALED_SECRETS_CERT. Where it differs from kubeseal (a key hint annotation, --merge-into keeping
-the file's scope, template data not rendered by --recovery-unseal): docs/COMPATIBILITY.md.";
+the file's scope, template data not rendered by --recovery-unseal): docs/USAGE.md (kubeseal mode).";
 
 /// `kubeseal` when the binary is invoked under that name.
 #[derive(Debug, Parser)]

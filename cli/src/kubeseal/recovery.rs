@@ -5,7 +5,7 @@
 //! The Secret is written in kubeseal's shape: the template's metadata with the SealedSecret's
 //! name and namespace, an owner reference to the SealedSecret (unless the template asks to skip
 //! it), `type`, `immutable`, `data`. `spec.template.data` (Go templates) is rendered only by the
-//! controller; those keys are named on stderr and left out (docs/COMPATIBILITY.md).
+//! controller; those keys are named on stderr and left out (docs/USAGE.md (kubeseal mode)).
 
 use std::collections::BTreeMap;
 use std::io::Write;
