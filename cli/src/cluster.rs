@@ -54,8 +54,9 @@ pub struct ClusterOptions {
     pub controller_namespace: String,
     /// The controller's Service.
     pub controller_name: String,
-    /// kubectl's client flags (`kubeseal` mode only), applied over the kubeconfig.
-    pub overrides: ClientOverrides,
+    /// kubectl's client flags (`kubeseal` mode only), applied over the kubeconfig. Boxed: the
+    /// flags are many and rarely set, and a `CertSource` carries these options by value.
+    pub overrides: Box<ClientOverrides>,
 }
 
 impl ClusterOptions {
@@ -66,7 +67,7 @@ impl ClusterOptions {
             context: None,
             controller_namespace: DEFAULT_CONTROLLER_NAMESPACE.to_owned(),
             controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
-            overrides: ClientOverrides::default(),
+            overrides: Box::default(),
         }
     }
 

@@ -28,10 +28,11 @@ fn bad_input_matrix() {
 /// once in the test target's scratch directory.
 fn kubeseal_link() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubeseal-link");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("a scratch directory for the kubeseal link");
     let link = dir.join("kubeseal");
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sealbox"), &link).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sealbox"), &link)
+        .expect("a kubeseal symlink to the built binary");
     link
 }
 

@@ -158,7 +158,7 @@ pub fn cluster_options(args: &KubesealArgs) -> ClusterOptions {
         context: args.client.context.clone(),
         controller_namespace: args.controller_namespace.clone(),
         controller_name: args.controller_name.clone(),
-        overrides: args.client.overrides(),
+        overrides: Box::new(args.client.overrides()),
     }
 }
 
