@@ -266,6 +266,16 @@ fn offline_rows() -> Vec<Row> {
             "base.json",
             Unsealed,
         ),
+        piped(
+            "--recovery-unseal, a kind-less SecretList",
+            &[
+                "--recovery-unseal",
+                "--recovery-private-key",
+                "typed-list.json",
+            ],
+            "base.json",
+            Unsealed,
+        ),
         row(
             "--fetch-cert --cert",
             &["--fetch-cert", "--cert", "cert.pem"],
@@ -390,6 +400,16 @@ fn workdir(kubeconfig: Option<&Path>) -> tempfile::TempDir {
     write(
         "list.json",
         &json!({"apiVersion": "v1", "kind": "List", "items": [secret.to_json()]}).to_string(),
+    );
+    // What Bitnami's suite writes: a typed client's SecretList marshalled as is, without kinds.
+    let mut kindless = secret.to_json();
+    kindless
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| k != "kind" && k != "apiVersion");
+    write(
+        "typed-list.json",
+        &json!({"metadata": {"resourceVersion": "7"}, "items": [kindless]}).to_string(),
     );
     write("value.txt", "raw-PLAINTEXT\n");
     write(
