@@ -1035,6 +1035,28 @@ fn spec_results(report: &[u8]) -> TestResult<Vec<SpecResult>> {
 #[tokio::test]
 async fn bitnami_integration_suite_passes_against_sealbox_but_the_known_differences() -> TestResult
 {
+    integration_suite(Kubeseal::Bitnami).await
+}
+
+/// The same suite with `-kubeseal-bin` pointing at Sealbox in kubeseal mode (a `kubeseal`
+/// symlink to the `sealbox` binary): its kubeseal specs are Bitnami's own proof of the drop-in.
+#[tokio::test]
+async fn bitnami_integration_suite_passes_with_sealbox_as_kubeseal() -> TestResult {
+    integration_suite(Kubeseal::Sealbox).await
+}
+
+/// Whose `kubeseal` the integration suite runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kubeseal {
+    /// Bitnami's, built from its module.
+    Bitnami,
+    /// Sealbox's CLI through a symlink named `kubeseal`.
+    Sealbox,
+}
+
+/// Runs Bitnami's integration suite against sealbox-controller with `kubeseal` as the suite's
+/// kubeseal, and checks every spec against [`DIFFERENCES`].
+async fn integration_suite(kubeseal: Kubeseal) -> TestResult {
     let Some(plane) = RealControlPlane::start().await? else {
         return Ok(());
     };
@@ -1059,12 +1081,20 @@ async fn bitnami_integration_suite_passes_against_sealbox_but_the_known_differen
         .await?;
 
     let dir = tempfile::tempdir()?;
+    let kubeseal_bin = match kubeseal {
+        Kubeseal::Bitnami => peers.kubeseal(),
+        Kubeseal::Sealbox => {
+            let link = dir.path().join("kubeseal");
+            std::os::unix::fs::symlink(sealbox.cli(), &link)?;
+            link
+        }
+    };
     let report = dir.path().join("report.json");
     let log = dir.path().join("suite.log");
     let out = std::fs::File::create(&log)?;
     let status = Command::new(peers.integration_suite())
         .arg(format!("-kubeconfig={}", plane.kubeconfig().display()))
-        .arg(format!("-kubeseal-bin={}", peers.kubeseal().display()))
+        .arg(format!("-kubeseal-bin={}", kubeseal_bin.display()))
         .arg(format!(
             "-controller-bin={}",
             sealbox.controller_binary().display()
@@ -1085,10 +1115,6 @@ async fn bitnami_integration_suite_passes_against_sealbox_but_the_known_differen
             controller.log_tail()
         )
     };
-    if let Some(keep) = std::env::var_os("BP_KEEP") {
-        let _ = std::fs::copy(controller.log(), keep);
-        let _ = std::fs::copy(&log, "/dev/shm/bp-suite-out.log");
-    }
     let results = std::fs::read(&report)
         .map_err(|e| {
             format!(
@@ -1098,7 +1124,10 @@ async fn bitnami_integration_suite_passes_against_sealbox_but_the_known_differen
         })
         .and_then(|r| spec_results(&r).map_err(|e| e.to_string()))?;
 
-    eprintln!("Bitnami integration suite v0.40.0 against sealbox-controller ({status}):");
+    eprintln!(
+        "Bitnami integration suite v0.40.0 against sealbox-controller, {kubeseal:?}'s kubeseal \
+         ({status}):"
+    );
     for r in &results {
         eprintln!("  {:<8} {}", r.state, r.name);
     }

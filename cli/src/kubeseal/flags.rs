@@ -28,6 +28,9 @@ the file's scope, template data not rendered by --recovery-unseal): docs/USAGE.m
     about = "Seal Kubernetes Secrets for the sealed-secrets controller (sealbox's kubeseal mode)",
     long_about = None,
     disable_version_flag = true,
+    // pflag: a flag given twice takes its last value (Bitnami's own suite passes --kubeconfig
+    // twice); repeatable flags (--recovery-private-key) still collect every value.
+    args_override_self = true,
     after_help = KUBESEAL_HELP
 )]
 pub struct KubesealCli {
