@@ -17,6 +17,7 @@
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
 
+pub mod authorship;
 pub mod bounds;
 pub mod controller;
 pub mod desired;
