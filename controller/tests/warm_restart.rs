@@ -137,7 +137,12 @@ async fn what_changed_while_stopped_is_unsealed_and_nothing_else() -> TestResult
     let db0 = secret("db0")?;
     let mut data = db0.data.clone().unwrap_or_default();
     data.insert("value".into(), ByteString(b"tampered".to_vec()));
-    put_secret(&server, "db0", db0.metadata.annotations.unwrap_or_default(), data)?;
+    put_secret(
+        &server,
+        "db0",
+        db0.metadata.annotations.unwrap_or_default(),
+        data,
+    )?;
 
     // db1: re-sealed with another value (a new commit in Git).
     let mut resealed = server
@@ -267,7 +272,10 @@ async fn a_proof_does_not_make_someone_elses_secret_the_controllers() -> TestRes
     let skip = [(SKIP_SET_OWNER_REFERENCES_ANNOTATION, "true")];
     let running = support::start_controller(&server, &[]).await?;
     create(&server, &sealed("mine", "v1", &skip)).await?;
-    until("the Secret", || value(&server, "mine").as_deref() == Some("v1")).await?;
+    until("the Secret", || {
+        value(&server, "mine").as_deref() == Some("v1")
+    })
+    .await?;
 
     // Someone else's Secret carrying a copy of the controller's annotations from "mine".
     let mine = server.get::<Secret>(Some(NS), "mine").ok_or("no Secret")?;
