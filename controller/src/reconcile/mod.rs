@@ -214,7 +214,10 @@ async fn next_step(
     let mut seen = Seen {
         digest: cached.digest(ctx.settings.accept_deprecated_v1_data),
         key_epoch: ctx.keys.epoch(),
-        secret: SecretSeen::Watched(ctx.owned.version(key)),
+        secret: match ctx.owned.version(key) {
+            None if ctx.owned.listed(&key.namespace) => SecretSeen::Unwritten,
+            version => SecretSeen::Watched(version),
+        },
     };
     loop {
         match skip::decide(memory, &seen) {

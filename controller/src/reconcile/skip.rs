@@ -33,6 +33,9 @@ pub(super) enum SecretSeen {
     /// The Secret watch shows it at this version (`None`: the watch does not know it); the
     /// watch may lag behind.
     Watched(Option<String>),
+    /// The Secret watch has listed the namespace and shows no Secret the controller could have
+    /// written under this name (it may lag behind).
+    Unwritten,
     /// The API server has it with this resourceVersion.
     Read(Option<String>),
     /// The API server has it with this resourceVersion, and its proof shows this.
@@ -51,7 +54,7 @@ impl SecretSeen {
             SecretSeen::Watched(version)
             | SecretSeen::Read(version)
             | SecretSeen::Proven { version, .. } => version.clone(),
-            SecretSeen::Gone => None,
+            SecretSeen::Unwritten | SecretSeen::Gone => None,
         }
     }
 }
@@ -88,22 +91,23 @@ pub(super) fn decide(memory: &Memory, seen: &Seen) -> Step {
         } => return Step::Skip,
         SecretSeen::Proven { .. } | SecretSeen::Gone if failed_here => return Step::Wait,
         SecretSeen::Proven { .. } | SecretSeen::Gone => return Step::Unseal,
-        SecretSeen::Watched(_) | SecretSeen::Read(_) => {}
+        SecretSeen::Watched(_) | SecretSeen::Unwritten | SecretSeen::Read(_) => {}
     }
     if inputs_known && let Some(Reported::Synced { secret_version }) = &memory.reported {
         match &seen.secret {
             SecretSeen::Watched(Some(watched)) if secret_version.as_ref() == Some(watched) => {
                 return Step::Skip;
             }
-            SecretSeen::Watched(_) => return Step::AskApiServer,
+            SecretSeen::Watched(_) | SecretSeen::Unwritten => return Step::AskApiServer,
             SecretSeen::Read(current) if current == secret_version => return Step::Skip,
             _ => {}
         }
     }
-    if failed_here {
-        Step::Wait
-    } else {
-        Step::CheckProof
+    match &seen.secret {
+        _ if failed_here => Step::Wait,
+        // No proof to read: a new object, at a cold start above all.
+        SecretSeen::Unwritten => Step::Unseal,
+        _ => Step::CheckProof,
     }
 }
 
@@ -169,6 +173,24 @@ mod tests {
             assert_eq!(decide(&memory, &seeing(secret)), Step::CheckProof);
         }
         assert_eq!(decide(&memory, &seeing(SecretSeen::Gone)), Step::Unseal);
+        // The watch has listed and shows no Secret the controller wrote: nothing to prove.
+        assert_eq!(
+            decide(&memory, &seeing(SecretSeen::Unwritten)),
+            Step::Unseal
+        );
+    }
+
+    #[test]
+    fn what_the_watch_does_not_show_is_asked_when_memory_says_synced() {
+        // Memory says written, the watch has not caught up (or the Secret is gone): ask.
+        assert_eq!(
+            decide(&synced_at(version("5")), &seeing(SecretSeen::Unwritten)),
+            Step::AskApiServer
+        );
+        assert_eq!(
+            decide(&failed_at(EPOCH), &seeing(SecretSeen::Unwritten)),
+            Step::Wait
+        );
     }
 
     #[test]
