@@ -7,8 +7,9 @@
 //! Replicas elect one leader through a Lease: only it reconciles and renews keys.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
-//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], and in the reconcile
-//! loop whether unsealing can be skipped); the IO shell is thin ([`reconcile`], [`controller`],
+//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
+//! on written Secrets ([`authorship`]), and in the reconcile loop whether unsealing can be
+//! skipped); the IO shell is thin ([`reconcile`], [`controller`],
 //! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]). Names they all share (the field
 //! manager, [`object::ObjectKey`], the error-chain helper) live below them in [`object`]; a
 //! SealedSecret as the watch caches it, and how one is parsed, in [`watched`]. The binary in `main.rs` only parses flags, sets up logging and
@@ -17,6 +18,7 @@
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
 
+pub mod authorship;
 pub mod bounds;
 pub mod controller;
 pub mod desired;

@@ -7,10 +7,13 @@
 //! lets it know without asking the API server. Anything else (the watch has not caught up yet,
 //! the Secret changed, it is gone) falls back to asking.
 //!
-//! Only Secrets with a SealedSecret as controller are kept: a cluster's other Secrets cost
-//! nothing here.
+//! Only Secrets with a SealedSecret as controller, or with the controller's proof of authorship
+//! ([`authorship`](crate::authorship): one written without an ownerReference), are kept: a
+//! cluster's other Secrets cost nothing here. Once a watch has listed its namespace, a Secret it
+//! does not show is one the controller has not written (as far as the watch knows): there is no
+//! proof to read before unsealing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -19,6 +22,7 @@ use kube::runtime::watcher::Event;
 use kube::{Resource as _, ResourceExt as _};
 use sealbox_crds::SealedSecret;
 
+use crate::authorship::PROOF_ANNOTATION;
 use crate::object::ObjectKey;
 
 type Versions = HashMap<ObjectKey, String>;
@@ -36,6 +40,8 @@ struct Inner {
     /// which replaces what `current` holds in its namespace when the list is complete (Secrets
     /// missing from it were deleted meanwhile).
     relisting: HashMap<Option<String>, Versions>,
+    /// The watches (by namespace; `None` for all) that have listed once.
+    listed: HashSet<Option<String>>,
 }
 
 impl OwnedSecrets {
@@ -58,6 +64,7 @@ impl OwnedSecrets {
                         .current
                         .retain(|key, _| namespace.is_some_and(|watched| watched != key.namespace));
                     inner.current.extend(listed);
+                    inner.listed.insert(scope);
                 }
             }
             Event::Apply(secret) => record(&mut inner.current, secret),
@@ -72,6 +79,12 @@ impl OwnedSecrets {
     pub fn version(&self, key: &ObjectKey) -> Option<String> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.current.get(key).cloned()
+    }
+
+    /// Whether a watch of `namespace` (or of all) has listed its Secrets once.
+    pub fn listed(&self, namespace: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.listed.contains(&None) || inner.listed.contains(&Some(namespace.to_owned()))
     }
 
     /// Whether the watch last showed the Secret `key` at `version`.
@@ -92,15 +105,16 @@ fn key(secret: &PartialObjectMeta<Secret>) -> ObjectKey {
     ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any())
 }
 
-/// Keeps the version of a Secret a SealedSecret controls; forgets any other (one that lost its
-/// controller reference must not look unchanged).
+/// Keeps the version of a Secret a SealedSecret controls or the controller proves it wrote;
+/// forgets any other (one that lost its controller reference must not look unchanged).
 fn record(versions: &mut Versions, secret: &PartialObjectMeta<Secret>) {
     let controlled = secret.owner_references().iter().any(|owner| {
         owner.controller == Some(true)
             && owner.kind == "SealedSecret"
             && owner.api_version.split('/').next() == Some(SealedSecret::group(&()).as_ref())
     });
-    match (controlled, secret.resource_version()) {
+    let proven = secret.annotations().contains_key(PROOF_ANNOTATION);
+    match (controlled || proven, secret.resource_version()) {
         (true, Some(version)) => {
             versions.insert(key(secret), version);
         }
@@ -173,6 +187,26 @@ mod tests {
         owned.observe(None, &Event::Apply(secret("db", "6", None)));
         assert!(!owned.is_at(&key("db"), "6"));
         assert_eq!(owned.len(), 0);
+    }
+
+    #[test]
+    fn secrets_with_a_proof_are_kept_and_listing_is_noted() {
+        let owned = OwnedSecrets::default();
+        assert!(!owned.listed("prod"));
+        owned.observe(Some("prod"), &Event::Init);
+        let mut unowned = secret("unowned", "3", None);
+        unowned.metadata.annotations =
+            Some([(PROOF_ANNOTATION.to_owned(), "v1 …".to_owned())].into());
+        owned.observe(Some("prod"), &Event::InitApply(unowned));
+        owned.observe(Some("prod"), &Event::InitApply(secret("token", "4", None)));
+        assert!(!owned.listed("prod"), "not before the list is complete");
+        owned.observe(Some("prod"), &Event::InitDone);
+        assert!(owned.listed("prod") && !owned.listed("dev"));
+        assert!(owned.is_at(&key("unowned"), "3"));
+        assert_eq!(owned.len(), 1);
+        owned.observe(None, &Event::Init);
+        owned.observe(None, &Event::InitDone);
+        assert!(owned.listed("dev"));
     }
 
     #[test]

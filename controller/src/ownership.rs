@@ -1,7 +1,8 @@
 //! Whether the controller may write the Secret a SealedSecret names, and what to write.
 //!
 //! A pure decision over the existing Secret (if any) and the desired one:
-//! - ours (a controller ownerReference with this SealedSecret's UID) or `managed: "true"`:
+//! - ours (a controller ownerReference with this SealedSecret's UID, or a proof of authorship
+//!   for this SealedSecret: see [`authorship`](crate::authorship)) or `managed: "true"`:
 //!   replace data, labels and annotations, set the ownerReference;
 //! - `patch: "true"`: merge data keys, labels and annotations into what is there, taking
 //!   ownership only when also `managed`;
@@ -23,7 +24,8 @@ use crate::keys::trust::key_marker;
 /// How the controller relates to an existing Secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ownership {
-    /// Controlled by this SealedSecret.
+    /// Controlled by this SealedSecret, or written by the controller for it (without an
+    /// ownerReference when its template says `skip-set-owner-references`).
     Owned,
     /// Handed over with `managed: "true"`: taken over and replaced.
     Managed,
@@ -36,8 +38,9 @@ pub enum Ownership {
     Foreign,
 }
 
-/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`.
-pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
+/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`;
+/// `authored`: the Secret carries the controller's proof that it wrote it for that SealedSecret.
+pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>, authored: bool) -> Ownership {
     let annotated = |key: &str| {
         existing
             .annotations
@@ -58,7 +61,7 @@ pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
             .flatten()
             .any(|r| r.controller == Some(true) && r.uid == uid)
     });
-    match (controlled, managed) {
+    match (controlled || authored, managed) {
         (true, _) => Ownership::Owned,
         (false, true) => Ownership::Managed,
         (false, false) => Ownership::Foreign,
@@ -214,11 +217,13 @@ impl Write {
     }
 }
 
-/// Decides what to do given the existing Secret (if any) and the desired one.
+/// Decides what to do given the existing Secret (if any) and the desired one; `authored` as in
+/// [`ownership`].
 pub fn plan(
     existing: Option<&Secret>,
     desired: &Secret,
     owner_uid: Option<&str>,
+    authored: bool,
 ) -> Result<Plan, Refusal> {
     let name = || desired.metadata.name.clone().unwrap_or_default();
     let wants_owner = desired.metadata.owner_references.is_some();
@@ -238,7 +243,7 @@ pub fn plan(
         return Err(Refusal::KeySecret { name: name() });
     }
 
-    let mode = ownership(&existing.metadata, owner_uid);
+    let mode = ownership(&existing.metadata, owner_uid, authored);
     let (replace, set_owner) = match mode {
         Ownership::Foreign => return Err(Refusal::NotManaged { name: name() }),
         Ownership::Owned | Ownership::Managed => (true, wants_owner),
@@ -464,23 +469,24 @@ mod tests {
 
     #[test]
     fn missing_secret_is_created_with_owner() {
-        let w = write(plan(None, &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(None, &desired(), Some(UID), false).expect("plan"));
         assert!(w.create && w.set_owner && w.leftovers.is_empty());
     }
 
     #[test]
     fn foreign_secret_is_refused_with_bitnamis_text() {
-        let refusal = plan(Some(&existing(&[], None)), &desired(), Some(UID)).expect_err("refused");
+        let refusal =
+            plan(Some(&existing(&[], None)), &desired(), Some(UID), false).expect_err("refused");
         assert_eq!(
             refusal.to_string(),
             "Resource \"db\" already exists and is not managed by SealedSecret"
         );
         // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
         let other = existing(&[], Some("uid-other"));
-        assert!(plan(Some(&other), &desired(), Some(UID)).is_err());
+        assert!(plan(Some(&other), &desired(), Some(UID), false).is_err());
         // Annotation values other than "true" do not count.
         let almost = existing(&[(MANAGED_ANNOTATION, "yes")], None);
-        assert!(plan(Some(&almost), &desired(), Some(UID)).is_err());
+        assert!(plan(Some(&almost), &desired(), Some(UID), false).is_err());
     }
 
     #[test]
@@ -488,12 +494,12 @@ mod tests {
         let mut current = desired();
         current.metadata.resource_version = Some("7".into());
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
         current.type_ = Some("Opaque".into());
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
     }
@@ -501,7 +507,7 @@ mod tests {
     #[test]
     fn owned_secret_with_edited_data_is_restored_and_extra_keys_removed() {
         let current = existing(&[], Some(UID));
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.create && w.set_owner);
         assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
         assert_eq!(w.leftovers.labels, vec!["old".to_string()]);
@@ -512,10 +518,41 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_the_controller_wrote_without_owner_is_recognised() {
+        // Written for a template with skip-set-owner-references: no ownerReference, no managed.
+        let mut without_owner = desired();
+        without_owner.metadata.owner_references = None;
+        let current = existing(&[], None);
+        assert_eq!(
+            ownership(&current.metadata, Some(UID), true),
+            Ownership::Owned
+        );
+        let w = write(plan(Some(&current), &without_owner, Some(UID), true).expect("plan"));
+        assert!(!w.create && !w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        // Without the proof it is someone else's, as in Bitnami.
+        assert!(plan(Some(&current), &without_owner, Some(UID), false).is_err());
+        // A proof never overrides the patch annotation, nor the sealing-key label.
+        let patched = existing(&[(PATCH_ANNOTATION, "true")], None);
+        assert_eq!(
+            ownership(&patched.metadata, Some(UID), true),
+            Ownership::Patch {
+                take_ownership: false
+            }
+        );
+        let mut key = existing(&[], None);
+        key.metadata.labels = map(&[(sealbox_crypto::key_secret::KEY_LABEL, "active")]);
+        assert!(plan(Some(&key), &without_owner, Some(UID), true).is_err());
+    }
+
+    #[test]
     fn managed_secret_is_taken_over_and_replaced() {
         let current = existing(&[(MANAGED_ANNOTATION, "true")], None);
-        assert_eq!(ownership(&current.metadata, Some(UID)), Ownership::Managed);
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert_eq!(
+            ownership(&current.metadata, Some(UID), false),
+            Ownership::Managed
+        );
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(w.set_owner);
         assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
         assert_eq!(
@@ -527,7 +564,7 @@ mod tests {
     #[test]
     fn patch_merges_without_owner_unless_managed() {
         let current = existing(&[(PATCH_ANNOTATION, "true")], None);
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.set_owner);
         assert!(w.leftovers.is_empty());
         let mut body = desired();
@@ -538,7 +575,7 @@ mod tests {
             &[(PATCH_ANNOTATION, "true"), (MANAGED_ANNOTATION, "true")],
             None,
         );
-        let w = write(plan(Some(&both), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&both), &desired(), Some(UID), false).expect("plan"));
         assert!(w.set_owner && w.leftovers.is_empty());
     }
 
@@ -548,7 +585,7 @@ mod tests {
         current.data = data(&[("password", "p1"), ("extra", "x")]);
         current.metadata.labels = map(&[("app", "web"), ("old", "label")]);
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
     }
@@ -563,7 +600,7 @@ mod tests {
             },
             ..Secret::default()
         };
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.create && !w.set_owner);
     }
 
@@ -572,7 +609,7 @@ mod tests {
         let mut current = desired();
         current.immutable = Some(true);
         current.data = data(&[("password", "old")]);
-        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        let refusal = plan(Some(&current), &desired(), Some(UID), false).expect_err("refused");
         assert!(matches!(refusal, Refusal::Immutable { .. }));
         // Bitnami's message, which its integration suite matches on.
         let message = refusal.to_string();
@@ -584,7 +621,7 @@ mod tests {
         current.data = desired().data;
         current.metadata.labels = None;
         assert!(matches!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::Write(_))
         ));
     }
@@ -600,7 +637,7 @@ mod tests {
             for value in ["active", "retired"] {
                 let mut key = existing(&annotations, None);
                 key.metadata.labels = map(&[(key_label, value)]);
-                let refusal = plan(Some(&key), &desired(), Some(UID)).expect_err("refused");
+                let refusal = plan(Some(&key), &desired(), Some(UID), false).expect_err("refused");
                 assert_eq!(refusal, Refusal::KeySecret { name: "db".into() });
                 assert!(refusal.to_string().contains("sealing key"), "{refusal}");
             }
@@ -608,14 +645,14 @@ mod tests {
         // Not even when a SealedSecret owns it already (written before this rule).
         let mut owned = existing(&[], Some(UID));
         owned.metadata.labels = map(&[(key_label, "active")]);
-        assert!(plan(Some(&owned), &desired(), Some(UID)).is_err());
+        assert!(plan(Some(&owned), &desired(), Some(UID), false).is_err());
     }
 
     #[test]
     fn type_change_is_refused() {
         let mut current = desired();
         current.type_ = Some("kubernetes.io/tls".into());
-        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        let refusal = plan(Some(&current), &desired(), Some(UID), false).expect_err("refused");
         assert!(matches!(refusal, Refusal::TypeChange { .. }));
     }
 }

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt as _, ResourceExt as _};
+use sealbox_controller::authorship::{PROOF_ANNOTATION, SEALED_DIGEST_ANNOTATION};
 use sealbox_controller::{FIELD_MANAGER, Running};
 use sealbox_crds::{
     MANAGED_ANNOTATION, PATCH_ANNOTATION, SKIP_SET_OWNER_REFERENCES_ANNOTATION, SealedSecret,
@@ -316,6 +317,20 @@ where
     .await
 }
 
+/// The Secret's annotations but the controller's proof of authorship, which every Secret it
+/// writes carries (checked apart).
+fn annotations_but_proof(secret: &Secret) -> Option<BTreeMap<String, String>> {
+    let mut annotations = secret.metadata.annotations.clone()?;
+    let digest = annotations.remove(SEALED_DIGEST_ANNOTATION);
+    let proof = annotations.remove(PROOF_ANNOTATION);
+    assert!(
+        digest.is_some() && proof.is_some(),
+        "no proof of authorship: {:?}",
+        secret.metadata.annotations
+    );
+    Some(annotations)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -334,7 +349,7 @@ async fn s01_new_sealed_secret_becomes_a_secret(kind: Kind) -> TestResult {
     );
     assert_eq!(secret.metadata.labels, Some(map(&[("app", "web")])));
     assert_eq!(
-        secret.metadata.annotations,
+        annotations_but_proof(&secret),
         Some(map(&[("note", "sealed")]))
     );
     assert_eq!(owner_uid(&secret), created.uid());
@@ -491,7 +506,7 @@ async fn s04_managed_secret_is_taken_over(kind: Kind) -> TestResult {
         .await?;
     assert_eq!(secret.metadata.labels, Some(map(&[("app", "web")])));
     assert_eq!(
-        secret.metadata.annotations,
+        annotations_but_proof(&secret),
         Some(map(&[("note", "sealed")]))
     );
     h.synced(NS, "db", "True").await?;

@@ -1,13 +1,15 @@
-//! The Secret write: whether the Secret is ours to write ([`ownership::plan`]), server-side
-//! apply with the one field manager, and removing the keys another writer left in it.
+//! The Secret write: whether the Secret is ours to write ([`ownership::plan`]), its proof of
+//! authorship ([`Author::sign`]), server-side apply with the one field manager, and removing the
+//! keys another writer left in it.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 
+use crate::authorship::Author;
 use crate::desired::SecretWithData;
 use crate::error::{Error, Result};
 use crate::object::FIELD_MANAGER;
-use crate::ownership::{self, Leftovers, Plan};
+use crate::ownership::{self, Leftovers, Ownership, Plan};
 
 /// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too: a
 /// Secret that is not ours, a write the API server refused.
@@ -29,12 +31,14 @@ pub(super) enum Written {
     },
 }
 
-/// Brings the Secret in line with `desired`, if it is ours to write.
+/// Brings the Secret in line with `desired`, if it is ours to write, with `author`'s proof that
+/// the controller wrote it.
 pub(super) async fn write_secret(
     secrets: &Api<Secret>,
     mut desired: SecretWithData,
-    uid: &str,
+    author: &Author<'_>,
 ) -> Result<Written> {
+    let uid = author.identity.uid;
     let name = desired.get().metadata.name.clone().unwrap_or_default();
     let namespace = desired.get().metadata.namespace.clone().unwrap_or_default();
     let id = format!("{namespace}/{name}");
@@ -47,11 +51,21 @@ pub(super) async fn write_secret(
         })?
         .map(SecretWithData::new);
 
-    let plan = ownership::plan(
-        existing.as_ref().map(SecretWithData::get),
-        desired.get(),
-        Some(uid),
-    );
+    let existing_secret = existing.as_ref().map(SecretWithData::get);
+    let authored = existing_secret.is_some_and(|e| author.verify(e).is_authored());
+    // A patched Secret is someone else's: the controller adds to it but never claims it (its
+    // proof would let a later write replace the rest), and its apply drops a proof left from
+    // before.
+    let patched = existing_secret.is_some_and(|e| {
+        matches!(
+            ownership::ownership(&e.metadata, Some(uid), authored),
+            Ownership::Patch { .. }
+        )
+    });
+    if !patched {
+        author.sign(desired.get_mut());
+    }
+    let plan = ownership::plan(existing_secret, desired.get(), Some(uid), authored);
     let write = match plan {
         Err(refusal) => {
             return Ok(Written::Refused {
