@@ -153,8 +153,12 @@ impl KeyStore {
             }
             // A real API server leaves kind and apiVersion off the items of a list.
             if let Some(object) = item.as_object_mut() {
-                object.entry("kind").or_insert_with(|| Value::from("Secret"));
-                object.entry("apiVersion").or_insert_with(|| Value::from("v1"));
+                object
+                    .entry("kind")
+                    .or_insert_with(|| Value::from("Secret"));
+                object
+                    .entry("apiVersion")
+                    .or_insert_with(|| Value::from("v1"));
             }
             let bytes = Zeroizing::new(serde_json::to_vec(&item).unwrap_or_default());
             scrub(&mut item);

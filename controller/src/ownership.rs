@@ -101,7 +101,7 @@ impl fmt::Display for Refusal {
             // Bitnami's exact text: users and alerts match on it.
             Refusal::NotManaged { name } => write!(
                 f,
-                "Resource {name:?} already exists and is not managed by SealedSecret"
+                "failed update: Resource {name:?} already exists and is not managed by SealedSecret"
             ),
             Refusal::KeySecret { name } => write!(
                 f,
@@ -473,7 +473,7 @@ mod tests {
         let refusal = plan(Some(&existing(&[], None)), &desired(), Some(UID)).expect_err("refused");
         assert_eq!(
             refusal.to_string(),
-            "Resource \"db\" already exists and is not managed by SealedSecret"
+            "failed update: Resource \"db\" already exists and is not managed by SealedSecret"
         );
         // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
         let other = existing(&[], Some("uid-other"));
