@@ -42,6 +42,9 @@ pub struct WatchSettings {
     pub label_selector: Option<String>,
     /// Concurrent reconciles per watched scope (0 = unbounded).
     pub concurrency: u16,
+    /// --skip-recreate: do not watch the Secrets written, so a changed or deleted one waits
+    /// for its SealedSecret to change.
+    pub skip_recreate: bool,
 }
 
 /// Runs the controllers until `shutdown` turns true.
@@ -132,8 +135,12 @@ fn scope_controller(
             .inspect_ok(move |event| ctx.owned_secrets().observe(scope.as_deref(), event))
             .touched_objects()
     };
-    Controller::new(sealed, config)
-        .owns_stream(owned)
+    let controller = Controller::new(sealed, config);
+    let controller = match settings.skip_recreate {
+        true => controller,
+        false => controller.owns_stream(owned),
+    };
+    controller
         .reconcile_all_on(key_changes(ctx.keys()))
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(stopped(shutdown.clone()))

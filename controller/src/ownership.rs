@@ -104,7 +104,7 @@ impl fmt::Display for Refusal {
             // Bitnami's exact text: users and alerts match on it.
             Refusal::NotManaged { name } => write!(
                 f,
-                "Resource {name:?} already exists and is not managed by SealedSecret"
+                "failed update: Resource {name:?} already exists and is not managed by SealedSecret"
             ),
             Refusal::KeySecret { name } => write!(
                 f,
@@ -479,7 +479,7 @@ mod tests {
             plan(Some(&existing(&[], None)), &desired(), Some(UID), false).expect_err("refused");
         assert_eq!(
             refusal.to_string(),
-            "Resource \"db\" already exists and is not managed by SealedSecret"
+            "failed update: Resource \"db\" already exists and is not managed by SealedSecret"
         );
         // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
         let other = existing(&[], Some("uid-other"));
