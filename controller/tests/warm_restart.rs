@@ -27,8 +27,13 @@ const SEALED_DIGEST: &str = "sealbox.dev/sealed-digest";
 /// SealedSecret `NS/name` with one value, sealed for test key 0; `annotations` go into the
 /// template.
 fn sealed(name: &str, value: &str, template_annotations: &[(&str, &str)]) -> SealedSecret {
-    let mut sealed =
-        sealbox_tests::fixtures::sealed_secret(&pair(0).certificate, NS, name, &[("value", value)], &[]);
+    let mut sealed = sealbox_tests::fixtures::sealed_secret(
+        &pair(0).certificate,
+        NS,
+        name,
+        &[("value", value)],
+        &[],
+    );
     if !template_annotations.is_empty() {
         sealed.spec.template = Some(support::template(&[], template_annotations));
     }

@@ -223,6 +223,19 @@ pub enum Error {
     },
 }
 
+/// The cargo target directory the test tiers' tools are built into: `CARGO_TARGET_DIR` as the
+/// test runs, else as it was when the tests were built, else `target/` of this repository. A
+/// relative one is taken from the repository's root, as cargo takes it.
+pub(crate) fn target_dir() -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tests.parent().unwrap_or(tests);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    root.join(target)
+}
+
 /// The directory holding the control plane's binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -235,16 +248,10 @@ impl Binaries {
     /// (where `tests/kube/build.sh` writes, honouring `CARGO_TARGET_DIR` too). A relative
     /// target directory is taken from the repository's root, as cargo takes it.
     pub fn dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
-            return PathBuf::from(dir);
+        match std::env::var_os(BIN_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => target_dir().join("kube/bin"),
         }
-        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = tests.parent().unwrap_or(tests);
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("target"));
-        root.join(target).join("kube/bin")
     }
 
     /// The binaries, or why they cannot be used: `Err(NotBuilt)` names the first one missing.
