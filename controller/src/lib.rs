@@ -31,6 +31,7 @@ pub mod ownership;
 pub mod pool;
 pub mod reconcile;
 pub mod reseal;
+pub mod resync;
 pub mod server;
 pub mod status;
 pub mod template;
@@ -247,6 +248,7 @@ fn watch_settings(config: &Config) -> WatchSettings {
         namespaces: config.watched_namespaces(),
         label_selector: config.label_selector.clone(),
         concurrency: config.reconcile_concurrency,
+        resync_period: config.resync_period,
     }
 }
 
