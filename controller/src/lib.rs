@@ -22,6 +22,7 @@ pub mod controller;
 pub mod desired;
 pub mod error;
 pub mod flags;
+pub mod incarnation;
 pub mod keys;
 pub mod leader;
 pub mod metrics;

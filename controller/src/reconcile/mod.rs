@@ -14,6 +14,7 @@
 
 mod context;
 mod memory;
+mod recheck;
 mod report;
 mod skip;
 mod write;
@@ -33,6 +34,7 @@ use tracing::{Span, debug, info, instrument, warn};
 use self::context::InFlight;
 pub use self::context::{Context, ReconcileSettings};
 use self::memory::{Memory, Reported};
+use self::recheck::Owner;
 use self::report::{fail, publish, report};
 use self::skip::{SecretSeen, Seen, Step};
 use self::write::{Written, write_secret};
@@ -177,7 +179,8 @@ async fn sync(
     else {
         return Ok(Action::await_change());
     };
-    let written = write_secret(&secrets, desired.secret, uid).await?;
+    let owner = Owner::new(ctx, key, uid);
+    let written = write_secret(&secrets, desired.secret, &owner).await?;
     report_written(ctx, sealed, key, uid, written).await?;
     Ok(Action::await_change())
 }
@@ -278,6 +281,10 @@ async fn report_written(
         Written::Refused { metric, message } => {
             ctx.metrics.unseal_failed(metric, &key.namespace);
             return fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await;
+        }
+        Written::OwnerGone => {
+            debug!("deleted before its Secret was written; nothing written");
+            return Ok(());
         }
         Written::Unchanged(version) => (version, false),
         Written::Changed(version) => {
