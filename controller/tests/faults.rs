@@ -217,6 +217,59 @@ async fn a_relist_missing_a_secret_reconciles_its_sealed_secret() -> TestResult 
     Ok(())
 }
 
+/// Found by the fault soak: an update whose Secret write fails once is retried, and the retry
+/// writes the new value. (It used to remember the new inputs as unsealed before the write, so
+/// the retry found "nothing changed since the Secret was written" and reported Synced over the
+/// old value.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_whose_write_failed_is_written_on_retry() -> TestResult {
+    let server = support::api_server(&[0]).await?;
+    let running = start_controller(&server, &["--leader-elect=false"]).await?;
+    until("the controller ready", || running.is_ready()).await?;
+    let uid = create(&server, &sealed("retried", "first"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    until("the first Secret", || {
+        secret_is(&server, "retried", "first", &uid)
+    })
+    .await?;
+    until("Synced", || {
+        synced(&server, "retried").as_deref() == Some("True")
+    })
+    .await?;
+
+    server.fail_next(
+        FaultRule::status(500)
+            .method("PATCH")
+            .resource("secrets")
+            .path_contains("/secrets/retried"),
+    );
+    let api = Api::<SealedSecret>::namespaced(server.client(), NS);
+    let mut updated = api.get("retried").await?;
+    updated.spec = sealed("retried", "second").spec;
+    api.replace("retried", &PostParams::default(), &updated)
+        .await?;
+
+    let written = holds_within(REPAIR, || secret_is(&server, "retried", "second", &uid)).await;
+    assert_eq!(
+        server.fault_report().errors(500),
+        1,
+        "the write failed once"
+    );
+    assert!(
+        written,
+        "the update was not written after its failed write; Synced={:?}, data {:?}",
+        synced(&server, "retried"),
+        server
+            .get::<Secret>(Some(NS), "retried")
+            .map(|s| secret_data(&s))
+    );
+    running.shutdown().await?;
+    Ok(())
+}
+
 /// Finding 2, the cold-start race: a SealedSecret deleted while its reconcile was on its way
 /// (it had read the object and was about to write) gets no Secret. The reconcile is held at its
 /// read of the Secret by a pause, the SealedSecret is deleted, then the pause is lifted.

@@ -264,6 +264,11 @@ async fn unseal_or_fail(
         if desired.decrypted_with.is_some() {
             m.key = desired.decrypted_with.clone();
         }
+        // The Secret matched other inputs: until it is written for these, nothing may be
+        // skipped (a failed write would otherwise leave it with the old values, Synced).
+        if matches!(m.reported, Some(Reported::Synced { .. })) {
+            m.reported = None;
+        }
     });
     Ok(Some(desired))
 }
