@@ -17,6 +17,8 @@ const LOG_TAIL_BYTES: u64 = 4096;
 pub(super) struct Process {
     name: &'static str,
     child: Child,
+    program: PathBuf,
+    args: Vec<OsString>,
     log: PathBuf,
 }
 
@@ -32,21 +34,34 @@ impl Process {
             path: log.clone(),
             source,
         })?;
-        let err = out.try_clone().map_err(|source| Error::Write {
-            path: log.clone(),
-            source,
-        })?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                program: program.to_path_buf(),
+        let child = start(program, &args, out, &log)?;
+        Ok(Self {
+            name,
+            child,
+            program: program.to_path_buf(),
+            args,
+            log,
+        })
+    }
+
+    /// Kills the process (SIGKILL: a crash; what it wrote stays with the kernel) and reaps it.
+    pub(super) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again (after [`stop`](Self::stop)) with the same arguments, its
+    /// output appended to the same log.
+    pub(super) fn start_again(&mut self) -> Result<(), Error> {
+        let out = File::options()
+            .append(true)
+            .open(&self.log)
+            .map_err(|source| Error::Write {
+                path: self.log.clone(),
                 source,
             })?;
-        Ok(Self { name, child, log })
+        self.child = start(&self.program, &self.args, out, &self.log)?;
+        Ok(())
     }
 
     /// An error naming the process and quoting its log if it has exited.
@@ -89,6 +104,24 @@ impl Process {
         };
         read().unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
     }
+}
+
+/// Starts `program` with `args`, stdout and stderr into `out` (the file at `log`).
+fn start(program: &Path, args: &[OsString], out: File, log: &Path) -> Result<Child, Error> {
+    let err = out.try_clone().map_err(|source| Error::Write {
+        path: log.to_path_buf(),
+        source,
+    })?;
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: program.to_path_buf(),
+            source,
+        })
 }
 
 impl Drop for Process {
