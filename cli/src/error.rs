@@ -565,6 +565,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failure in kubeseal mode, worded as kubeseal words it (scripts match on these words),
+    /// with Sealbox's explanation; kubeseal mode exits 1 on every failure but bad flags.
+    #[error("{message}")]
+    Kubeseal {
+        /// The message, already in kubeseal's words.
+        message: String,
+        /// The category of the failure, for logs.
+        category: &'static str,
+    },
+
     /// Writing to stdout failed.
     #[error("cannot write to stdout")]
     WriteStdout {
@@ -628,13 +638,14 @@ impl Error {
             Error::InvalidPattern { .. } => "usage",
             Error::Walk { .. } | Error::MissingPath { .. } => "read_input",
             Error::ReadConfig { .. } | Error::ParseConfig { .. } => "config",
+            Error::Kubeseal { category, .. } => category,
         }
     }
 
     /// The process exit code for this error (see [`EXIT_PROBLEMS`] and [`EXIT_USAGE`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unseal { .. } => EXIT_PROBLEMS,
+            Error::Unseal { .. } | Error::Kubeseal { .. } => EXIT_PROBLEMS,
             _ => EXIT_USAGE,
         }
     }

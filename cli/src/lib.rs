@@ -17,6 +17,10 @@
 //! runtime, inside [`cluster::block_on`]; offline commands stay synchronous. Plaintext and
 //! private keys live in `Zeroizing` buffers and never reach an error message or a log line.
 //!
+//! Invoked as `kubeseal` (a symlink or a copy) or as `sealbox kubeseal`, the binary takes
+//! kubeseal's command line instead ([`kubeseal`]), with kubeseal's exit codes (1 for every
+//! failure, 2 for bad flags).
+//!
 //! Exit codes: 0 success; 1 the input was read but does not check out (`verify` found
 //! problems, `unseal` could not decrypt a value, `check` found a plaintext Secret or a broken
 //! file, `reencrypt` could not re-seal a file, `keys prune` refused); 2 usage, input,
@@ -36,7 +40,9 @@ pub mod inspect;
 pub mod key_store;
 pub mod key_usage;
 pub mod keyring;
+pub mod kube_overrides;
 pub mod kubeconfig;
+pub mod kubeseal;
 pub mod origin;
 pub mod output;
 pub mod redact;
@@ -82,6 +88,7 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
         Command::Check(args) => return commands::check::run(args, stdout, stderr),
         Command::Reencrypt(args) => return commands::reencrypt::run(args, stdout, stderr),
         Command::Completions(args) => commands::completions::run(args, stdout),
+        Command::Kubeseal(args) => kubeseal::run(args, stdin, stdout, stderr),
     }
     .map(|()| Outcome::Success)
 }

@@ -92,7 +92,7 @@ pub enum Refusal {
     },
     /// The Secret is immutable and its data would change.
     Immutable {
-        /// The Secret's name.
+        /// The Secret's `namespace/name` (its name alone when the namespace is unset).
         name: String,
     },
     /// A Secret's type cannot change.
@@ -120,10 +120,13 @@ impl fmt::Display for Refusal {
                  never writes to it, whatever its annotations",
                 sealbox_crypto::key_secret::KEY_LABEL
             ),
+            // Bitnami's text (its integration suite and users' alerts match on "the target
+            // Secret is immutable"); Bitnami names the Secret as namespace/name.
             Refusal::Immutable { name } => write!(
                 f,
-                "Secret {name:?} is immutable and its data differs from the SealedSecret; \
-                 delete the Secret to have it recreated"
+                "Error updating {name}: the target Secret is immutable. Once a Secret is marked \
+                 as immutable, it is not possible to revert this change nor to mutate the \
+                 contents of the data field. You can only delete and recreate the Secret."
             ),
             Refusal::TypeChange {
                 name,
@@ -264,7 +267,11 @@ pub fn plan(
 
     let data_in_sync = in_sync(replace, existing.data.as_ref(), desired.data.as_ref());
     if existing.immutable == Some(true) && !data_in_sync {
-        return Err(Refusal::Immutable { name: name() });
+        let key = match &desired.metadata.namespace {
+            Some(namespace) => format!("{namespace}/{}", name()),
+            None => name(),
+        };
+        return Err(Refusal::Immutable { name: key });
     }
 
     if data_in_sync && rest_in_sync(existing, desired, replace, set_owner) {
@@ -618,7 +625,12 @@ mod tests {
         current.data = data(&[("password", "old")]);
         let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
         assert!(matches!(refusal, Refusal::Immutable { .. }));
-        assert!(refusal.to_string().contains("immutable"));
+        // Bitnami's message, which its integration suite matches on.
+        let message = refusal.to_string();
+        assert!(
+            message.starts_with("Error updating prod/db: the target Secret is immutable."),
+            "{message}"
+        );
         // Same data, other labels: metadata of an immutable Secret can still change.
         current.data = desired().data;
         current.metadata.labels = None;

@@ -1,8 +1,10 @@
 //! The SealedSecret status: one `Synced` condition and `observedGeneration`.
 //!
 //! `lastTransitionTime` moves only when `status` flips; `lastUpdateTime` moves when the
-//! condition's content (status, reason, message) changes. The next status is computed from the
-//! current one and returned only when it differs, so a status write never causes another
+//! condition's content (status, reason, message) changes or a new generation is synced, as
+//! Bitnami's does (its integration suite checks that an updated SealedSecret's two times then
+//! differ). The next status is computed from the current one and returned only when it
+//! differs, so a status write never causes another: a status write changes no generation
 //! (Bitnami once shipped a status → watch → status loop).
 
 use jiff::Timestamp;
@@ -73,6 +75,7 @@ pub fn next_status(
     now: Timestamp,
 ) -> Option<SealedSecretStatus> {
     let mut next = current.cloned().unwrap_or_default();
+    let new_generation = generation.is_some() && generation != next.observed_generation;
     next.observed_generation = generation.or(next.observed_generation);
 
     let previous = next
@@ -80,7 +83,7 @@ pub fn next_status(
         .iter()
         .position(|c| c.type_ == SYNCED_CONDITION)
         .map(|i| next.conditions.remove(i));
-    let condition = synced_condition(previous, outcome, now);
+    let condition = synced_condition(previous, outcome, new_generation, now);
     // Printer columns and Argo CD read conditions[0].
     next.conditions.insert(0, condition);
 
@@ -90,6 +93,7 @@ pub fn next_status(
 fn synced_condition(
     previous: Option<SealedSecretCondition>,
     outcome: &Outcome,
+    new_generation: bool,
     now: Timestamp,
 ) -> SealedSecretCondition {
     let status = outcome.condition_status();
@@ -100,7 +104,14 @@ fn synced_condition(
     match previous {
         Some(previous) if previous.status == status => {
             if previous.reason == reason && previous.message == message {
-                previous
+                if new_generation {
+                    SealedSecretCondition {
+                        last_update_time: Some(Time(now)),
+                        ..previous
+                    }
+                } else {
+                    previous
+                }
             } else {
                 SealedSecretCondition {
                     reason,
@@ -166,12 +177,25 @@ mod tests {
         );
     }
 
+    /// Bitnami's integration suite ("Simple change With existing object (update)") waits for
+    /// the two times to differ after an update that stays Synced.
     #[test]
-    fn new_generation_keeps_transition_time() {
+    fn new_generation_moves_update_time_and_keeps_transition_time() {
         let first = next_status(None, Some(1), &Outcome::Synced, at(0)).expect("new");
         let second = next_status(Some(&first), Some(2), &Outcome::Synced, at(60)).expect("changed");
         assert_eq!(second.observed_generation, Some(2));
-        assert_eq!(synced(&second), synced(&first));
+        let (before, after) = (synced(&first), synced(&second));
+        assert_eq!(after.last_transition_time, before.last_transition_time);
+        assert_eq!(after.last_update_time, Some(Time(at(60))));
+        assert_eq!(
+            (&after.status, &after.reason, &after.message),
+            (&before.status, &before.reason, &before.message)
+        );
+        // Written once: the same generation again changes nothing.
+        assert_eq!(
+            next_status(Some(&second), Some(2), &Outcome::Synced, at(120)),
+            None
+        );
     }
 
     #[test]

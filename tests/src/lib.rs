@@ -81,6 +81,7 @@ pub mod kubeconfig;
 mod log;
 mod object;
 mod openapi;
+pub mod peers;
 mod proxy;
 pub mod real;
 mod registry;

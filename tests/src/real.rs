@@ -31,10 +31,15 @@
 //! [`RealControlPlane::audit_events`]: who asked for what, and the answer's status.
 
 mod audit;
+mod expose;
+mod forward;
+mod netns;
 mod pki;
-mod process;
+pub(crate) mod process;
 
 pub use audit::{AuditEvent, AuditOffset, service_account_user};
+pub use expose::PORT_NAME;
+pub use netns::TestHost;
 /// The admin's user name (in group `system:masters`), as the audit log names it.
 pub use pki::ADMIN_USER;
 
@@ -196,6 +201,26 @@ pub enum Error {
     /// The client could not be built.
     #[error("cannot make a client for the control plane")]
     Client {
+        #[source]
+        source: kube::Error,
+    },
+    /// A [`TestHost`] cannot be made on this machine (and [`REQUIRED_ENV`] asks for one).
+    #[error("{reason}")]
+    HostUnavailable { reason: String },
+    /// An `ip` command setting up a [`TestHost`] failed.
+    #[error("`{command}` failed: {stderr}")]
+    Ip { command: String, stderr: String },
+    /// A [`TestHost`] could not do `what`.
+    #[error("test host: cannot {what}")]
+    Host {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object of [`RealControlPlane::expose_service`] was refused.
+    #[error("cannot apply the {what} exposing a test host")]
+    Expose {
+        what: String,
         #[source]
         source: kube::Error,
     },

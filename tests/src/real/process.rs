@@ -14,45 +14,67 @@ use super::Error;
 const LOG_TAIL_BYTES: u64 = 4096;
 
 /// A running component. Dropping it kills the process and reaps it.
-pub(super) struct Process {
+pub(crate) struct Process {
     name: &'static str,
     child: Child,
-    program: PathBuf,
-    args: Vec<OsString>,
+    /// Program and arguments, to start it again; `None` when started from a caller's
+    /// `Command` (its environment is not kept).
+    recipe: Option<(PathBuf, Vec<OsString>)>,
     log: PathBuf,
 }
 
 impl Process {
     /// Starts `program` with `args`, stdout and stderr into `log`.
-    pub(super) fn spawn(
+    pub(crate) fn spawn(
         name: &'static str,
         program: &Path,
         args: Vec<OsString>,
+        log: PathBuf,
+    ) -> Result<Self, Error> {
+        let mut command = Command::new(program);
+        command.args(&args);
+        let mut process = Self::spawn_command(name, command, log)?;
+        process.recipe = Some((program.to_path_buf(), args));
+        Ok(process)
+    }
+
+    /// Starts `command` (its program, arguments and environment as the caller set them), stdin
+    /// closed, stdout and stderr into `log`.
+    pub(crate) fn spawn_command(
+        name: &'static str,
+        mut command: Command,
         log: PathBuf,
     ) -> Result<Self, Error> {
         let out = File::create(&log).map_err(|source| Error::Write {
             path: log.clone(),
             source,
         })?;
-        let child = start(program, &args, out, &log)?;
+        let child = start(&mut command, out, &log)?;
         Ok(Self {
             name,
             child,
-            program: program.to_path_buf(),
-            args,
+            recipe: None,
             log,
         })
     }
 
     /// Kills the process (SIGKILL: a crash; what it wrote stays with the kernel) and reaps it.
-    pub(super) fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Starts the process again (after [`stop`](Self::stop)) with the same arguments, its
-    /// output appended to the same log.
-    pub(super) fn start_again(&mut self) -> Result<(), Error> {
+    /// Starts the process again (after [`stop`](Self::stop)) with the program and arguments
+    /// of [`spawn`](Self::spawn), its output appended to the same log.
+    pub(crate) fn start_again(&mut self) -> Result<(), Error> {
+        let Some((program, args)) = &self.recipe else {
+            return Err(Error::Spawn {
+                program: PathBuf::from(self.name),
+                source: std::io::Error::other("started from a Command: cannot start it again"),
+            });
+        };
+        let mut command = Command::new(program);
+        command.args(args);
         let out = File::options()
             .append(true)
             .open(&self.log)
@@ -60,12 +82,12 @@ impl Process {
                 path: self.log.clone(),
                 source,
             })?;
-        self.child = start(&self.program, &self.args, out, &self.log)?;
+        self.child = start(&mut command, out, &self.log)?;
         Ok(())
     }
 
     /// An error naming the process and quoting its log if it has exited.
-    pub(super) fn check_running(&mut self) -> Result<(), Error> {
+    pub(crate) fn check_running(&mut self) -> Result<(), Error> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(Error::Exited {
@@ -80,20 +102,20 @@ impl Process {
         }
     }
 
-    pub(super) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.name
     }
 
-    pub(super) fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub(super) fn log(&self) -> &Path {
+    pub(crate) fn log(&self) -> &Path {
         &self.log
     }
 
     /// The end of the log, for an error message.
-    pub(super) fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let read = || -> std::io::Result<String> {
             let mut file = File::open(&self.log)?;
             let len = file.metadata()?.len();
@@ -106,20 +128,19 @@ impl Process {
     }
 }
 
-/// Starts `program` with `args`, stdout and stderr into `out` (the file at `log`).
-fn start(program: &Path, args: &[OsString], out: File, log: &Path) -> Result<Child, Error> {
+/// Starts `command`, stdin closed, stdout and stderr into `out` (the file at `log`).
+fn start(command: &mut Command, out: File, log: &Path) -> Result<Child, Error> {
     let err = out.try_clone().map_err(|source| Error::Write {
         path: log.to_path_buf(),
         source,
     })?;
-    Command::new(program)
-        .args(args)
+    command
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
         .map_err(|source| Error::Spawn {
-            program: program.to_path_buf(),
+            program: PathBuf::from(command.get_program()),
             source,
         })
 }
