@@ -233,6 +233,7 @@ impl Cluster {
     async fn converged(&self, when: &str) -> TestResult<Duration> {
         let began = Instant::now();
         let deadline = began + CONVERGE.timeout;
+        let mut next_report = began + Duration::from_secs(10);
         loop {
             // A plane still coming back answers with errors for a moment.
             let problems = match self.divergence().await {
@@ -242,8 +243,9 @@ impl Cluster {
             if problems.is_empty() {
                 return Ok(began.elapsed());
             }
-            if began.elapsed().as_secs() % 10 == 0 {
+            if Instant::now() >= next_report {
                 eprintln!("{when}, {:?}: {problems:?}", began.elapsed());
+                next_report += Duration::from_secs(10);
             }
             if Instant::now() >= deadline {
                 return Err(format!(
