@@ -25,6 +25,7 @@ pub mod desired;
 pub mod error;
 pub mod flag_env;
 pub mod flags;
+pub mod incarnation;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
@@ -34,6 +35,7 @@ pub mod ownership;
 pub mod pool;
 pub mod reconcile;
 pub mod reseal;
+pub mod resync;
 pub mod server;
 pub mod status;
 pub mod template;
@@ -265,6 +267,7 @@ fn watch_settings(config: &Config) -> WatchSettings {
         label_selector: config.label_selector.clone(),
         concurrency: config.reconcile_concurrency,
         skip_recreate: config.skip_recreate,
+        resync_period: config.resync_period,
     }
 }
 

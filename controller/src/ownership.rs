@@ -4,6 +4,8 @@
 //! - ours (a controller ownerReference with this SealedSecret's UID, or a proof of authorship
 //!   for this SealedSecret: see [`authorship`](crate::authorship)) or `managed: "true"`:
 //!   replace data, labels and annotations, set the ownerReference;
+//! - an earlier incarnation's (a controller ownerReference to a SealedSecret of the same name
+//!   whose uid is gone): the same, instead of refusing until the garbage collector comes by;
 //! - `patch: "true"`: merge data keys, labels and annotations into what is there, taking
 //!   ownership only when also `managed`;
 //! - anything else is someone else's Secret: refuse, whatever the controller's permissions
@@ -19,6 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sealbox_crds::{MANAGED_ANNOTATION, PATCH_ANNOTATION};
 
+use crate::incarnation::is_previous_incarnation;
 use crate::keys::trust::key_marker;
 
 /// How the controller relates to an existing Secret.
@@ -27,6 +30,10 @@ pub enum Ownership {
     /// Controlled by this SealedSecret, or written by the controller for it (without an
     /// ownerReference when its template says `skip-set-owner-references`).
     Owned,
+    /// Controlled by an earlier incarnation of this SealedSecret (same name, a uid that is
+    /// gone): taken over and replaced, as the Secret would have been had the garbage
+    /// collector removed it first.
+    Inherited,
     /// Handed over with `managed: "true"`: taken over and replaced.
     Managed,
     /// Handed over with `patch: "true"`: merged into; owned too when also managed.
@@ -38,7 +45,8 @@ pub enum Ownership {
     Foreign,
 }
 
-/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`;
+/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`, which
+/// the caller confirms current before it writes (see [`incarnation`](crate::incarnation));
 /// `authored`: the Secret carries the controller's proof that it wrote it for that SealedSecret.
 pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>, authored: bool) -> Ownership {
     let annotated = |key: &str| {
@@ -53,6 +61,9 @@ pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>, authored: bool)
         return Ownership::Patch {
             take_ownership: managed,
         };
+    }
+    if owner_uid.is_some_and(|uid| is_previous_incarnation(existing, uid)) {
+        return Ownership::Inherited;
     }
     let controlled = owner_uid.is_some_and(|uid| {
         existing
@@ -246,7 +257,7 @@ pub fn plan(
     let mode = ownership(&existing.metadata, owner_uid, authored);
     let (replace, set_owner) = match mode {
         Ownership::Foreign => return Err(Refusal::NotManaged { name: name() }),
-        Ownership::Owned | Ownership::Managed => (true, wants_owner),
+        Ownership::Owned | Ownership::Inherited | Ownership::Managed => (true, wants_owner),
         Ownership::Patch { take_ownership } => (false, take_ownership && wants_owner),
     };
 
@@ -481,12 +492,55 @@ mod tests {
             refusal.to_string(),
             "failed update: Resource \"db\" already exists and is not managed by SealedSecret"
         );
-        // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
-        let other = existing(&[], Some("uid-other"));
+        // Controlled by another SealedSecret: not ours.
+        let mut other = existing(&[], Some("uid-other"));
+        if let Some(owner) = other
+            .metadata
+            .owner_references
+            .as_mut()
+            .and_then(|r| r.first_mut())
+        {
+            owner.name = "other".into();
+        }
         assert!(plan(Some(&other), &desired(), Some(UID), false).is_err());
         // Annotation values other than "true" do not count.
         let almost = existing(&[(MANAGED_ANNOTATION, "yes")], None);
         assert!(plan(Some(&almost), &desired(), Some(UID), false).is_err());
+    }
+
+    #[test]
+    fn the_secret_of_an_earlier_incarnation_is_taken_over_and_replaced() {
+        // Deleted and created again under the same name before the garbage collector came by.
+        let left = existing(&[], Some("uid-before"));
+        assert_eq!(
+            ownership(&left.metadata, Some(UID), false),
+            Ownership::Inherited
+        );
+        let w = write(plan(Some(&left), &desired(), Some(UID), false).expect("plan"));
+        assert!(!w.create && w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        // Even when it already holds what the new one holds, the ownerReference is moved.
+        let mut same = desired();
+        same.metadata.owner_references = Some(vec![owner("uid-before")]);
+        assert!(matches!(
+            plan(Some(&same), &desired(), Some(UID), false),
+            Ok(Plan::Write(_))
+        ));
+        // Neither the patch annotation nor the sealing-key label loses its meaning.
+        let patched = Secret {
+            metadata: ObjectMeta {
+                annotations: map(&[(PATCH_ANNOTATION, "true")]),
+                ..left.metadata.clone()
+            },
+            ..left.clone()
+        };
+        assert!(matches!(
+            ownership(&patched.metadata, Some(UID), false),
+            Ownership::Patch { .. }
+        ));
+        let mut key = left.clone();
+        key.metadata.labels = map(&[(sealbox_crypto::key_secret::KEY_LABEL, "active")]);
+        assert!(plan(Some(&key), &desired(), Some(UID), false).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 mod context;
 mod memory;
+mod recheck;
 mod report;
 mod skip;
 mod write;
@@ -33,6 +34,7 @@ use tracing::{Span, debug, info, instrument, warn};
 use self::context::InFlight;
 pub use self::context::{Context, ReconcileSettings};
 use self::memory::{Memory, Reported};
+use self::recheck::Owner;
 use self::report::{fail, publish, report};
 use self::skip::{SecretSeen, Seen, Step};
 use self::write::{Written, write_secret};
@@ -195,7 +197,8 @@ async fn sync(
         identity: identity(key, uid),
         digest: &sealed_digest,
     };
-    let written = write_secret(&secrets, desired.secret, &author).await?;
+    let owner = Owner::new(ctx, key, uid);
+    let written = write_secret(&secrets, desired.secret, &author, &owner).await?;
     report_written(ctx, sealed, key, uid, written).await?;
     Ok(Action::await_change())
 }
@@ -328,6 +331,11 @@ async fn unseal_or_fail(
         if desired.decrypted_with.is_some() {
             m.key = desired.decrypted_with.clone();
         }
+        // The Secret matched other inputs: until it is written for these, nothing may be
+        // skipped (a failed write would otherwise leave it with the old values, Synced).
+        if matches!(m.reported, Some(Reported::Synced { .. })) {
+            m.reported = None;
+        }
     });
     Ok(Some(desired))
 }
@@ -345,6 +353,10 @@ async fn report_written(
         Written::Refused { metric, message } => {
             ctx.metrics.unseal_failed(metric, &key.namespace);
             return fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await;
+        }
+        Written::OwnerGone => {
+            debug!("deleted before its Secret was written; nothing written");
+            return Ok(());
         }
         Written::Unchanged(version) => (version, false),
         Written::Changed(version) => {
