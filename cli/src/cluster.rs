@@ -473,7 +473,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 ))
             });
         }
-        return Err(Error::NoCluster);
+        return Err(Error::NoCluster { offline: None });
     }
     let mut merged: Option<Kubeconfig> = None;
     for path in &files {
@@ -488,7 +488,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 })?,
         });
     }
-    let kubeconfig = merged.ok_or(Error::NoCluster)?;
+    let kubeconfig = merged.ok_or(Error::NoCluster { offline: None })?;
     Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
         .map_err(|e| {

@@ -42,7 +42,7 @@ fn demo_runs_end_to_end_and_cleans_up() {
     assert!(output.status.success(), "the demo failed:\n{stderr}");
     for shown in [
         "Starting a Kubernetes API double on http://127.0.0.1:",
-        "$ sealbox cert fetch -o cert.pem",
+        "$ sealbox cert fetch -w cert.pem",
         "$ sealbox seal --cert cert.pem -f secret.yaml -w sealed-secret.yaml",
         "password: correct-horse-battery-staple",
         "restored it after",

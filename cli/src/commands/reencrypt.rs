@@ -104,7 +104,11 @@ fn read_sealed_file(path: &Path) -> std::result::Result<SealedFile, FileResult> 
 /// Runs `sealbox reencrypt`.
 pub fn run(args: &ReencryptArgs, _stdout: impl Write, mut stderr: impl Write) -> Result<Outcome> {
     let mut configs = Configs::default();
-    let files = select_files(&args.walk, &mut configs)?;
+    let selection = select_files(&args.walk, &mut configs)?;
+    if let Some(message) = selection.helm_note() {
+        note(&mut stderr, format_args!("{message}"));
+    }
+    let files = selection.files;
     let progress = progress_bar(files.len());
     let results = if args.keys.is_empty() {
         if args.cert.cert.is_some() {
@@ -196,7 +200,7 @@ fn run_offline(
     configs: &mut Configs,
     progress: &ProgressBar,
 ) -> Result<Vec<FileResult>> {
-    let ring = Keyring::new(load_keys(&args.keys)?);
+    let ring = Keyring::new(load_keys(&args.keys, &args.backup.openers())?);
     let cluster = args.cluster.options();
     let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     // Sealing to an expired certificate is refused, as `seal` does.
@@ -294,7 +298,11 @@ fn run_online(
         for (file, options) in files.iter().zip(&targets) {
             progress.set_message(file.display().to_string());
             if !controllers.contains_key(options) {
-                let cluster = Cluster::connect(options).await?;
+                let cluster = Cluster::connect(options).await.map_err(|e| {
+                    e.offline_hint(
+                        "pass --key with the old keys (or a `keys backup` file) and --cert FILE",
+                    )
+                })?;
                 let pem = cluster
                     .controller_request(
                         Method::GET,
