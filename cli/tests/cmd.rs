@@ -1,7 +1,9 @@
 //! The bad-input matrix: each `tests/cmd/*.toml` runs the built `sealbox` binary in
-//! `tests/cmd/fixtures.in/` and pins its exit code, stdout and stderr (`*.stderr`). Every case
-//! must fail with a message naming the problem and the file or field, and none may print the
-//! plaintext canary from the fixtures (checked by `no_case_prints_the_canary` below).
+//! `tests/cmd/fixtures.in/` (or its own `NAME.in/`) and pins its exit code, stdout and stderr
+//! (`*.stderr`). Every error case must fail with a message naming the problem and the file or
+//! field, and none may print the plaintext canary from the fixtures (checked by
+//! `no_case_prints_the_canary` below). `*.trycmd` files run several commands in a sandboxed
+//! copy of their `NAME.in/` and compare the files they leave with `NAME.out/`.
 //!
 //! Update snapshots after an intended message change with
 //! `TRYCMD=overwrite cargo test -p sealbox --test cmd`.
@@ -17,7 +19,8 @@ fn bad_input_matrix() {
         .env("KUBECONFIG", "/nonexistent/sealbox-test/kubeconfig")
         .env("HOME", "/nonexistent/sealbox-test/home")
         .env("SEALBOX_LOG", "off")
-        .case("tests/cmd/*.toml");
+        .case("tests/cmd/*.toml")
+        .case("tests/cmd/*.trycmd");
 }
 
 #[test]
