@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 
-use aws_lc_rs::rand::SystemRandom;
+use sealbox_crypto::OsRandom;
 
 use crate::cert_choice::CertChoice;
 use crate::cli::MergeArgs;
@@ -44,7 +44,7 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
         &key,
         &file.sealed.label(),
         &secret.origin,
-        &SystemRandom::new(),
+        &OsRandom,
     )?;
     let (mut added, mut replaced) = (Vec::new(), Vec::new());
     for (name, value) in sealed_values {

@@ -18,12 +18,12 @@ use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use aws_lc_rs::rand::SystemRandom;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sealbox_crds::SealedSecret;
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use sealbox_crypto::{Fingerprint, PublicKey};
 use serde_json::Value;
@@ -205,7 +205,7 @@ fn run_offline(
     let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     // Sealing to an expired certificate is refused, as `seal` does.
     let mut keys = KeyCache::new(Expiry::Refuse);
-    let rng = SystemRandom::new();
+    let rng = OsRandom;
     let mut results = Vec::with_capacity(files.len());
     for file in files {
         progress.set_message(file.display().to_string());
@@ -244,7 +244,7 @@ fn reseal_offline(
     object: &SealedSecret,
     current: &PublicKey,
     ring: &Keyring,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> std::result::Result<Resealed, String> {
     let hint = object.sealing_key_hint();
     let label = object.label();

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::rand::SystemRandom;
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
 
@@ -73,7 +73,7 @@ pub fn run(
         .collect::<Result<Vec<_>>>()?;
 
     let key = load_key(&cert)?;
-    let rng = SystemRandom::new();
+    let rng = OsRandom;
     let sealed = secrets
         .iter()
         .zip(&targets)
@@ -310,7 +310,7 @@ fn run_raw(
         item: None,
     };
     let field = "(raw value)".to_owned();
-    let mut line = seal_value(&value, &key, &label, &origin, field, &SystemRandom::new())?;
+    let mut line = seal_value(&value, &key, &label, &origin, field, &OsRandom)?;
     line.push('\n');
     emit(
         line.as_bytes(),

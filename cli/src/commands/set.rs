@@ -9,7 +9,7 @@
 use std::io::{IsTerminal as _, Read, Write};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::rand::SystemRandom;
+use sealbox_crypto::OsRandom;
 use zeroize::Zeroizing;
 
 use crate::cert_choice::CertChoice;
@@ -78,7 +78,7 @@ pub fn run(args: &SetArgs, stdin: impl Read, mut stderr: impl Write) -> Result<(
     };
     let field = field_path("encryptedData", &args.key);
     let label = file.sealed.label();
-    let sealed_value = seal_value(&value, &key, &label, &origin, field, &SystemRandom::new())?;
+    let sealed_value = seal_value(&value, &key, &label, &origin, field, &OsRandom)?;
     let replaced = file.insert(&args.key, sealed_value);
     let unchanged = file.sealed.spec.encrypted_data.len() - 1;
     if let Some(message) = file.record_sealing_key(key.public_key.fingerprint(), unchanged) {
