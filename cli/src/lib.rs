@@ -1,8 +1,9 @@
 //! sealbox_cli: the library behind the `sealbox` command.
 //!
 //! Seals Kubernetes Secrets into Bitnami-compatible SealedSecrets offline from the controller's
-//! certificate (`seal`, `seal --raw`, `merge`, `set`; `unset` removes a key), checks sealed files (`verify`) and, for
-//! recovery, unseals them with backed-up private keys (`unseal`). The binary only parses flags,
+//! certificate (`seal`, `seal --raw`, `merge`, `set`; `unset` removes a key), checks sealed
+//! files (`verify`) and, for recovery, unseals them with backed-up private keys or the
+//! encrypted backup itself (`unseal`). The binary only parses flags,
 //! sets up logging and calls [`run`]; everything else is here, testable with in-memory
 //! readers and writers.
 //!

@@ -87,3 +87,32 @@ fn missing_binaries_are_named_with_the_command_that_builds_them() {
         "{stderr}"
     );
 }
+
+/// Issue 17: the controller's text logs carried ANSI colour codes into files and log
+/// collectors. With stderr not a terminal (here a pipe) its lines must be plain text. The
+/// controller fails at once without a cluster, logging one error line.
+#[test]
+fn controller_text_logs_have_no_colour_codes_when_not_on_a_terminal() {
+    if !built("sealbox-controller") {
+        eprintln!(
+            "SKIPPED controller_text_logs_have_no_colour_codes_when_not_on_a_terminal: sealbox-controller is not built in {}",
+            bin_dir().display()
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let output = Command::new(bin_dir().join(format!(
+        "sealbox-controller{}",
+        std::env::consts::EXE_SUFFIX
+    )))
+    .env("KUBECONFIG", scratch.path().join("no-kubeconfig"))
+    .env("HOME", scratch.path())
+    .env_remove("KUBERNETES_SERVICE_HOST")
+    .env_remove("NO_COLOR")
+    .output()
+    .expect("the controller runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
+}
