@@ -474,7 +474,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 ))
             });
         }
-        return Err(Error::NoCluster);
+        return Err(Error::NoCluster { offline: None });
     }
     let mut merged: Option<Kubeconfig> = None;
     for path in &files {
@@ -489,7 +489,12 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 })?,
         });
     }
-    let mut kubeconfig = merged.unwrap_or_default();
+    // No kubeconfig at all is no cluster, unless kubectl's flags name a server (kubeseal mode).
+    let mut kubeconfig = match merged {
+        Some(merged) => merged,
+        None if options.overrides.names_a_server() => Kubeconfig::default(),
+        None => return Err(Error::NoCluster { offline: None }),
+    };
     // kubectl's client flags (kubeseal mode) edit the entries the context points at.
     let context = options
         .overrides

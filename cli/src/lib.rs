@@ -1,8 +1,9 @@
 //! sealbox_cli: the library behind the `sealbox` command.
 //!
 //! Seals Kubernetes Secrets into Bitnami-compatible SealedSecrets offline from the controller's
-//! certificate (`seal`, `seal --raw`, `merge`), checks sealed files (`verify`) and, for
-//! recovery, unseals them with backed-up private keys (`unseal`). The binary only parses flags,
+//! certificate (`seal`, `seal --raw`, `merge`, `set`; `unset` removes a key), checks sealed
+//! files (`verify`) and, for recovery, unseals them with backed-up private keys or the
+//! encrypted backup itself (`unseal`). The binary only parses flags,
 //! sets up logging and calls [`run`]; everything else is here, testable with in-memory
 //! readers and writers.
 //!
@@ -47,8 +48,10 @@ pub mod origin;
 pub mod output;
 pub mod redact;
 pub mod sealed;
+pub mod sealed_file;
 pub mod sealing;
 pub mod secret;
+pub mod secret_size;
 pub mod walk;
 
 use std::io::{Read, Write};
@@ -81,6 +84,8 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
     match &cli.command {
         Command::Seal(args) => commands::seal::run(args, stdin, stdout, stderr),
         Command::Merge(args) => commands::merge::run(args, stdin, stderr),
+        Command::Set(args) => commands::set::run(args, stdin, stderr),
+        Command::Unset(args) => commands::unset::run(args, stderr),
         Command::Unseal(args) => commands::unseal::run(args, stdin, stdout, stderr),
         Command::Verify(args) => return commands::verify::run(args, stdin, stderr),
         Command::Cert(command) => commands::cert::run(command, stdout, stderr),

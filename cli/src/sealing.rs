@@ -1,13 +1,14 @@
-//! Building SealedSecrets: the sealing key loaded, values sealed for a label, a Secret turned
+//! Building SealedSecrets: the sealing key loaded, values sealed for a label (with the OS's
+//! generator, [`OsRandom`]: a CLI process never seeds aws-lc's), a Secret turned
 //! into its SealedSecret (`seal`, `seal --raw`, `merge`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use aws_lc_rs::rand::SystemRandom;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sealbox_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec, TemplateMetadata};
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
@@ -51,7 +52,7 @@ pub fn seal_values(
     key: &SealingKey,
     label: &[u8],
     origin: &Origin,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<BTreeMap<String, String>> {
     data.iter()
         .map(|(name, plaintext)| {
@@ -69,7 +70,7 @@ pub fn seal_value(
     label: &[u8],
     origin: &Origin,
     field: String,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<String> {
     let sealed =
         sealbox_crypto::seal(rng, &key.public_key, plaintext, label).map_err(|source| {
@@ -88,7 +89,7 @@ pub fn seal_secret(
     secret: &SecretInput,
     target: &Target,
     key: &SealingKey,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<SealedSecret> {
     let encrypted_data = seal_values(&secret.data, key, &target.label(), &secret.origin, rng)?;
 

@@ -1,7 +1,9 @@
 //! The bad-input matrix: each `tests/cmd/*.toml` runs the built `sealbox` binary in
-//! `tests/cmd/fixtures.in/` and pins its exit code, stdout and stderr (`*.stderr`). Every case
-//! must fail with a message naming the problem and the file or field, and none may print the
-//! plaintext canary from the fixtures (checked by `no_case_prints_the_canary` below).
+//! `tests/cmd/fixtures.in/` (or its own `NAME.in/`) and pins its exit code, stdout and stderr
+//! (`*.stderr`). Every error case must fail with a message naming the problem and the file or
+//! field, and none may print the plaintext canary from the fixtures (checked by
+//! `no_case_prints_the_canary` below). `*.trycmd` files run several commands in a sandboxed
+//! copy of their `NAME.in/` and compare the files they leave with `NAME.out/`.
 //!
 //! The `kubeseal-*` cases run the same binary through a `kubeseal` symlink (kubeseal mode):
 //! its help, version and errors, which exit 1 as kubeseal's do (2 for bad flags).
@@ -21,7 +23,8 @@ fn bad_input_matrix() {
         .env("KUBECONFIG", "/nonexistent/sealbox-test/kubeconfig")
         .env("HOME", "/nonexistent/sealbox-test/home")
         .env("SEALBOX_LOG", "off")
-        .case("tests/cmd/*.toml");
+        .case("tests/cmd/*.toml")
+        .case("tests/cmd/*.trycmd");
 }
 
 /// A `kubeseal` symlink to the built binary (kubeseal mode is chosen by the program name), made

@@ -1,5 +1,6 @@
 //! `sealbox-controller`: parses flags, sets up logging, runs the controller.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use sealbox_controller::flag_env;
@@ -32,7 +33,11 @@ async fn main() -> ExitCode {
         });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        // No colour codes in a file or a pipe: both streams may carry lines.
+        .with_ansi(
+            std::io::stderr().is_terminal() && (!info_out || std::io::stdout().is_terminal()),
+        );
     match config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),

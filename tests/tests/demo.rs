@@ -42,7 +42,7 @@ fn demo_runs_end_to_end_and_cleans_up() {
     assert!(output.status.success(), "the demo failed:\n{stderr}");
     for shown in [
         "Starting a Kubernetes API double on http://127.0.0.1:",
-        "$ sealbox cert fetch -o cert.pem",
+        "$ sealbox cert fetch -w cert.pem",
         "$ sealbox seal --cert cert.pem -f secret.yaml -w sealed-secret.yaml",
         "password: correct-horse-battery-staple",
         "restored it after",
@@ -123,7 +123,7 @@ fn demo_runs_on_the_real_control_plane() {
     for shown in [
         "Starting a real control plane on https://127.0.0.1:",
         "It runs in the network namespace sealbox-host-",
-        "$ sealbox cert fetch -o cert.pem",
+        "$ sealbox cert fetch -w cert.pem",
         "password: correct-horse-battery-staple",
         "restored it after",
         "$ sealbox keys rotate",
@@ -141,4 +141,33 @@ fn demo_runs_on_the_real_control_plane() {
         !Path::new("/run/netns").join(namespace).exists(),
         "{namespace} was left behind"
     );
+}
+
+/// Issue 17: the controller's text logs carried ANSI colour codes into files and log
+/// collectors. With stderr not a terminal (here a pipe) its lines must be plain text. The
+/// controller fails at once without a cluster, logging one error line.
+#[test]
+fn controller_text_logs_have_no_colour_codes_when_not_on_a_terminal() {
+    if !built("sealbox-controller") {
+        eprintln!(
+            "SKIPPED controller_text_logs_have_no_colour_codes_when_not_on_a_terminal: sealbox-controller is not built in {}",
+            bin_dir().display()
+        );
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let output = Command::new(bin_dir().join(format!(
+        "sealbox-controller{}",
+        std::env::consts::EXE_SUFFIX
+    )))
+    .env("KUBECONFIG", scratch.path().join("no-kubeconfig"))
+    .env("HOME", scratch.path())
+    .env_remove("KUBERNETES_SERVICE_HOST")
+    .env_remove("NO_COLOR")
+    .output()
+    .expect("the controller runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
 }

@@ -5,19 +5,16 @@
 //! their ciphertext byte for byte. The file is replaced atomically, in its own format.
 
 use std::io::{Read, Write};
-use std::path::Path;
 
-use aws_lc_rs::rand::SystemRandom;
-use sealbox_crds::SealedSecret;
-use sealbox_crypto::Scope;
-use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
+use sealbox_crypto::OsRandom;
 
 use crate::cert_choice::CertChoice;
 use crate::cli::MergeArgs;
-use crate::document::{Syntax, parse, read_file, read_input};
+use crate::document::{parse, read_input};
 use crate::error::{Error, Result};
-use crate::output::{Format, Visibility, note, render, write_atomically};
+use crate::output::note;
 use crate::sealed;
+use crate::sealed_file::SealedFile;
 use crate::sealing::{load_key, seal_values};
 use crate::secret::SecretInput;
 
@@ -26,14 +23,13 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let cluster = args.cluster.options();
     let cert = CertChoice::new(args.cert.cert.as_ref(), &cluster).ignoring_rules()?;
     let secret = read_secret(args, stdin)?;
-    let into = &args.into;
-    let into_name = into.display().to_string();
-    let (mut sealed, syntax) = read_target(into)?;
-    let scope = sealed.scope();
+    let mut file = SealedFile::open(&args.into, "merge into")?;
+    let into_name = file.path().display().to_string();
+    let scope = file.sealed.scope();
 
     let key = load_key(&cert)?;
     let input_display = secret.display_name();
-    let target_display = sealed::display_name(&sealed);
+    let target_display = sealed::display_name(&file.sealed);
     if secret.name.is_some() && input_display != target_display {
         note(
             &mut stderr,
@@ -46,46 +42,26 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let sealed_values = seal_values(
         &secret.data,
         &key,
-        &sealed.label(),
+        &file.sealed.label(),
         &secret.origin,
-        &SystemRandom::new(),
+        &OsRandom,
     )?;
     let (mut added, mut replaced) = (Vec::new(), Vec::new());
     for (name, value) in sealed_values {
-        if sealed
-            .spec
-            .encrypted_data
-            .insert(name.clone(), value)
-            .is_some()
-        {
+        if file.insert(&name, value) {
             replaced.push(name);
         } else {
             added.push(name);
         }
     }
-    let kept = sealed.spec.encrypted_data.len() - added.len() - replaced.len();
-
-    let fingerprint = key.public_key.fingerprint().to_string();
-    let annotations = sealed.metadata.annotations.get_or_insert_default();
-    let previous_hint = annotations.insert(SEALING_KEY_ANNOTATION.to_owned(), fingerprint.clone());
-    if kept > 0
-        && let Some(previous) = previous_hint.filter(|p| *p != fingerprint)
-    {
-        note(
-            &mut stderr,
-            format_args!(
-                "{kept} unchanged key(s) stay sealed with key {previous}; the hint now names {fingerprint} (the controller tries every key)"
-            ),
-        );
+    let kept = file.sealed.spec.encrypted_data.len() - added.len() - replaced.len();
+    if let Some(message) = file.record_sealing_key(key.public_key.fingerprint(), kept) {
+        note(&mut stderr, format_args!("{message}"));
     }
-    sealed.status = None;
-
-    let format = match syntax {
-        Syntax::Yaml => Format::Yaml,
-        Syntax::Json => Format::Json,
-    };
-    let rendered = render(&[&sealed], format)?;
-    write_atomically(into, &rendered, Visibility::Public)?;
+    if let Some(warning) = file.check_size(args.allow_oversize)? {
+        note(&mut stderr, format_args!("{warning}"));
+    }
+    file.write()?;
     let _ = writeln!(
         stderr,
         "merged into {into_name} ({scope} scope): added [{}], replaced [{}], {kept} unchanged",
@@ -122,41 +98,4 @@ fn read_secret(args: &MergeArgs, stdin: impl Read) -> Result<SecretInput> {
         });
     }
     Ok(secret)
-}
-
-/// The sealed file merged into: its one SealedSecret, bound to a namespace unless
-/// cluster-wide, and the file's syntax (kept when it is written back).
-fn read_target(into: &Path) -> Result<(SealedSecret, Syntax)> {
-    let target_error = |problem: String| Error::MergeTarget {
-        path: into.to_owned(),
-        problem,
-    };
-    if into.is_dir() {
-        return Err(target_error(
-            "it is a directory; pass the sealed file".to_owned(),
-        ));
-    }
-    let into_name = into.display().to_string();
-    let existing = read_file(into).map_err(|source| Error::ReadInput {
-        input: into_name.clone(),
-        source,
-    })?;
-    let target = parse(&into_name, &existing)?;
-    let sealed_document = match target.documents.as_slice() {
-        [one] => one,
-        other => {
-            return Err(target_error(format!(
-                "it holds {} documents; merge needs exactly one SealedSecret",
-                other.len()
-            )));
-        }
-    };
-    let sealed = sealed::from_document(sealed_document)?;
-    let scope = sealed.scope();
-    if scope != Scope::ClusterWide && sealed.metadata.namespace.is_none() {
-        return Err(target_error(format!(
-            "metadata.namespace is missing, but its {scope} scope binds the values to a namespace; add the namespace it was sealed for"
-        )));
-    }
-    Ok((sealed, target.syntax))
 }

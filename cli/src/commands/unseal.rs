@@ -31,7 +31,7 @@ pub fn run(
     stdout: impl Write,
     mut stderr: impl Write,
 ) -> Result<()> {
-    let keys = load_keys(&args.keys)?;
+    let keys = load_keys(&args.keys, &args.backup.openers())?;
     let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let mut secrets = Vec::with_capacity(input.documents.len());
     for document in &input.documents {

@@ -12,8 +12,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use aws_lc_rs::rand::SystemRandom;
 use sealbox_crds::SealedSecret;
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
@@ -46,7 +46,7 @@ pub fn seal(
     let key = load_key(&certificate(args))?;
     let secrets = read_secrets(input_name, bytes)?;
     let mut namespaces = DefaultNamespace::new(args);
-    let rng = SystemRandom::new();
+    let rng = OsRandom;
     let mut sealed = Vec::with_capacity(secrets.len());
     for secret in &secrets {
         let target = target_for(secret, args, None, &mut namespaces)?;
@@ -223,7 +223,7 @@ pub fn raw(args: &KubesealArgs, stdin: impl Read, out: &mut Vec<u8>) -> Result<(
     };
     let label = scope.label(&namespace, &name);
     let field = "(raw value)".to_owned();
-    let sealed = seal_value(&value, &key, &label, &origin, field, &SystemRandom::new())?;
+    let sealed = seal_value(&value, &key, &label, &origin, field, &OsRandom)?;
     out.extend_from_slice(sealed.as_bytes());
     Ok(())
 }
@@ -281,7 +281,8 @@ fn read_merge_target(file: &Path) -> Result<SealedSecret> {
     let input = parse(&name, &bytes)?;
     match input.documents.as_slice() {
         [one] => sealed::from_document(one),
-        other => Err(Error::MergeTarget {
+        other => Err(Error::EditTarget {
+            action: "merge into",
             path: file.to_owned(),
             problem: format!(
                 "it holds {} documents; --merge-into needs exactly one SealedSecret",
@@ -299,13 +300,7 @@ fn merge_secret(
     key: &SealingKey,
     label: &[u8],
 ) -> Result<()> {
-    let values = seal_values(
-        &secret.data,
-        key,
-        label,
-        &secret.origin,
-        &SystemRandom::new(),
-    )?;
+    let values = seal_values(&secret.data, key, label, &secret.origin, &OsRandom)?;
     target.spec.encrypted_data.extend(values);
     let metadata = target
         .spec

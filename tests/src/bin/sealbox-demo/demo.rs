@@ -162,7 +162,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
     // 3. Sealing.
     say.step("Fetching the controller's certificate through the API server's service proxy, as kubeseal does.");
-    let args = ["cert", "fetch", "-o", "cert.pem"];
+    let args = ["cert", "fetch", "-w", "cert.pem"];
     say.command(&args);
     let out = cli_runner.run(&args)?;
     say.output(&out.stderr);
