@@ -3,7 +3,8 @@
 //! checked key Secrets.
 //!
 //! Passphrases come from `--passphrase-file`, else `SEALBOX_BACKUP_PASSPHRASE`, else a prompt on
-//! the terminal (asked twice when encrypting). They live in `SecretString`s and never reach a
+//! the terminal (asked twice when encrypting). `keys restore`, `unseal --key` and `reencrypt
+//! --key` read backups. They live in `SecretString`s and never reach a
 //! message.
 
 use std::io::{BufRead, BufReader, IsTerminal as _, Write};
@@ -93,7 +94,10 @@ pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<Option<SecretStr
         })?;
         return non_empty(value, PASSPHRASE_ENV.to_owned()).map(Some);
     }
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+    // The prompt reads the terminal itself, not stdin: `unseal --key keys.age` may have the
+    // SealedSecrets piped in and still ask. Without a terminal to show it on, scripts get the
+    // error naming the flag and the variable instead of a hang.
+    if !std::io::stderr().is_terminal() {
         return Ok(None);
     }
     let from = "the terminal".to_owned();

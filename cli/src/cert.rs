@@ -98,7 +98,9 @@ impl CertSource {
                     source,
                 }),
             CertSource::Url(url) => fetch_url(url),
-            CertSource::Cluster(options) => fetch_from_cluster(options),
+            CertSource::Cluster(options) => {
+                fetch_from_cluster(options).map_err(|e| e.offline_hint("pass --cert FILE"))
+            }
         }
     }
 

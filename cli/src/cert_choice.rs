@@ -1,7 +1,7 @@
 //! Which certificate a command seals or checks with: the one precedence rule.
 //!
 //! `--cert` (or `SEALBOX_CERT`) wins; else the `.sealbox.yaml` rule governing the file, for the
-//! commands that follow rules (`seal`, `check`, `reencrypt`); else the controller of the
+//! commands that follow rules (`seal`, `set`, `check`, `reencrypt`); else the controller of the
 //! kubeconfig's cluster. `merge` and `verify` do not follow `.sealbox.yaml`: they use the
 //! certificate they are given, else the cluster's, as they always have (docs/USAGE.md says so).
 //! `check` only falls back to the cluster when `--fetch-cert` asks for it.

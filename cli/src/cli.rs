@@ -23,7 +23,8 @@ Environment:
   SEALBOX_CONTEXT                default for --context
   SEALBOX_CONTROLLER_NAMESPACE   default for --controller-namespace (kube-system)
   SEALBOX_CONTROLLER_NAME        default for --controller-name (sealed-secrets-controller)
-  SEALBOX_BACKUP_PASSPHRASE      passphrase of `keys backup` and `keys restore`
+  SEALBOX_BACKUP_PASSPHRASE      passphrase of `keys backup`, and of a backup read by `keys
+                                 restore`, `unseal --key` or `reencrypt --key`
   SEALBOX_LOG                    log filter for diagnostics on stderr (e.g. debug), default warn
   KUBECONFIG                     kubeconfig files, as kubectl reads them";
 
@@ -51,6 +52,13 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments like `Cli::parse`, adding a hint naming sealbox's
+    /// equivalent when an unknown flag is kubeseal's.
+    pub fn parse_with_hints() -> Cli {
+        use clap::Parser as _;
+        Cli::try_parse().unwrap_or_else(|e| crate::kubeseal::hints::with_hint(e).exit())
+    }
+
     /// Whether the command will read its input from stdin (no `-f FILE`, or `-f -`).
     pub fn reads_stdin(&self) -> bool {
         let from_stdin = |file: &Option<PathBuf>| {
@@ -61,8 +69,11 @@ impl Cli {
             Command::Seal(args) if args.raw => from_stdin(&args.from_file),
             Command::Seal(args) => from_stdin(&args.input.file),
             Command::Merge(args) => from_stdin(&args.input.file),
+            // `set` prompts on a terminal instead of waiting for Ctrl-D.
+            Command::Set(_) | Command::Unset(_) => false,
             Command::Unseal(args) => from_stdin(&args.input.file),
             Command::Verify(args) => from_stdin(&args.input.file),
+            Command::Kubeseal(args) => crate::kubeseal::reads_stdin(args),
             Command::Cert(_)
             | Command::Keys(_)
             | Command::Check(_)
@@ -82,6 +93,8 @@ pub enum LogFormat {
 }
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant (kubeseal's many flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Seal Secrets (YAML or JSON, one or more documents) into SealedSecrets.
@@ -103,6 +116,23 @@ pub enum Command {
     #[command(after_help = EXIT_CODES_HELP)]
     Merge(MergeArgs),
 
+    /// Seal one value into an existing sealed file as KEY, in place (adds or replaces it).
+    ///
+    /// The value is read from --from-file, else from stdin, else (stdin a terminal) asked for
+    /// without echo; its bytes are sealed as they are, so no plaintext file is needed. The file
+    /// keeps its name, namespace and scope (read from its own annotations) and every other key
+    /// byte for byte; it is replaced atomically in its format (YAML or JSON). The certificate:
+    /// --cert, else the file's .sealbox.yaml rule, else the cluster's controller.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Set(SetArgs),
+
+    /// Remove KEY from an existing sealed file, in place.
+    ///
+    /// Needs no certificate. Every other key, the name, namespace, scope and hint stay as they
+    /// are; the file is replaced atomically in its format.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Unset(UnsetArgs),
+
     /// Recover Secrets from SealedSecrets with private keys, offline.
     ///
     /// Keys are tried in order, the one named by the sealbox.dev/sealing-key hint first. The
@@ -115,8 +145,12 @@ pub enum Command {
     /// Check SealedSecrets offline against a certificate.
     ///
     /// Checks structure (kind, apiVersion, name, encryptedData), that each value is base64 of
-    /// the right length for the certificate's key, that scope annotations are consistent, and
-    /// that the sealing-key hint names the certificate's key. Problems are listed on stderr.
+    /// the right length for the certificate's key, that scope annotations are consistent, that
+    /// the sealing-key hint names the certificate's key, that name and namespace are the ones
+    /// the template says it was sealed for, and that the Secret stays under Kubernetes' 1 MiB
+    /// limit. Problems are listed on stderr. Nothing is decrypted offline: a file renamed
+    /// together with its template, or a value altered past its RSA part, still passes; --online
+    /// asks the controller.
     #[command(after_help = EXIT_CODES_HELP)]
     Verify(VerifyArgs),
 
@@ -134,8 +168,8 @@ pub enum Command {
 
     /// Guard a repository: fail on plaintext Secrets, report stale and broken sealed files.
     ///
-    /// Walks the given files and directories (.yaml, .yml, .json; .git and ignored paths are
-    /// skipped). Exits 1 when a Secret with data or stringData is found (in any document of a
+    /// Walks the given files and directories (.yaml, .yml, .json; .git, what .gitignore and the
+    /// other ignore files exclude, --ignore globs and Helm chart templates are skipped). Exits 1 when a Secret with data or stringData is found (in any document of a
     /// file) or a SealedSecret fails the offline checks of `verify`. SealedSecrets whose
     /// sealing-key hint is not the current certificate's key are reported as stale. Meant for
     /// pre-commit and CI.
@@ -151,6 +185,17 @@ pub enum Command {
     /// no SealedSecret are skipped and reported.
     #[command(after_help = EXIT_CODES_HELP)]
     Reencrypt(ReencryptArgs),
+
+    /// Run kubeseal's command line: its flags, output and exit codes (also what a `kubeseal`
+    /// link to this binary runs).
+    ///
+    /// For pipelines, Makefiles and plugins written for kubeseal. `--install-link DIR` creates
+    /// the link (`ln -s "$(command -v sealbox)" DIR/kubeseal` does the same).
+    #[command(
+        disable_version_flag = true,
+        after_help = crate::kubeseal::flags::KUBESEAL_HELP
+    )]
+    Kubeseal(crate::kubeseal::KubesealArgs),
 
     /// Print a shell completion script to stdout.
     ///
@@ -175,9 +220,40 @@ pub struct CertFetchArgs {
     #[allow(missing_docs)]
     pub cluster: ClusterArgs,
 
-    /// Write the certificate to FILE (atomically) instead of stdout.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub file: FileArgs,
+}
+
+/// The file a command writes (`cert fetch`, `keys backup`): `-w FILE`, as for `seal` and
+/// `unseal`. `-o` means an output format everywhere, as in kubectl; `-o FILE`, the spelling of
+/// earlier versions, keeps working with a deprecation note.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// Write to FILE (atomically: it is replaced only once everything succeeded).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Deprecated spelling of -w FILE (-o names an output format, as in kubectl).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        hide = true,
+        conflicts_with = "write"
+    )]
     pub output: Option<PathBuf>,
+}
+
+impl FileArgs {
+    /// The file, and whether it was given with the deprecated `-o`.
+    pub fn target(&self) -> Option<(&std::path::Path, bool)> {
+        match (&self.write, &self.output) {
+            (Some(write), _) => Some((write, false)),
+            (None, Some(output)) => Some((output, true)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// How to reach the cluster and the controller in it.
@@ -219,6 +295,7 @@ impl ClusterArgs {
             context: self.context.clone(),
             controller_namespace: self.controller_namespace.clone(),
             controller_name: self.controller_name.clone(),
+            overrides: Default::default(),
         }
     }
 }
@@ -311,6 +388,29 @@ pub struct PassphraseArgs {
     pub passphrase_file: Option<PathBuf>,
 }
 
+/// How `--key` files that are encrypted backups (`keys backup`) are opened.
+#[derive(Debug, Args)]
+pub struct KeyBackupArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub passphrase: PassphraseArgs,
+
+    /// age identity file (AGE-SECRET-KEY-…) for a --key backup encrypted to recipients; for
+    /// `unseal`, also for multi-recipient values sealed for it (a break-glass key). Repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+}
+
+impl KeyBackupArgs {
+    /// The openers these flags give.
+    pub fn openers(&self) -> crate::backup::Openers<'_> {
+        crate::backup::Openers {
+            passphrase_file: self.passphrase.passphrase_file.as_deref(),
+            identities: &self.identities,
+        }
+    }
+}
+
 /// Flags of `sealbox keys backup`.
 #[derive(Debug, Args)]
 pub struct KeysBackupArgs {
@@ -318,9 +418,9 @@ pub struct KeysBackupArgs {
     #[allow(missing_docs)]
     pub cluster: ClusterArgs,
 
-    /// The backup file to write (created with mode 0600, replaced atomically).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: PathBuf,
+    /// The backup file to write with -w FILE (created with mode 0600, replaced atomically).
+    #[command(flatten)]
+    pub file: FileArgs,
 
     /// Encrypt to this age recipient (age1…) instead of a passphrase. Repeat for several.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
@@ -433,11 +533,15 @@ pub struct ReencryptArgs {
     #[allow(missing_docs)]
     pub cert: CertArgs,
 
-    /// Private keys to decrypt with (offline mode): PEM, key Secrets or a List of them, e.g.
-    /// a decrypted `keys backup`. Repeatable. Without --key the controller re-seals
-    /// (/v1/rotate).
+    /// Private keys to decrypt with (offline mode): PEM, key Secrets or a List of them, or the
+    /// age-encrypted file of `keys backup` as it is. Repeatable. Without --key the controller
+    /// re-seals (/v1/rotate).
     #[arg(long = "key", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub backup: KeyBackupArgs,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -572,6 +676,11 @@ pub struct SealArgs {
     #[arg(long, value_name = "FILE", requires = "raw")]
     pub from_file: Option<PathBuf>,
 
+    /// Seal a Secret over Kubernetes' 1 MiB limit (which the API server refuses) with a warning
+    /// instead of refusing.
+    #[arg(long)]
+    pub allow_oversize: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub recipients: RecipientArgs,
@@ -628,6 +737,59 @@ pub struct MergeArgs {
     /// multi-recipient values, so the new keys open for the same clusters and age keys.
     #[command(flatten)]
     pub recipients: RecipientArgs,
+
+    /// Write the file even when the Secret it unseals to is over Kubernetes' 1 MiB limit.
+    #[arg(long)]
+    pub allow_oversize: bool,
+}
+
+/// Flags of `sealbox set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The sealed file to change (one SealedSecret).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The key of spec.encryptedData to add or replace.
+    #[arg(value_name = "KEY")]
+    pub key: String,
+
+    /// Read the value from FILE (bytes as they are; `-` is stdin) instead of stdin or a prompt.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+
+    /// Seal an empty value instead of refusing.
+    #[arg(long)]
+    pub allow_empty_data: bool,
+
+    /// Write the file even when the Secret it unseals to is over Kubernetes' 1 MiB limit.
+    #[arg(long)]
+    pub allow_oversize: bool,
+
+    /// Recipients for the new value; required (the same as the file's) when the file holds
+    /// multi-recipient values.
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+}
+
+/// Flags of `sealbox unset`.
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    /// The sealed file to change (one SealedSecret).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The key of spec.encryptedData to remove.
+    #[arg(value_name = "KEY")]
+    pub key: String,
 }
 
 /// Flags of `sealbox unseal`: at least one private key or age identity.
@@ -643,19 +805,17 @@ pub struct UnsealArgs {
     pub output: OutputArgs,
 
     /// Private key file: PEM (PKCS#1 or PKCS#8), a key Secret (YAML or JSON, as backed up with
-    /// `kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`) or a List
-    /// of them. Repeat for several.
-    #[arg(
-        long = "key",
-        value_name = "FILE",
-        required_unless_present = "identities"
-    )]
+    /// `kubectl get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`), a List
+    /// of them, or the age-encrypted file of `keys backup` as it is (passphrase from
+    /// --passphrase-file, SEALBOX_BACKUP_PASSPHRASE or a prompt; --identity for a backup to
+    /// recipients). Repeat for several.
+    #[arg(long = "key", value_name = "FILE")]
     pub keys: Vec<PathBuf>,
 
-    /// age identity file (`AGE-SECRET-KEY-1…`, as age-keygen writes it), e.g. the break-glass
-    /// key: opens multi-recipient values sealed for it. Repeat for several.
-    #[arg(long = "identity", short = 'i', value_name = "FILE")]
-    pub identities: Vec<PathBuf>,
+    /// The passphrase or `--identity` of `--key` backups; `--identity` (the break-glass key,
+    /// say) also opens multi-recipient values sealed for it.
+    #[command(flatten)]
+    pub backup: KeyBackupArgs,
 }
 
 /// Flags of `sealbox verify`.

@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::bounded;
 use crate::error::{Error, Result, chain};
+use crate::kube_overrides::ClientOverrides;
 use crate::kubeconfig;
 
 /// Default namespace of the controller (kubeseal's and Bitnami's default).
@@ -53,6 +54,9 @@ pub struct ClusterOptions {
     pub controller_namespace: String,
     /// The controller's Service.
     pub controller_name: String,
+    /// kubectl's client flags (`kubeseal` mode only), applied over the kubeconfig. Boxed: the
+    /// flags are many and rarely set, and a `CertSource` carries these options by value.
+    pub overrides: Box<ClientOverrides>,
 }
 
 impl ClusterOptions {
@@ -63,6 +67,7 @@ impl ClusterOptions {
             context: None,
             controller_namespace: DEFAULT_CONTROLLER_NAMESPACE.to_owned(),
             controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
+            overrides: Box::default(),
         }
     }
 
@@ -72,6 +77,7 @@ impl ClusterOptions {
     pub fn is_configured(&self) -> bool {
         self.kubeconfig.is_some()
             || self.context.is_some()
+            || self.overrides.names_a_server()
             || !existing_kubeconfig_files().is_empty()
             || in_cluster_available()
     }
@@ -454,17 +460,12 @@ fn controller_failure(code: u16, message: &str) -> String {
 }
 
 async fn load_config(options: &ClusterOptions) -> Result<Config> {
-    let kube_options = KubeConfigOptions {
-        context: options.context.clone(),
-        cluster: None,
-        user: None,
-    };
     let config_error = |reason: String| Error::ClusterConfig { reason };
     let files = match &options.kubeconfig {
         Some(path) => vec![path.clone()],
         None => existing_kubeconfig_files(),
     };
-    if files.is_empty() {
+    if files.is_empty() && !options.overrides.names_a_server() {
         if options.context.is_none() && in_cluster_available() {
             return Config::incluster().map_err(|e| {
                 config_error(format!(
@@ -473,7 +474,7 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 ))
             });
         }
-        return Err(Error::NoCluster);
+        return Err(Error::NoCluster { offline: None });
     }
     let mut merged: Option<Kubeconfig> = None;
     for path in &files {
@@ -488,7 +489,21 @@ async fn load_config(options: &ClusterOptions) -> Result<Config> {
                 })?,
         });
     }
-    let kubeconfig = merged.ok_or(Error::NoCluster)?;
+    // No kubeconfig at all is no cluster, unless kubectl's flags name a server (kubeseal mode).
+    let mut kubeconfig = match merged {
+        Some(merged) => merged,
+        None if options.overrides.names_a_server() => Kubeconfig::default(),
+        None => return Err(Error::NoCluster { offline: None }),
+    };
+    // kubectl's client flags (kubeseal mode) edit the entries the context points at.
+    let context = options
+        .overrides
+        .apply(&mut kubeconfig, options.context.as_deref());
+    let kube_options = KubeConfigOptions {
+        context,
+        cluster: None,
+        user: None,
+    };
     Config::from_custom_kubeconfig(kubeconfig, &kube_options)
         .await
         .map_err(|e| {

@@ -320,7 +320,10 @@ impl Configs {
 /// The files `check` and `reencrypt` look at: the walk of `walk.paths`, skipping `--ignore`
 /// globs and the `ignore` lists of the `.sealbox.yaml` files governing the current directory
 /// and the paths.
-pub fn select_files(walk: &crate::cli::WalkArgs, configs: &mut Configs) -> Result<Vec<PathBuf>> {
+pub fn select_files(
+    walk: &crate::cli::WalkArgs,
+    configs: &mut Configs,
+) -> Result<crate::walk::Selection> {
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut ignore = Ignore::default();
     for pattern in &walk.ignore {
@@ -335,7 +338,7 @@ pub fn select_files(walk: &crate::cli::WalkArgs, configs: &mut Configs) -> Resul
             seen.push(config.file.clone());
         }
     }
-    crate::walk::manifest_files(&walk.paths, &ignore)
+    crate::walk::select(&walk.paths, &ignore)
 }
 
 #[cfg(test)]

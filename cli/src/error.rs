@@ -123,6 +123,13 @@ pub enum Error {
         why: String,
     },
 
+    /// The KEY argument of `set` or `unset` is not a valid Secret key.
+    #[error("KEY: {problem}")]
+    InvalidKeyArgument {
+        /// What is wrong, showing the key only up to its first bad character.
+        problem: String,
+    },
+
     /// `--name` with several documents.
     #[error(
         "--name renames a single Secret, but the input holds {count} documents; seal them one by one or drop --name"
@@ -254,12 +261,25 @@ pub enum Error {
         reason: String,
     },
 
-    /// `merge --into` was pointed at something it cannot merge into.
-    #[error("cannot merge into {path}: {problem}")]
-    MergeTarget {
-        /// The `--into` file.
+    /// A sealed file to edit in place (`merge --into`, `set`, `unset`) cannot be edited.
+    #[error("cannot {action} {path}: {problem}")]
+    EditTarget {
+        /// What was to be done: "merge into", "set a key in", "remove a key from".
+        action: &'static str,
+        /// The sealed file.
         path: PathBuf,
         /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A Secret over Kubernetes' size limit: it would seal, but could never be applied.
+    #[error(
+        "{what}: {problem}; split it into several Secrets, or pass --allow-oversize to seal it anyway"
+    )]
+    SecretTooLarge {
+        /// Which Secret or SealedSecret, with its input.
+        what: String,
+        /// The sizes.
         problem: String,
     },
 
@@ -301,9 +321,14 @@ pub enum Error {
 
     /// No kubeconfig and no in-cluster configuration.
     #[error(
-        "no cluster configured: pass --kubeconfig FILE (or set KUBECONFIG), or run inside a pod; to work offline pass --cert FILE"
+        "no cluster configured: pass --kubeconfig FILE (or set KUBECONFIG), or run inside a pod{}",
+        offline.map(|hint| format!("; to work offline {hint}")).unwrap_or_default()
     )]
-    NoCluster,
+    NoCluster {
+        /// How the command at hand works without a cluster, if it can (`cert fetch` and `keys`
+        /// cannot, so they must not be told to pass `--cert`).
+        offline: Option<&'static str>,
+    },
 
     /// A kubeconfig file could not be read or merged.
     #[error(
@@ -483,7 +508,7 @@ pub enum Error {
 
     /// The backup is encrypted to a passphrase but none is available.
     #[error(
-        "the backup {path} is encrypted with a passphrase: pass --passphrase-file FILE or set SEALBOX_BACKUP_PASSPHRASE"
+        "the backup {path} is encrypted with a passphrase: pass --passphrase-file FILE or set SEALBOX_BACKUP_PASSPHRASE (on a terminal it is asked for)"
     )]
     NeedsPassphrase {
         /// The file.
@@ -584,6 +609,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A failure in kubeseal mode, worded as kubeseal words it (scripts match on these words),
+    /// with Sealbox's explanation; kubeseal mode exits 1 on every failure but bad flags.
+    #[error("{message}")]
+    Kubeseal {
+        /// The message, already in kubeseal's words.
+        message: String,
+        /// The category of the failure, for logs.
+        category: &'static str,
+    },
+
     /// Writing to stdout failed.
     #[error("cannot write to stdout")]
     WriteStdout {
@@ -606,7 +641,9 @@ impl Error {
             Error::InvalidDocument { .. } | Error::EmptyData { .. } | Error::EmptyRawValue => {
                 "invalid_input"
             }
-            Error::MissingFlag { .. } | Error::NameForManyDocuments { .. } => "usage",
+            Error::MissingFlag { .. }
+            | Error::NameForManyDocuments { .. }
+            | Error::InvalidKeyArgument { .. } => "usage",
             Error::NoCertificate
             | Error::ReadCertificate { .. }
             | Error::FetchCertificate { .. }
@@ -616,15 +653,16 @@ impl Error {
             Error::Seal { .. } => "seal",
             Error::Unseal { .. } => "unseal",
             Error::ReadKubeconfig { .. } | Error::ParseKubeconfig { .. } => "kubeconfig",
-            Error::MergeTarget { .. } => "merge_target",
+            Error::EditTarget { .. } => "edit_target",
+            Error::SecretTooLarge { .. } => "too_large",
             Error::Render { .. } => "render",
             Error::WriteFile { .. } | Error::OutputPath { .. } | Error::WriteStdout { .. } => {
                 "write_output"
             }
             Error::Runtime { .. } => "runtime",
-            Error::NoCluster | Error::ReadKubeconfigFile { .. } | Error::ClusterConfig { .. } => {
-                "cluster_config"
-            }
+            Error::NoCluster { .. }
+            | Error::ReadKubeconfigFile { .. }
+            | Error::ClusterConfig { .. } => "cluster_config",
             Error::ClusterUnreachable { .. } => "cluster_unreachable",
             Error::ClusterRequest { .. } => "cluster_request",
             Error::ControllerNotFound { .. } => "controller_not_found",
@@ -648,14 +686,25 @@ impl Error {
             Error::InvalidPattern { .. } => "usage",
             Error::Walk { .. } | Error::MissingPath { .. } => "read_input",
             Error::ReadConfig { .. } | Error::ParseConfig { .. } => "config",
+            Error::Kubeseal { category, .. } => category,
         }
     }
 
     /// The process exit code for this error (see [`EXIT_PROBLEMS`] and [`EXIT_USAGE`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Unseal { .. } => EXIT_PROBLEMS,
+            Error::Unseal { .. } | Error::Kubeseal { .. } => EXIT_PROBLEMS,
             _ => EXIT_USAGE,
+        }
+    }
+
+    /// For a command that can work offline: a missing cluster says how (`pass --cert FILE`).
+    pub fn offline_hint(self, hint: &'static str) -> Error {
+        match self {
+            Error::NoCluster { .. } => Error::NoCluster {
+                offline: Some(hint),
+            },
+            other => other,
         }
     }
 

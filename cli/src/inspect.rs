@@ -3,8 +3,13 @@
 //! Without the private key nothing can be decrypted, but a lot can go wrong before that and is
 //! visible: the structure, base64, the RSA length prefix against the certificate's modulus (a
 //! value sealed for another key size, or truncated), scope annotations that do not say what the
-//! author meant, and a sealing-key hint naming another key. Every problem is collected, naming
-//! the document and field.
+//! author meant, a sealing-key hint naming another key, a name or namespace that differs from
+//! the one the template says it was sealed for, and a Secret over Kubernetes' size limit. Every
+//! problem is collected, naming the document and field.
+//!
+//! What stays invisible without decrypting: whether the values were sealed for this name and
+//! namespace when the template was changed along, and a value cut short or altered past its
+//! RSA part. [`OFFLINE_LIMITS`] says so to the user.
 
 use sealbox_crypto::age_value::{self, RecipientKind};
 use sealbox_crypto::scope::{
@@ -17,12 +22,16 @@ use crate::error::Error;
 use crate::origin::field_path;
 use crate::sealed::api_version;
 use crate::secret::decode_base64;
+use crate::secret_size;
 
 /// AES-GCM's tag, which every sealed value ends with.
 const GCM_TAG_LEN: usize = 16;
 /// RSA ciphertext sizes of 1024- to 16384-bit keys.
 const MIN_RSA_LEN: usize = 128;
 const MAX_RSA_LEN: usize = 2048;
+
+/// What an offline check cannot know, for `verify` to say after an "ok".
+pub const OFFLINE_LIMITS: &str = "an offline check decrypts nothing, so it cannot tell whether the values were sealed for this name and namespace (a strict-scope file renamed or moved along with its template looks the same), nor whether a value was cut short or altered past its RSA part; `sealbox verify --online` asks the controller, `sealbox unseal --key` decrypts";
 
 /// Whether [`check_document_with`] compares the sealing-key hint with the certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,19 +77,26 @@ pub fn check_document_with(
     } else {
         hint
     };
-    let scope = match root.object("metadata") {
-        Ok(Some(metadata)) => check_metadata(&metadata, key, hint, problems),
-        Ok(None) => {
-            problems.push(root.error("metadata", "missing"));
-            Scope::Strict
-        }
-        Err(e) => {
-            problems.push(e);
+    let metadata = root.object("metadata").unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    });
+    let scope = match &metadata {
+        Some(metadata) => check_metadata(metadata, key, hint, problems),
+        None => {
+            if root.get("metadata").is_none() {
+                problems.push(root.error("metadata", "missing"));
+            }
             Scope::Strict
         }
     };
     match root.object("spec") {
-        Ok(Some(spec)) => check_spec(&spec, scope, key, problems),
+        Ok(Some(spec)) => {
+            if let Some(metadata) = &metadata {
+                check_sealed_for(metadata, &spec, scope, problems);
+            }
+            check_spec(&spec, scope, key, problems)
+        }
         Ok(None) => {
             problems.push(root.error("spec", "missing"));
             0
@@ -221,6 +237,13 @@ fn check_spec(
     if encrypted.is_empty() {
         problems.push(spec.error("encryptedData", "empty; there is nothing to unseal"));
     }
+    let size = secret_size::sealed_data_size(encrypted.values().copied());
+    if let Some(problem) = secret_size::over_limit(size) {
+        problems.push(spec.error(
+            "encryptedData",
+            format!("{problem}; split it into several SealedSecrets"),
+        ));
+    }
     let encrypted_path = field_path("spec", "encryptedData");
     for (name, value) in &encrypted {
         if let Err(problem) = check_value(value, key) {
@@ -319,6 +342,47 @@ pub fn sealed_rsa_len(encoded: &str) -> Option<usize> {
     }
     let (prefix, _) = bytes.split_first_chunk::<2>()?;
     Some(usize::from(u16::from_be_bytes(*prefix)))
+}
+
+/// The name and namespace the template says the values were sealed for, against the
+/// SealedSecret's own: `seal` (and kubeseal) write both, so a difference means the file was
+/// renamed or moved after sealing. Only what the scope binds matters: the name for strict, the
+/// namespace for strict and namespace-wide. A file renamed in both places looks sealed for its
+/// new name; only decrypting tells (`verify` says so).
+fn check_sealed_for(
+    metadata: &Object<'_>,
+    spec: &Object<'_>,
+    scope: Scope,
+    problems: &mut Vec<Error>,
+) {
+    let Ok(Some(template)) = spec.object("template") else {
+        return;
+    };
+    let Ok(Some(template_metadata)) = template.object("metadata") else {
+        return;
+    };
+    let bound: &[&str] = match scope {
+        Scope::Strict => &["namespace", "name"],
+        Scope::NamespaceWide => &["namespace"],
+        Scope::ClusterWide => &[],
+    };
+    for field in bound {
+        let (Ok(Some(own)), Ok(Some(sealed_for))) =
+            (metadata.str(field), template_metadata.str(field))
+        else {
+            continue;
+        };
+        if !sealed_for.is_empty() && own != sealed_for {
+            problems.push(metadata.error(
+                field,
+                format!(
+                    "{own:?}, but spec.template.metadata.{field} is {sealed_for:?}: {} after sealing? {scope} values are bound to the {field} they were sealed for and will not unseal here; {} back, or seal the Secret again",
+                    if *field == "name" { "renamed" } else { "moved" },
+                    if *field == "name" { "rename it" } else { "move it" },
+                ),
+            ));
+        }
+    }
 }
 
 fn check_template(template: &Object<'_>, scope: Scope, problems: &mut Vec<Error>) {
@@ -437,5 +501,63 @@ spec:
             "{all}"
         );
         assert!(all.contains("template asks for cluster-wide"), "{all}");
+    }
+
+    /// Issue 17: a strict-scope file renamed after sealing passed offline `verify` as "ok".
+    #[test]
+    fn a_rename_the_template_contradicts_is_a_problem_for_what_the_scope_binds() {
+        let key = fixture_key();
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../crypto/tests/fixtures/sealedsecret-strict.yaml"
+        ))
+        .unwrap();
+        let value: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        let name = value["metadata"]["name"].as_str().unwrap().to_owned();
+        let with = |top: &str, template: Option<&str>, scope: Option<&str>| {
+            let mut v = value.clone();
+            v["metadata"]["name"] = top.into();
+            v["spec"]["template"]["metadata"]["name"] = template.unwrap_or(&name).into();
+            if let Some(annotation) = scope {
+                v["metadata"]["annotations"][annotation] = "true".into();
+            }
+            problems_of(&serde_json::to_string(&v).unwrap(), &key)
+        };
+        let renamed = with("renamed", None, None);
+        assert_eq!(renamed.len(), 1, "{renamed:?}");
+        assert!(
+            renamed[0].contains("metadata.name: \"renamed\", but spec.template.metadata.name is")
+                && renamed[0].contains("renamed after sealing"),
+            "{renamed:?}"
+        );
+        // Renamed in both places: invisible offline (verify's note says so).
+        assert_eq!(with("renamed", Some("renamed"), None), Vec::<String>::new());
+        // A namespace-wide value is not bound to the name.
+        let wide = with("renamed", None, Some(NAMESPACE_WIDE_ANNOTATION));
+        assert!(
+            wide.iter().all(|p| !p.contains("renamed after")),
+            "{wide:?}"
+        );
+    }
+
+    #[test]
+    fn a_secret_over_the_size_limit_is_a_problem() {
+        let key = fixture_key();
+        // Two values of 600,000 bytes of plaintext each, framed for the fixture's key.
+        let mut value = u16::try_from(key.modulus_len())
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        value.resize(2 + key.modulus_len() + 600_000 + 16, 0);
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &value);
+        let yaml = format!(
+            "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {{name: big, namespace: ns}}\nspec:\n  encryptedData:\n    a: {encoded}\n    b: {encoded}\n"
+        );
+        let problems = problems_of(&yaml, &key);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("spec.encryptedData: its data is 1,200,000 bytes (1.14 MiB)"),
+            "{problems:?}"
+        );
     }
 }

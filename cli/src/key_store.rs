@@ -151,6 +151,15 @@ impl KeyStore {
                 scrub(&mut item);
                 continue;
             }
+            // A real API server leaves kind and apiVersion off the items of a list.
+            if let Some(object) = item.as_object_mut() {
+                object
+                    .entry("kind")
+                    .or_insert_with(|| Value::from("Secret"));
+                object
+                    .entry("apiVersion")
+                    .or_insert_with(|| Value::from("v1"));
+            }
             let bytes = Zeroizing::new(serde_json::to_vec(&item).unwrap_or_default());
             scrub(&mut item);
             match sealbox_crypto::parse_key_secrets(&bytes, &format!("Secret {namespace}/{name}")) {

@@ -1,4 +1,4 @@
-//! Private keys held by the CLI (`--key` files, key backups, the cluster's key Secrets) and
+//! Private keys held by the CLI (`--key` files, encrypted key backups, the cluster's key Secrets) and
 //! which of them a SealedSecret's values are sealed to.
 //!
 //! Keys are tried the way the controller tries them: the one the `sealbox.dev/sealing-key`
@@ -12,19 +12,29 @@ use sealbox_crds::SealedSecret;
 use sealbox_crypto::{Fingerprint, PrivateKey};
 use zeroize::Zeroizing;
 
+use crate::backup::{self, Openers};
 use crate::bounded;
 use crate::error::{Error, Result};
 use crate::secret::decode_base64;
 
-/// Reads every key from every `--key` file, in order.
-pub fn load_keys(paths: &[PathBuf]) -> Result<Vec<PrivateKey>> {
+/// Reads every key from every `--key` file, in order. A file may be the age-encrypted backup
+/// `keys backup` writes: it is decrypted with `openers` (passphrase or identities) first, so
+/// the backup itself is the offline recovery path.
+pub fn load_keys(paths: &[PathBuf], openers: &Openers<'_>) -> Result<Vec<PrivateKey>> {
     let mut keys = Vec::new();
     for path in paths {
+        // An armored backup is larger than the keys it holds; the plaintext bound applies to
+        // what it decrypts to, and sealbox-crypto bounds a plaintext key file itself.
         let bytes =
-            bounded::read_bounded(path, bounded::KEY_FILE).map_err(|source| Error::ReadKey {
+            bounded::read_bounded(path, bounded::BACKUP_FILE).map_err(|source| Error::ReadKey {
                 path: path.clone(),
                 source,
             })?;
+        let bytes = if backup::is_age(&bytes) {
+            backup::decrypt(&bytes, path, openers)?
+        } else {
+            bytes
+        };
         let found = sealbox_crypto::parse_private_keys(&bytes, &path.display().to_string())
             .map_err(|source| Error::ParseKey {
                 path: path.clone(),

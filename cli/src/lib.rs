@@ -1,8 +1,9 @@
 //! sealbox_cli: the library behind the `sealbox` command.
 //!
 //! Seals Kubernetes Secrets into Bitnami-compatible SealedSecrets offline from the controller's
-//! certificate (`seal`, `seal --raw`, `merge`), checks sealed files (`verify`) and, for
-//! recovery, unseals them with backed-up private keys (`unseal`). The binary only parses flags,
+//! certificate (`seal`, `seal --raw`, `merge`, `set`; `unset` removes a key), checks sealed
+//! files (`verify`) and, for recovery, unseals them with backed-up private keys or the
+//! encrypted backup itself (`unseal`). The binary only parses flags,
 //! sets up logging and calls [`run`]; everything else is here, testable with in-memory
 //! readers and writers.
 //!
@@ -16,6 +17,10 @@
 //! reached with `kube`. Only commands that talk to a cluster start a (single-threaded) Tokio
 //! runtime, inside [`cluster::block_on`]; offline commands stay synchronous. Plaintext and
 //! private keys live in `Zeroizing` buffers and never reach an error message or a log line.
+//!
+//! Invoked as `kubeseal` (a symlink or a copy) or as `sealbox kubeseal`, the binary takes
+//! kubeseal's command line instead ([`kubeseal`]), with kubeseal's exit codes (1 for every
+//! failure, 2 for bad flags).
 //!
 //! Exit codes: 0 success; 1 the input was read but does not check out (`verify` found
 //! problems, `unseal` could not decrypt a value, `check` found a plaintext Secret or a broken
@@ -36,14 +41,18 @@ pub mod inspect;
 pub mod key_store;
 pub mod key_usage;
 pub mod keyring;
+pub mod kube_overrides;
 pub mod kubeconfig;
+pub mod kubeseal;
 pub mod origin;
 pub mod output;
 pub mod recipients;
 pub mod redact;
 pub mod sealed;
+pub mod sealed_file;
 pub mod sealing;
 pub mod secret;
+pub mod secret_size;
 pub mod walk;
 
 use std::io::{Read, Write};
@@ -76,6 +85,8 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
     match &cli.command {
         Command::Seal(args) => commands::seal::run(args, stdin, stdout, stderr),
         Command::Merge(args) => commands::merge::run(args, stdin, stderr),
+        Command::Set(args) => commands::set::run(args, stdin, stderr),
+        Command::Unset(args) => commands::unset::run(args, stderr),
         Command::Unseal(args) => commands::unseal::run(args, stdin, stdout, stderr),
         Command::Verify(args) => return commands::verify::run(args, stdin, stderr),
         Command::Cert(command) => commands::cert::run(command, stdout, stderr),
@@ -83,6 +94,7 @@ pub fn run(cli: &Cli, stdin: impl Read, stdout: impl Write, stderr: impl Write) 
         Command::Check(args) => return commands::check::run(args, stdout, stderr),
         Command::Reencrypt(args) => return commands::reencrypt::run(args, stdout, stderr),
         Command::Completions(args) => commands::completions::run(args, stdout),
+        Command::Kubeseal(args) => kubeseal::run(args, stdin, stdout, stderr),
     }
     .map(|()| Outcome::Success)
 }

@@ -91,6 +91,16 @@ pub fn note(stderr: &mut impl Write, message: std::fmt::Arguments<'_>) {
     let _ = writeln!(stderr, "note: {message}");
 }
 
+/// The note for `-o FILE` where `-w FILE` is meant now.
+pub fn deprecated_output_file(stderr: &mut impl Write) {
+    note(
+        stderr,
+        format_args!(
+            "-o FILE is deprecated here and will go: -o names an output format, as in kubectl; write -w FILE"
+        ),
+    );
+}
+
 /// A time as tables and messages show it (UTC, to the second); `-` when unknown.
 pub fn rfc3339(time: Option<SystemTime>) -> String {
     time.and_then(|t| jiff::Timestamp::try_from(t).ok())

@@ -100,3 +100,31 @@ fn add_age(recipients: &mut Recipients, recipient: &str, origin: String) -> Resu
             source: Box::new(source),
         })
 }
+
+/// The sealer for editing an existing sealed file (`merge`, `set`): a file that holds
+/// multi-recipient values needs recipients again, or the edited keys would open on one cluster
+/// only while the rest of the file opens everywhere.
+pub fn sealer_for_file(
+    spec: &RecipientSpec,
+    sealed: &sealbox_crds::SealedSecret,
+    primary: SealingKey,
+    action: &'static str,
+    path: &std::path::Path,
+) -> Result<Sealer> {
+    let multi = sealed.spec.encrypted_data.values().any(|v| {
+        crate::secret::decode_base64(v).is_some_and(|bytes| {
+            sealbox_crypto::ValueFormat::of(&bytes) == sealbox_crypto::ValueFormat::Age
+        })
+    });
+    if spec.is_empty() && multi {
+        return Err(Error::EditTarget {
+            action,
+            path: path.to_owned(),
+            problem: "it holds multi-recipient values; pass their recipients too (--add-cert, \
+                      --add-context, -r, --recipients-file) so the new keys open for the same \
+                      clusters and age keys"
+                .to_owned(),
+        });
+    }
+    spec.sealer(primary)
+}

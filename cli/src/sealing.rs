@@ -1,13 +1,14 @@
-//! Building SealedSecrets: the sealing key loaded, values sealed for a label, a Secret turned
+//! Building SealedSecrets: the sealing key loaded, values sealed for a label (with the OS's
+//! generator, [`OsRandom`]: a CLI process never seeds aws-lc's), a Secret turned
 //! into its SealedSecret (`seal`, `seal --raw`, `merge`).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use aws_lc_rs::rand::SystemRandom;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sealbox_crds::{SealedSecret, SealedSecretSpec, SecretTemplateSpec, TemplateMetadata};
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::{
     CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION, SEALING_KEY_ANNOTATION,
@@ -75,7 +76,7 @@ pub fn seal_values(
     key: &Sealer,
     label: &[u8],
     origin: &Origin,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<BTreeMap<String, String>> {
     data.iter()
         .map(|(name, plaintext)| {
@@ -93,7 +94,7 @@ pub fn seal_value(
     label: &[u8],
     origin: &Origin,
     field: String,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<String> {
     let sealed = match key {
         Sealer::Single(key) => sealbox_crypto::seal(rng, &key.public_key, plaintext, label),
@@ -114,7 +115,7 @@ pub fn seal_secret(
     secret: &SecretInput,
     target: &Target,
     key: &Sealer,
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> Result<SealedSecret> {
     let encrypted_data = seal_values(&secret.data, key, &target.label(), &secret.origin, rng)?;
 

@@ -178,9 +178,17 @@ fn is_key_char(c: char) -> bool {
 }
 
 /// Secret keys: non-empty, at most 253 characters of `[-._a-zA-Z0-9]`, as the API server wants.
-/// An invalid key is shown only up to its first bad character: a pasted env-file line
-/// (`DB_PASSWORD=hunter2`) must not put its value in a CI log.
 fn check_key(root: &Object<'_>, field: &str, key: &str) -> Result<()> {
+    match key_problem(key) {
+        Some(problem) => Err(root.error(field, problem)),
+        None => Ok(()),
+    }
+}
+
+/// What makes `key` an invalid Secret key, if anything, with what to do. An invalid key is
+/// shown only up to its first bad character: a pasted env-file line (`DB_PASSWORD=hunter2`)
+/// must not put its value in a CI log.
+pub fn key_problem(key: &str) -> Option<String> {
     let bad_char = key.char_indices().find(|(_, c)| !is_key_char(*c));
     let problem = if key.is_empty() {
         "an empty key is not a valid Secret key".to_owned()
@@ -195,11 +203,10 @@ fn check_key(root: &Object<'_>, field: &str, key: &str) -> Result<()> {
     } else if key.len() > MAX_KEY_LEN {
         format!("a key longer than {MAX_KEY_LEN} characters is not a valid Secret key")
     } else {
-        return Ok(());
+        return None;
     };
-    Err(root.error(
-        field,
-        format!("{problem} (use letters, digits, '-', '_' and '.', at most {MAX_KEY_LEN})"),
+    Some(format!(
+        "{problem} (use letters, digits, '-', '_' and '.', at most {MAX_KEY_LEN})"
     ))
 }
 

@@ -674,7 +674,7 @@ fn verify_passes_good_files_and_lists_problems() {
         .success()
         .stdout("")
         .stderr(predicate::str::starts_with(
-            "ok: 1 SealedSecret(s), 3 value(s)",
+            "ok (offline): 1 SealedSecret(s), 3 value(s)",
         ));
 
     let (_, other_cert, _) = other_key();

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::future::join_all;
 use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
 use k8s_openapi::api::core::v1::Secret;
@@ -24,6 +25,7 @@ use tracing::{debug, info, warn};
 use crate::keys::KeyRegistry;
 use crate::object::{ObjectKey, error_chain};
 use crate::reconcile::{Context, error_policy, reconcile_object};
+use crate::resync;
 use crate::server::Readiness;
 use crate::watched::WatchedSealedSecret;
 
@@ -42,6 +44,12 @@ pub struct WatchSettings {
     pub label_selector: Option<String>,
     /// Concurrent reconciles per watched scope (0 = unbounded).
     pub concurrency: u16,
+    /// --skip-recreate: do not watch the Secrets written, so a changed or deleted one waits
+    /// for its SealedSecret to change.
+    pub skip_recreate: bool,
+    /// How often every SealedSecret is reconciled whatever the watches showed (jittered; zero
+    /// for never): the backstop for a change no watch delivered.
+    pub resync_period: Duration,
 }
 
 /// Runs the controllers until `shutdown` turns true.
@@ -125,18 +133,38 @@ fn scope_controller(
     }
     // Owned Secrets are watched metadata only (their data never enters the controller's
     // memory), and their versions noted on the way, so that the reconciles our own writes
-    // cause need not ask the API server whether the Secret is still as written.
+    // cause need not ask the API server whether the Secret is still as written. A relist
+    // names the SealedSecrets whose Secrets went missing unseen; they are reconciled too.
+    let (missing_tx, missing_rx) = mpsc::unbounded();
     let owned = {
         let ctx = ctx.clone();
         watcher(secrets, watcher::Config::default())
-            .inspect_ok(move |event| ctx.owned_secrets().observe(scope.as_deref(), event))
+            .inspect_ok(move |event| {
+                for owner in ctx.owned_secrets().observe(scope.as_deref(), event) {
+                    debug!(namespace = %owner.namespace, name = %owner.name,
+                           "its Secret went missing while the Secret watch was away");
+                    // The receiver lives as long as the controller.
+                    let _ = missing_tx.unbounded_send(
+                        ObjectRef::<WatchedSealedSecret>::new(&owner.name).within(&owner.namespace),
+                    );
+                }
+            })
             .touched_objects()
     };
-    Controller::new(sealed, config)
-        .owns_stream(owned)
+    let controller = Controller::new(sealed, config);
+    let controller = match settings.skip_recreate {
+        true => controller,
+        false => controller.owns_stream(owned),
+    };
+    let mut controller = controller
+        .reconcile_on(missing_rx)
         .reconcile_all_on(key_changes(ctx.keys()))
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(stopped(shutdown.clone()))
+        .graceful_shutdown_on(stopped(shutdown.clone()));
+    if !settings.resync_period.is_zero() {
+        controller = controller.reconcile_all_on(resync::ticks(settings.resync_period));
+    }
+    controller
 }
 
 /// What a finished reconcile leaves to do: forget a SealedSecret that is gone, log a failing

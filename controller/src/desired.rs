@@ -428,6 +428,7 @@ mod tests {
         for expected in [
             "encryptedData[\"bad-base64\"]: invalid base64",
             "encryptedData[\"wrong-scope\"]: no key could decrypt",
+            "no key could decrypt secret (wrong-scope); failed to unseal: ",
             "encryptedData[\"short\"]: sealed data is too short",
         ] {
             assert!(text.contains(expected), "{text}");

@@ -1,6 +1,8 @@
 //! The controller's flags. Names follow Bitnami's controller where one exists, so existing
-//! Deployments keep working; every flag also reads `SEALBOX_<NAME>` from the environment.
+//! Deployments keep working; every flag also reads `SEALBOX_<NAME>` from the environment, and
+//! Bitnami's `SEALED_SECRETS_<NAME>` ([`crate::flag_env`]).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +30,9 @@ pub struct Config {
 
     /// How often a new sealing key is generated, as a Go duration (e.g. 720h); 0 disables
     /// renewal. Old keys are kept: they still unseal.
-    #[arg(long, env = "SEALBOX_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration)]
+    /// `--rotate-period` is Bitnami's deprecated name for it.
+    #[arg(long, env = "SEALBOX_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration,
+          alias = "rotate-period")]
     pub key_renew_period: Duration,
 
     /// Generate a new key at start if the newest is older than this time, in RFC 1123 format
@@ -40,13 +44,15 @@ pub struct Config {
     #[arg(long, env = "SEALBOX_MY_CN", default_value = "")]
     pub my_cn: String,
 
-    /// Watch SealedSecrets in all namespaces; when false, only the controller's namespace and
-    /// --additional-namespaces.
+    /// Watch SealedSecrets in all namespaces; when false, only the controller's namespace. As
+    /// Bitnami's, any --additional-namespaces also narrows the watch to the controller's
+    /// namespace and those.
     #[arg(long, env = "SEALBOX_ALL_NAMESPACES", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub all_namespaces: bool,
 
-    /// Comma-separated namespaces to watch besides the controller's when --all-namespaces=false.
+    /// Comma-separated namespaces to watch besides the controller's; when given, only these
+    /// and the controller's namespace are watched, whatever --all-namespaces says.
     #[arg(long, env = "SEALBOX_ADDITIONAL_NAMESPACES", value_delimiter = ',')]
     pub additional_namespaces: Vec<String>,
 
@@ -56,12 +62,12 @@ pub struct Config {
 
     /// Report the outcome in each SealedSecret's status subresource.
     #[arg(long, env = "SEALBOX_UPDATE_STATUS", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub update_status: bool,
 
     /// Accept SealedSecrets in the deprecated single-blob format (spec.data).
-    #[arg(long, env = "SEALBOX_ACCEPT_DEPRECATED_V1_DATA", default_value_t = false, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "SEALBOX_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub accept_deprecated_v1_data: bool,
 
     /// Namespace holding the key Secrets. Defaults to $POD_NAMESPACE, then the service
@@ -100,7 +106,8 @@ pub struct Config {
     /// there. Behind the API server's service proxy, leave it off: every request comes from
     /// the API server, and the limit is per API server.
     #[arg(long, env = "SEALBOX_RATE_LIMIT_TRUST_FORWARDED_FOR", default_value_t = false,
-          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = parse_go_bool)]
     pub rate_limit_trust_forwarded_for: bool,
 
     /// Most connections open at once on each listener (the HTTP API and the metrics); a new
@@ -115,7 +122,7 @@ pub struct Config {
     /// controller namespace: only the leader unseals and generates keys, every replica serves
     /// the HTTP API. --leader-elect=false for a single replica without a Lease.
     #[arg(long, env = "SEALBOX_LEADER_ELECT", default_value_t = true, action = ArgAction::Set,
-          num_args = 0..=1, default_missing_value = "true")]
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub leader_elect: bool,
 
     /// Name of the leader-election Lease.
@@ -163,6 +170,12 @@ pub struct Config {
     #[arg(long, env = "SEALBOX_RECONCILE_CONCURRENCY", default_value_t = 64)]
     pub reconcile_concurrency: u16,
 
+    /// How often every SealedSecret is reconciled again whatever the watches showed, as a Go
+    /// duration (each wait jittered by 10%); 0 disables. The backstop for a change no watch
+    /// delivered; one whose Secret is as it was written costs no request.
+    #[arg(long, env = "SEALBOX_RESYNC_PERIOD", default_value = "5m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+
     /// Log line format.
     #[arg(long, env = "SEALBOX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -172,7 +185,84 @@ pub struct Config {
     /// off unless named here: the controller logs each failure once, naming the object.
     #[arg(long, env = "SEALBOX_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Write info and debug lines to stdout and warnings and errors to stderr (Bitnami's
+    /// default); false writes everything to stderr.
+    #[arg(long, env = "SEALBOX_LOG_INFO_STDOUT", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub log_info_stdout: bool,
+
+    /// Bitnami's: how long a generated certificate is valid. Sealbox's certificates are always
+    /// valid for 87600h (Bitnami's default); another value is accepted with a warning.
+    #[arg(long, env = "SEALBOX_KEY_TTL", default_value = "87600h", value_parser = parse_duration)]
+    pub key_ttl: Duration,
+
+    /// Bitnami's: which key seals, the one with the newest certificate NotBefore
+    /// (CertNotBefore) or the newest key Secret (SecretCreationTimestamp). Sealbox always
+    /// orders by CertNotBefore; another value is accepted with a warning.
+    #[arg(
+        long,
+        env = "SEALBOX_KEY_ORDER_PRIORITY",
+        default_value = "CertNotBefore"
+    )]
+    pub key_order_priority: String,
+
+    /// Comma-separated key=value labels put on the key Secrets the controller generates.
+    #[arg(long, env = "SEALBOX_PRIVATEKEY_LABELS", default_value = "")]
+    pub privatekey_labels: String,
+
+    /// Comma-separated key=value annotations put on the key Secrets the controller generates.
+    #[arg(long, env = "SEALBOX_PRIVATEKEY_ANNOTATIONS", default_value = "")]
+    pub privatekey_annotations: String,
+
+    /// Leave `sealed_secrets_controller_condition_info` empty, so /metrics does not list the
+    /// SealedSecrets' namespaces and names.
+    #[arg(long, env = "SEALBOX_METRICS_OMIT_SECRET_LABELS", default_value_t = false,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          value_parser = parse_go_bool)]
+    pub metrics_omit_secret_labels: bool,
+
+    /// Do not watch the Secrets the controller wrote, so one deleted or changed by hand is
+    /// not put back until its SealedSecret changes (for installs that may not watch Secrets).
+    #[arg(long, env = "SEALBOX_SKIP_RECREATE", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub skip_recreate: bool,
+
+    /// Bitnami's (beta): watch the key Secrets for ones created outside the controller.
+    /// Sealbox always does, so both values behave as true.
+    #[arg(long, env = "SEALBOX_WATCH_FOR_SECRETS", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub watch_for_secrets: bool,
+
+    /// Bitnami's: delete a SealedSecret's Secret itself. Ignored with a warning: the Secret's
+    /// owner reference lets Kubernetes' garbage collector delete it, as Bitnami now does.
+    #[arg(long, env = "SEALBOX_OLD_GC_BEHAVIOR", default_value_t = false, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub old_gc_behavior: bool,
+
+    /// Bitnami's: failed unseals retried before giving up. Sealbox retries transient failures
+    /// until they succeed and permanent ones never; another value is accepted with a warning.
+    #[arg(
+        long,
+        env = "SEALBOX_MAX_UNSEAL_RETRIES",
+        default_value_t = 5,
+        allow_hyphen_values = true
+    )]
+    pub max_unseal_retries: i64,
+
+    /// Bitnami's client-side ceiling on requests per second to the API server (its default
+    /// of 5 throttles a cold start). Sealbox's client has none; a value is accepted with a
+    /// warning.
+    #[arg(long, env = "SEALBOX_KUBECLIENT_QPS", allow_hyphen_values = true)]
+    pub kubeclient_qps: Option<f32>,
+
+    /// Bitnami's burst above --kubeclient-qps; accepted, ignored.
+    #[arg(long, env = "SEALBOX_KUBECLIENT_BURST", default_value_t = 10)]
+    pub kubeclient_burst: u32,
 }
+
+/// Bitnami's --key-order-priority values.
+pub const KEY_ORDER_PRIORITIES: [&str; 2] = ["CertNotBefore", "SecretCreationTimestamp"];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,7 +302,12 @@ impl Config {
 
     /// The namespaces to watch, or `None` for all of them.
     pub fn watched_namespaces(&self) -> Option<Vec<String>> {
-        if self.all_namespaces {
+        // Bitnami's rule: additional namespaces narrow the watch even with --all-namespaces.
+        let additional = self
+            .additional_namespaces
+            .iter()
+            .any(|n| !n.trim().is_empty());
+        if self.all_namespaces && !additional {
             return None;
         }
         let mut namespaces = vec![self.controller_namespace()];
@@ -250,6 +345,8 @@ impl Config {
                 ));
             }
         }
+        parse_pairs("--privatekey-labels", &self.privatekey_labels)?;
+        parse_pairs("--privatekey-annotations", &self.privatekey_annotations)?;
         if self.listen_addr == self.listen_metrics_addr && self.listen_addr.port() != 0 {
             return Err(format!(
                 "--listen-addr and --listen-metrics-addr are both {}",
@@ -257,6 +354,54 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The labels --privatekey-labels puts on generated key Secrets.
+    pub fn key_labels(&self) -> BTreeMap<String, String> {
+        parse_pairs("--privatekey-labels", &self.privatekey_labels).unwrap_or_default()
+    }
+
+    /// The annotations --privatekey-annotations puts on generated key Secrets.
+    pub fn key_annotations(&self) -> BTreeMap<String, String> {
+        parse_pairs("--privatekey-annotations", &self.privatekey_annotations).unwrap_or_default()
+    }
+
+    /// Retries of a failing SealedSecret before it waits for a change; `None`: forever.
+    pub fn unseal_retries(&self) -> Option<u32> {
+        u32::try_from(self.max_unseal_retries).ok()
+    }
+}
+
+/// Most pairs --privatekey-labels or --privatekey-annotations may list.
+const MAX_PAIRS: usize = 64;
+
+/// Bitnami's `k1=v1,k2=v2`; empty items are skipped, a later duplicate key wins.
+pub fn parse_pairs(flag: &str, text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut pairs = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((key, value)) = item.split_once('=') else {
+            return Err(format!("{flag}: {item:?} is not key=value"));
+        };
+        if key.is_empty() {
+            return Err(format!("{flag}: {item:?} has an empty key"));
+        }
+        pairs.insert(key.to_owned(), value.to_owned());
+    }
+    if pairs.len() > MAX_PAIRS {
+        return Err(format!("{flag}: more than {MAX_PAIRS} pairs"));
+    }
+    Ok(pairs)
+}
+
+/// A boolean as Go's strconv.ParseBool reads it: 1, t, T, TRUE, true, True, 0, f, F, FALSE,
+/// false, False.
+pub fn parse_go_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "invalid boolean {text:?} (expected true, false, 1, 0, t, f, TRUE, FALSE, True or False)"
+        )),
     }
 }
 
@@ -332,7 +477,11 @@ mod tests {
         assert_eq!(config.key_prefix, "sealed-secrets-key");
         assert_eq!(config.key_renew_period, Duration::from_secs(720 * 3600));
         assert!(config.all_namespaces && config.update_status);
-        assert!(!config.accept_deprecated_v1_data);
+        assert!(config.accept_deprecated_v1_data);
+        assert!(config.log_info_stdout && !config.skip_recreate && !config.watch_for_secrets);
+        assert_eq!(config.max_unseal_retries, 5);
+        assert_eq!(config.key_order_priority, "CertNotBefore");
+        assert_eq!(config.key_ttl, Duration::from_secs(87600 * 3600));
         assert_eq!(config.listen_addr, "0.0.0.0:8080".parse().expect("addr"));
         assert_eq!(config.key_size, 4096);
         assert_eq!(config.watched_namespaces(), None);
@@ -351,6 +500,7 @@ mod tests {
         assert_eq!(config.leader_elect_lease_duration, Duration::from_secs(15));
         assert_eq!(config.leader_elect_renew_deadline, Duration::from_secs(10));
         assert_eq!(config.leader_elect_retry_period, Duration::from_secs(2));
+        assert_eq!(config.resync_period, Duration::from_secs(300));
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -425,6 +575,7 @@ mod tests {
             "--additional-namespaces=team-a,team-b",
             "--namespace=sealbox",
             "--key-renew-period=0",
+            "--resync-period=0",
             "--key-cutoff-time=Mon, 02 Jan 2006 15:04:05 -0700",
             "--update-status",
             "--listen-addr=127.0.0.1:9090",
@@ -435,11 +586,53 @@ mod tests {
             Some(vec!["sealbox".into(), "team-a".into(), "team-b".into()])
         );
         assert_eq!(config.key_renew_period, Duration::ZERO);
+        assert_eq!(config.resync_period, Duration::ZERO);
         assert_eq!(
             config.key_cutoff_time,
             Some("2006-01-02T22:04:05Z".parse().expect("timestamp"))
         );
         assert!(config.update_status);
+    }
+
+    #[test]
+    fn go_booleans_and_bitnamis_namespace_rule() {
+        for (text, value) in [
+            ("1", true),
+            ("T", true),
+            ("True", true),
+            ("f", false),
+            ("FALSE", false),
+        ] {
+            let flag = format!("--update-status={text}");
+            let config = Config::try_parse_from(["c", flag.as_str()]).expect("parses");
+            assert_eq!(config.update_status, value, "{text}");
+        }
+        assert!(Config::try_parse_from(["c", "--update-status=yes"]).is_err());
+        // Additional namespaces narrow the watch even with --all-namespaces (Bitnami's rule).
+        let config =
+            Config::try_parse_from(["c", "--namespace=ss", "--additional-namespaces=a,ss,b"])
+                .expect("parses");
+        assert_eq!(
+            config.watched_namespaces(),
+            Some(vec!["ss".into(), "a".into(), "b".into()])
+        );
+        let config =
+            Config::try_parse_from(["c", "--all-namespaces=0", "--namespace=ss"]).expect("parses");
+        assert_eq!(config.watched_namespaces(), Some(vec!["ss".into()]));
+    }
+
+    #[test]
+    fn private_key_labels_are_pairs() {
+        let config =
+            Config::try_parse_from(["c", "--privatekey-labels=a=1,b=x=y,,a=2"]).expect("parses");
+        assert_eq!(
+            config.key_labels(),
+            BTreeMap::from([("a".into(), "2".into()), ("b".into(), "x=y".into())])
+        );
+        let bad =
+            Config::try_parse_from(["c", "--privatekey-annotations=novalue"]).expect("parses");
+        let e = bad.validate().expect_err("not a pair");
+        assert!(e.contains("--privatekey-annotations"), "{e}");
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! Replicas elect one leader through a Lease: only it reconciles and renews keys.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
-//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], and in the reconcile
-//! loop whether unsealing can be skipped); the IO shell is thin ([`reconcile`], [`controller`],
+//! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
+//! on written Secrets ([`authorship`]), and in the reconcile loop whether unsealing can be
+//! skipped); the IO shell is thin ([`reconcile`], [`controller`],
 //! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]). Names they all share (the field
 //! manager, [`object::ObjectKey`], the error-chain helper) live below them in [`object`]; a
 //! SealedSecret as the watch caches it, and how one is parsed, in [`watched`]. The binary in `main.rs` only parses flags, sets up logging and
@@ -17,11 +18,14 @@
 //! Depends on `sealbox-crypto` for every RSA operation and on `sealbox-crds` for the resource
 //! types; never on the CLI or on test code.
 
+pub mod authorship;
 pub mod bounds;
 pub mod controller;
 pub mod desired;
 pub mod error;
+pub mod flag_env;
 pub mod flags;
+pub mod incarnation;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
@@ -31,6 +35,7 @@ pub mod ownership;
 pub mod pool;
 pub mod reconcile;
 pub mod reseal;
+pub mod resync;
 pub mod server;
 pub mod status;
 pub mod template;
@@ -72,6 +77,7 @@ pub struct Running {
     keys: KeyRegistry,
     readiness: Readiness,
     metrics: Arc<Metrics>,
+    rotate: watch::Sender<u64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
@@ -115,6 +121,11 @@ impl Running {
         self.readiness.not_ready_because(&self.keys).is_none()
     }
 
+    /// Generates a new sealing key now, as SIGUSR1 does (on the leader; elsewhere nothing).
+    pub fn rotate_now(&self) {
+        self.rotate.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Resolves if the HTTP server stops on its own (it only does if its task dies).
     pub async fn server_stopped(&mut self) -> Result<()> {
         (&mut self.server).await.map_err(|join| Error::Serve {
@@ -156,9 +167,13 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     let (listener, local_addr) = bind(config.listen_addr).await?;
     let (metrics_listener, metrics_addr) = bind(config.listen_metrics_addr).await?;
     let (stop, stopped) = watch::channel(false);
+    let (rotate, rotate_requests) = watch::channel(0u64);
     let keys = KeyRegistry::new();
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::new(keys.clone()));
+    if config.metrics_omit_secret_labels {
+        metrics.omit_conditions();
+    }
 
     let state = ServerState::new(
         keys.clone(),
@@ -198,6 +213,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
         key_settings: key_settings(config, &namespace),
+        rotate_requests,
         reconcile_settings: ReconcileSettings {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
@@ -222,6 +238,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         keys,
         readiness,
         metrics,
+        rotate,
         stop,
         tasks,
         server,
@@ -238,6 +255,8 @@ fn key_settings(config: &Config, namespace: &str) -> KeySettings {
         common_name: config.my_cn.clone(),
         renew_period: config.key_renew_period,
         cutoff: config.key_cutoff_time,
+        labels: config.key_labels(),
+        annotations: config.key_annotations(),
     }
 }
 
@@ -247,6 +266,8 @@ fn watch_settings(config: &Config) -> WatchSettings {
         namespaces: config.watched_namespaces(),
         label_selector: config.label_selector.clone(),
         concurrency: config.reconcile_concurrency,
+        skip_recreate: config.skip_recreate,
+        resync_period: config.resync_period,
     }
 }
 
@@ -284,6 +305,7 @@ struct LeaderWork {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     key_settings: KeySettings,
+    rotate_requests: watch::Receiver<u64>,
     reconcile_settings: ReconcileSettings,
     watch_settings: WatchSettings,
 }
@@ -310,6 +332,7 @@ impl LeaderWork {
                 self.client.clone(),
                 self.key_settings.clone(),
                 self.keys.clone(),
+                self.rotate_requests.clone(),
                 stop.clone(),
             )),
             tokio::spawn(controller::run(
@@ -415,11 +438,45 @@ pub async fn run(config: Config) -> Result<()> {
         .map_err(|reason| Error::InvalidConfig { reason })?;
     let client = client().await?;
     let mut running = start(client, &config).await?;
-    tokio::select! {
-        _ = shutdown_signal() => info!("shutting down"),
-        result = running.server_stopped() => return result,
+    let mut rotate_signal = rotate_signal();
+    loop {
+        tokio::select! {
+            _ = shutdown_signal() => break,
+            result = running.server_stopped() => return result,
+            Some(()) = rotate_signal.recv() => {
+                if running.is_leader() {
+                    running.rotate_now();
+                } else {
+                    warn!("SIGUSR1 ignored: only the leader generates keys; signal the leader's pod");
+                }
+            }
+        }
     }
+    info!("shutting down");
     running.shutdown().await
+}
+
+/// SIGUSR1, on which Bitnami's controller generates a new key; a channel that never yields
+/// where there is no such signal.
+fn rotate_signal() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot listen for SIGUSR1: rotating by signal is off"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
 }
 
 /// SIGTERM (what Kubernetes sends) or SIGINT.

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -115,6 +116,8 @@ pub struct Metrics {
     unseal_duration: Histogram,
     leader: Gauge,
     reconciles: Family<ReconcileLabels, Counter>,
+    /// --metrics-omit-secret-labels: condition_info stays empty.
+    omit_conditions: AtomicBool,
 }
 
 impl fmt::Debug for Metrics {
@@ -143,6 +146,7 @@ impl Metrics {
             unseal_duration: default_histogram(),
             leader: Gauge::default(),
             reconciles: Family::default(),
+            omit_conditions: AtomicBool::new(false),
             registry: Registry::default(),
         };
         registry.register(
@@ -235,6 +239,9 @@ impl Metrics {
         condition: &str,
         status: Option<bool>,
     ) {
+        if self.omit_conditions.load(Ordering::Relaxed) {
+            return;
+        }
         let value = match status {
             Some(true) => 1,
             Some(false) => -1,
@@ -249,6 +256,13 @@ impl Metrics {
     pub fn forget_condition(&self, namespace: &str, name: &str, condition: &str) {
         self.conditions
             .remove(&ConditionLabels::new(namespace, name, condition));
+    }
+
+    /// Leaves condition_info empty from now on (--metrics-omit-secret-labels), so /metrics
+    /// does not list the SealedSecrets.
+    pub fn omit_conditions(&self) {
+        self.omit_conditions.store(true, Ordering::Relaxed);
+        self.conditions.clear();
     }
 
     /// This replica stopped reconciling: another one reports conditions now.

@@ -7,10 +7,20 @@
 //! lets it know without asking the API server. Anything else (the watch has not caught up yet,
 //! the Secret changed, it is gone) falls back to asking.
 //!
-//! Only Secrets with a SealedSecret as controller are kept: a cluster's other Secrets cost
-//! nothing here.
+//! A watch that has to list again (after a 410 Gone, or a list that failed) may have missed
+//! anything: from the moment it starts listing until the list is complete, nothing it showed
+//! before is trusted, and once the list is complete, the SealedSecrets whose Secrets are
+//! missing from it are handed back to be reconciled (a relist reports no deletions: client-go
+//! informers deliver these as "deleted, final state unknown"). Secrets that changed meanwhile
+//! come in the list and trigger their SealedSecrets as any change does.
+//!
+//! Only Secrets with a SealedSecret as controller, or with the controller's proof of authorship
+//! ([`authorship`](crate::authorship): one written without an ownerReference), are kept: a
+//! cluster's other Secrets cost nothing here. Once a watch has listed its namespace (and is not
+//! listing again), a Secret it does not show is one the controller has not written (as far as
+//! the watch knows): there is no proof to read before unsealing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Secret;
@@ -19,9 +29,18 @@ use kube::runtime::watcher::Event;
 use kube::{Resource as _, ResourceExt as _};
 use sealbox_crds::SealedSecret;
 
+use crate::authorship::PROOF_ANNOTATION;
 use crate::object::ObjectKey;
 
-type Versions = HashMap<ObjectKey, String>;
+/// What the watch showed of one owned Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Owned {
+    version: String,
+    /// The SealedSecret named by its controller ownerReference.
+    owner: String,
+}
+
+type Versions = HashMap<ObjectKey, Owned>;
 
 /// Owned Secrets' resourceVersions, by `(namespace, name)`.
 #[derive(Debug, Default)]
@@ -34,16 +53,35 @@ struct Inner {
     current: Versions,
     /// Per watch (by namespace; `None` for all) that is listing again: what it listed so far,
     /// which replaces what `current` holds in its namespace when the list is complete (Secrets
-    /// missing from it were deleted meanwhile).
+    /// missing from it were deleted meanwhile). While a watch lists, `current` is not trusted
+    /// in its namespace.
     relisting: HashMap<Option<String>, Versions>,
+    /// The watches (by namespace; `None` for all) that have listed once.
+    listed: HashSet<Option<String>>,
+}
+
+impl Inner {
+    /// Whether a watch that covers `namespace` is listing again.
+    fn relisting(&self, namespace: &str) -> bool {
+        self.relisting
+            .keys()
+            .any(|scope| scope.as_deref().is_none_or(|watched| watched == namespace))
+    }
 }
 
 impl OwnedSecrets {
     /// Takes in one event of the Secret metadata watch of `namespace` (`None`: all of them).
-    pub fn observe(&self, namespace: Option<&str>, event: &Event<PartialObjectMeta<Secret>>) {
+    /// Returns the SealedSecrets to reconcile because the event says their Secrets went
+    /// missing unseen: those of Secrets a completed relist no longer shows.
+    pub fn observe(
+        &self,
+        namespace: Option<&str>,
+        event: &Event<PartialObjectMeta<Secret>>,
+    ) -> Vec<ObjectKey> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let scope = namespace.map(str::to_owned);
         match event {
+            // Sent when a (re)list starts, again after each failed attempt.
             Event::Init => {
                 inner.relisting.insert(scope, Versions::new());
             }
@@ -54,10 +92,8 @@ impl OwnedSecrets {
             }
             Event::InitDone => {
                 if let Some(listed) = inner.relisting.remove(&scope) {
-                    inner
-                        .current
-                        .retain(|key, _| namespace.is_some_and(|watched| watched != key.namespace));
-                    inner.current.extend(listed);
+                    inner.listed.insert(scope);
+                    return replace(&mut inner.current, namespace, listed);
                 }
             }
             Event::Apply(secret) => record(&mut inner.current, secret),
@@ -65,13 +101,25 @@ impl OwnedSecrets {
                 inner.current.remove(&key(secret));
             }
         }
+        Vec::new()
     }
 
     /// The version at which the watch last showed the Secret `key`, controlled by a
-    /// SealedSecret; `None` when it does not know of one.
+    /// SealedSecret; `None` when it does not know of one, or while its watch lists again.
     pub fn version(&self, key: &ObjectKey) -> Option<String> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.current.get(key).cloned()
+        if inner.relisting(&key.namespace) {
+            return None;
+        }
+        inner.current.get(key).map(|owned| owned.version.clone())
+    }
+
+    /// Whether a watch of `namespace` (or of all) has listed its Secrets once and is not listing
+    /// again.
+    pub fn listed(&self, namespace: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        !inner.relisting(namespace)
+            && (inner.listed.contains(&None) || inner.listed.contains(&Some(namespace.to_owned())))
     }
 
     /// Whether the watch last showed the Secret `key` at `version`.
@@ -88,21 +136,48 @@ impl OwnedSecrets {
     }
 }
 
+/// Replaces what `current` holds in `namespace` (`None`: everywhere) with a complete list;
+/// returns the owners of the Secrets it held there that the list does not.
+fn replace(current: &mut Versions, namespace: Option<&str>, listed: Versions) -> Vec<ObjectKey> {
+    let in_scope = |key: &ObjectKey| namespace.is_none_or(|watched| watched == key.namespace);
+    let mut missing = HashSet::new();
+    current.retain(|key, owned| {
+        if !in_scope(key) {
+            return true;
+        }
+        if !listed.contains_key(key) {
+            missing.insert(ObjectKey::new(key.namespace.clone(), owned.owner.clone()));
+        }
+        false
+    });
+    current.extend(listed);
+    let mut missing: Vec<ObjectKey> = missing.into_iter().collect();
+    missing.sort();
+    missing
+}
+
 fn key(secret: &PartialObjectMeta<Secret>) -> ObjectKey {
     ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any())
 }
 
-/// Keeps the version of a Secret a SealedSecret controls; forgets any other (one that lost its
-/// controller reference must not look unchanged).
+/// Keeps the version of a Secret a SealedSecret controls or the controller proves it wrote;
+/// forgets any other (one that lost its controller reference must not look unchanged).
 fn record(versions: &mut Versions, secret: &PartialObjectMeta<Secret>) {
-    let controlled = secret.owner_references().iter().any(|owner| {
+    let owner = secret.owner_references().iter().find(|owner| {
         owner.controller == Some(true)
             && owner.kind == "SealedSecret"
             && owner.api_version.split('/').next() == Some(SealedSecret::group(&()).as_ref())
     });
-    match (controlled, secret.resource_version()) {
-        (true, Some(version)) => {
-            versions.insert(key(secret), version);
+    // A Secret written without an ownerReference (skip-set-owner-references) carries the proof
+    // and, as every Secret of a SealedSecret, its name.
+    let owner = match owner {
+        Some(owner) => Some(owner.name.clone()),
+        None if secret.annotations().contains_key(PROOF_ANNOTATION) => Some(secret.name_any()),
+        None => None,
+    };
+    match (owner, secret.resource_version()) {
+        (Some(owner), Some(version)) => {
+            versions.insert(key(secret), Owned { version, owner });
         }
         _ => {
             versions.remove(&key(secret));
@@ -176,7 +251,27 @@ mod tests {
     }
 
     #[test]
-    fn a_relist_replaces_what_was_known() {
+    fn secrets_with_a_proof_are_kept_and_listing_is_noted() {
+        let owned = OwnedSecrets::default();
+        assert!(!owned.listed("prod"));
+        owned.observe(Some("prod"), &Event::Init);
+        let mut unowned = secret("unowned", "3", None);
+        unowned.metadata.annotations =
+            Some([(PROOF_ANNOTATION.to_owned(), "v1 …".to_owned())].into());
+        owned.observe(Some("prod"), &Event::InitApply(unowned));
+        owned.observe(Some("prod"), &Event::InitApply(secret("token", "4", None)));
+        assert!(!owned.listed("prod"), "not before the list is complete");
+        owned.observe(Some("prod"), &Event::InitDone);
+        assert!(owned.listed("prod") && !owned.listed("dev"));
+        assert!(owned.is_at(&key("unowned"), "3"));
+        assert_eq!(owned.len(), 1);
+        owned.observe(None, &Event::Init);
+        owned.observe(None, &Event::InitDone);
+        assert!(owned.listed("dev"));
+    }
+
+    #[test]
+    fn a_relist_replaces_what_was_known_and_names_the_owners_of_what_went_missing() {
         let owned = OwnedSecrets::default();
         owned.observe(
             None,
@@ -187,18 +282,49 @@ mod tests {
             &Event::Apply(secret("kept", "2", Some("SealedSecret"))),
         );
 
+        // The watch lost its place (410 Gone): it lists again, and the first attempt fails.
+        assert!(owned.observe(None, &Event::Init).is_empty());
+        // From the start of the relist, nothing shown before is trusted: a reconcile meanwhile
+        // asks the API server.
+        assert_eq!(owned.version(&key("gone")), None);
+        assert_eq!(owned.version(&key("kept")), None);
         owned.observe(None, &Event::Init);
-        owned.observe(
+        let listed = owned.observe(
             None,
             &Event::InitApply(secret("kept", "7", Some("SealedSecret"))),
         );
-        // Until the list is complete, what was known stands.
-        assert!(owned.is_at(&key("gone"), "1"));
-        owned.observe(None, &Event::InitDone);
+        assert!(listed.is_empty());
+        assert_eq!(owned.version(&key("kept")), None);
+        let missing = owned.observe(None, &Event::InitDone);
 
+        // "gone" was deleted in the gap, and no event says so: its owner is handed back.
+        assert_eq!(missing, vec![key("gone")]);
         assert!(!owned.is_at(&key("gone"), "1"));
         assert!(owned.is_at(&key("kept"), "7"));
         assert_eq!(owned.len(), 1);
+    }
+
+    #[test]
+    fn a_relist_hands_back_the_owner_named_by_the_reference() {
+        let owned = OwnedSecrets::default();
+        let mut renamed = secret("db", "1", Some("SealedSecret"));
+        if let Some(owner) = renamed
+            .metadata
+            .owner_references
+            .as_mut()
+            .and_then(|r| r.first_mut())
+        {
+            owner.name = "db-sealed".to_owned();
+        }
+        owned.observe(None, &Event::Apply(renamed));
+        owned.observe(None, &Event::Init);
+        // Listed without its controller reference: no longer an owned Secret, as good as gone.
+        owned.observe(None, &Event::InitApply(secret("db", "2", None)));
+        assert_eq!(
+            owned.observe(None, &Event::InitDone),
+            vec![key("db-sealed")]
+        );
+        assert_eq!(owned.len(), 0);
     }
 
     #[test]
@@ -213,12 +339,15 @@ mod tests {
         );
 
         owned.observe(Some("prod"), &Event::Init);
+        // Another namespace's watch is not in doubt.
+        assert!(owned.is_at(&ObjectKey::new("dev", "db"), "1"));
         owned.observe(
             Some("prod"),
             &Event::InitApply(secret("db", "3", Some("SealedSecret"))),
         );
-        owned.observe(Some("prod"), &Event::InitDone);
+        let missing = owned.observe(Some("prod"), &Event::InitDone);
 
+        assert_eq!(missing, vec![key("gone")]);
         assert!(owned.is_at(&ObjectKey::new("dev", "db"), "1"));
         assert!(owned.is_at(&key("db"), "3"));
         assert!(!owned.is_at(&key("gone"), "2"));

@@ -1,8 +1,11 @@
 //! Whether the controller may write the Secret a SealedSecret names, and what to write.
 //!
 //! A pure decision over the existing Secret (if any) and the desired one:
-//! - ours (a controller ownerReference with this SealedSecret's UID) or `managed: "true"`:
+//! - ours (a controller ownerReference with this SealedSecret's UID, or a proof of authorship
+//!   for this SealedSecret: see [`authorship`](crate::authorship)) or `managed: "true"`:
 //!   replace data, labels and annotations, set the ownerReference;
+//! - an earlier incarnation's (a controller ownerReference to a SealedSecret of the same name
+//!   whose uid is gone): the same, instead of refusing until the garbage collector comes by;
 //! - `patch: "true"`: merge data keys, labels and annotations into what is there, taking
 //!   ownership only when also `managed`;
 //! - anything else is someone else's Secret: refuse, whatever the controller's permissions
@@ -18,13 +21,19 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sealbox_crds::{MANAGED_ANNOTATION, PATCH_ANNOTATION};
 
+use crate::incarnation::is_previous_incarnation;
 use crate::keys::trust::key_marker;
 
 /// How the controller relates to an existing Secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ownership {
-    /// Controlled by this SealedSecret.
+    /// Controlled by this SealedSecret, or written by the controller for it (without an
+    /// ownerReference when its template says `skip-set-owner-references`).
     Owned,
+    /// Controlled by an earlier incarnation of this SealedSecret (same name, a uid that is
+    /// gone): taken over and replaced, as the Secret would have been had the garbage
+    /// collector removed it first.
+    Inherited,
     /// Handed over with `managed: "true"`: taken over and replaced.
     Managed,
     /// Handed over with `patch: "true"`: merged into; owned too when also managed.
@@ -36,8 +45,10 @@ pub enum Ownership {
     Foreign,
 }
 
-/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`.
-pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
+/// Classifies an existing Secret's metadata for the SealedSecret with UID `owner_uid`, which
+/// the caller confirms current before it writes (see [`incarnation`](crate::incarnation));
+/// `authored`: the Secret carries the controller's proof that it wrote it for that SealedSecret.
+pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>, authored: bool) -> Ownership {
     let annotated = |key: &str| {
         existing
             .annotations
@@ -51,6 +62,9 @@ pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
             take_ownership: managed,
         };
     }
+    if owner_uid.is_some_and(|uid| is_previous_incarnation(existing, uid)) {
+        return Ownership::Inherited;
+    }
     let controlled = owner_uid.is_some_and(|uid| {
         existing
             .owner_references
@@ -58,7 +72,7 @@ pub fn ownership(existing: &ObjectMeta, owner_uid: Option<&str>) -> Ownership {
             .flatten()
             .any(|r| r.controller == Some(true) && r.uid == uid)
     });
-    match (controlled, managed) {
+    match (controlled || authored, managed) {
         (true, _) => Ownership::Owned,
         (false, true) => Ownership::Managed,
         (false, false) => Ownership::Foreign,
@@ -101,7 +115,7 @@ impl fmt::Display for Refusal {
             // Bitnami's exact text: users and alerts match on it.
             Refusal::NotManaged { name } => write!(
                 f,
-                "Resource {name:?} already exists and is not managed by SealedSecret"
+                "failed update: Resource {name:?} already exists and is not managed by SealedSecret"
             ),
             Refusal::KeySecret { name } => write!(
                 f,
@@ -214,11 +228,13 @@ impl Write {
     }
 }
 
-/// Decides what to do given the existing Secret (if any) and the desired one.
+/// Decides what to do given the existing Secret (if any) and the desired one; `authored` as in
+/// [`ownership`].
 pub fn plan(
     existing: Option<&Secret>,
     desired: &Secret,
     owner_uid: Option<&str>,
+    authored: bool,
 ) -> Result<Plan, Refusal> {
     let name = || desired.metadata.name.clone().unwrap_or_default();
     let wants_owner = desired.metadata.owner_references.is_some();
@@ -238,10 +254,10 @@ pub fn plan(
         return Err(Refusal::KeySecret { name: name() });
     }
 
-    let mode = ownership(&existing.metadata, owner_uid);
+    let mode = ownership(&existing.metadata, owner_uid, authored);
     let (replace, set_owner) = match mode {
         Ownership::Foreign => return Err(Refusal::NotManaged { name: name() }),
-        Ownership::Owned | Ownership::Managed => (true, wants_owner),
+        Ownership::Owned | Ownership::Inherited | Ownership::Managed => (true, wants_owner),
         Ownership::Patch { take_ownership } => (false, take_ownership && wants_owner),
     };
 
@@ -464,23 +480,67 @@ mod tests {
 
     #[test]
     fn missing_secret_is_created_with_owner() {
-        let w = write(plan(None, &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(None, &desired(), Some(UID), false).expect("plan"));
         assert!(w.create && w.set_owner && w.leftovers.is_empty());
     }
 
     #[test]
     fn foreign_secret_is_refused_with_bitnamis_text() {
-        let refusal = plan(Some(&existing(&[], None)), &desired(), Some(UID)).expect_err("refused");
+        let refusal =
+            plan(Some(&existing(&[], None)), &desired(), Some(UID), false).expect_err("refused");
         assert_eq!(
             refusal.to_string(),
-            "Resource \"db\" already exists and is not managed by SealedSecret"
+            "failed update: Resource \"db\" already exists and is not managed by SealedSecret"
         );
-        // Controlled by another SealedSecret (e.g. deleted and recreated): still not ours.
-        let other = existing(&[], Some("uid-other"));
-        assert!(plan(Some(&other), &desired(), Some(UID)).is_err());
+        // Controlled by another SealedSecret: not ours.
+        let mut other = existing(&[], Some("uid-other"));
+        if let Some(owner) = other
+            .metadata
+            .owner_references
+            .as_mut()
+            .and_then(|r| r.first_mut())
+        {
+            owner.name = "other".into();
+        }
+        assert!(plan(Some(&other), &desired(), Some(UID), false).is_err());
         // Annotation values other than "true" do not count.
         let almost = existing(&[(MANAGED_ANNOTATION, "yes")], None);
-        assert!(plan(Some(&almost), &desired(), Some(UID)).is_err());
+        assert!(plan(Some(&almost), &desired(), Some(UID), false).is_err());
+    }
+
+    #[test]
+    fn the_secret_of_an_earlier_incarnation_is_taken_over_and_replaced() {
+        // Deleted and created again under the same name before the garbage collector came by.
+        let left = existing(&[], Some("uid-before"));
+        assert_eq!(
+            ownership(&left.metadata, Some(UID), false),
+            Ownership::Inherited
+        );
+        let w = write(plan(Some(&left), &desired(), Some(UID), false).expect("plan"));
+        assert!(!w.create && w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        // Even when it already holds what the new one holds, the ownerReference is moved.
+        let mut same = desired();
+        same.metadata.owner_references = Some(vec![owner("uid-before")]);
+        assert!(matches!(
+            plan(Some(&same), &desired(), Some(UID), false),
+            Ok(Plan::Write(_))
+        ));
+        // Neither the patch annotation nor the sealing-key label loses its meaning.
+        let patched = Secret {
+            metadata: ObjectMeta {
+                annotations: map(&[(PATCH_ANNOTATION, "true")]),
+                ..left.metadata.clone()
+            },
+            ..left.clone()
+        };
+        assert!(matches!(
+            ownership(&patched.metadata, Some(UID), false),
+            Ownership::Patch { .. }
+        ));
+        let mut key = left.clone();
+        key.metadata.labels = map(&[(sealbox_crypto::key_secret::KEY_LABEL, "active")]);
+        assert!(plan(Some(&key), &desired(), Some(UID), false).is_err());
     }
 
     #[test]
@@ -488,12 +548,12 @@ mod tests {
         let mut current = desired();
         current.metadata.resource_version = Some("7".into());
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
         current.type_ = Some("Opaque".into());
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
     }
@@ -501,7 +561,7 @@ mod tests {
     #[test]
     fn owned_secret_with_edited_data_is_restored_and_extra_keys_removed() {
         let current = existing(&[], Some(UID));
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.create && w.set_owner);
         assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
         assert_eq!(w.leftovers.labels, vec!["old".to_string()]);
@@ -512,10 +572,41 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_the_controller_wrote_without_owner_is_recognised() {
+        // Written for a template with skip-set-owner-references: no ownerReference, no managed.
+        let mut without_owner = desired();
+        without_owner.metadata.owner_references = None;
+        let current = existing(&[], None);
+        assert_eq!(
+            ownership(&current.metadata, Some(UID), true),
+            Ownership::Owned
+        );
+        let w = write(plan(Some(&current), &without_owner, Some(UID), true).expect("plan"));
+        assert!(!w.create && !w.set_owner);
+        assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
+        // Without the proof it is someone else's, as in Bitnami.
+        assert!(plan(Some(&current), &without_owner, Some(UID), false).is_err());
+        // A proof never overrides the patch annotation, nor the sealing-key label.
+        let patched = existing(&[(PATCH_ANNOTATION, "true")], None);
+        assert_eq!(
+            ownership(&patched.metadata, Some(UID), true),
+            Ownership::Patch {
+                take_ownership: false
+            }
+        );
+        let mut key = existing(&[], None);
+        key.metadata.labels = map(&[(sealbox_crypto::key_secret::KEY_LABEL, "active")]);
+        assert!(plan(Some(&key), &without_owner, Some(UID), true).is_err());
+    }
+
+    #[test]
     fn managed_secret_is_taken_over_and_replaced() {
         let current = existing(&[(MANAGED_ANNOTATION, "true")], None);
-        assert_eq!(ownership(&current.metadata, Some(UID)), Ownership::Managed);
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        assert_eq!(
+            ownership(&current.metadata, Some(UID), false),
+            Ownership::Managed
+        );
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(w.set_owner);
         assert_eq!(w.leftovers.data, vec!["extra".to_string()]);
         assert_eq!(
@@ -527,7 +618,7 @@ mod tests {
     #[test]
     fn patch_merges_without_owner_unless_managed() {
         let current = existing(&[(PATCH_ANNOTATION, "true")], None);
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.set_owner);
         assert!(w.leftovers.is_empty());
         let mut body = desired();
@@ -538,7 +629,7 @@ mod tests {
             &[(PATCH_ANNOTATION, "true"), (MANAGED_ANNOTATION, "true")],
             None,
         );
-        let w = write(plan(Some(&both), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&both), &desired(), Some(UID), false).expect("plan"));
         assert!(w.set_owner && w.leftovers.is_empty());
     }
 
@@ -548,7 +639,7 @@ mod tests {
         current.data = data(&[("password", "p1"), ("extra", "x")]);
         current.metadata.labels = map(&[("app", "web"), ("old", "label")]);
         assert_eq!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::InSync)
         );
     }
@@ -563,7 +654,7 @@ mod tests {
             },
             ..Secret::default()
         };
-        let w = write(plan(Some(&current), &desired(), Some(UID)).expect("plan"));
+        let w = write(plan(Some(&current), &desired(), Some(UID), false).expect("plan"));
         assert!(!w.create && !w.set_owner);
     }
 
@@ -572,7 +663,7 @@ mod tests {
         let mut current = desired();
         current.immutable = Some(true);
         current.data = data(&[("password", "old")]);
-        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        let refusal = plan(Some(&current), &desired(), Some(UID), false).expect_err("refused");
         assert!(matches!(refusal, Refusal::Immutable { .. }));
         // Bitnami's message, which its integration suite matches on.
         let message = refusal.to_string();
@@ -584,7 +675,7 @@ mod tests {
         current.data = desired().data;
         current.metadata.labels = None;
         assert!(matches!(
-            plan(Some(&current), &desired(), Some(UID)),
+            plan(Some(&current), &desired(), Some(UID), false),
             Ok(Plan::Write(_))
         ));
     }
@@ -600,7 +691,7 @@ mod tests {
             for value in ["active", "retired"] {
                 let mut key = existing(&annotations, None);
                 key.metadata.labels = map(&[(key_label, value)]);
-                let refusal = plan(Some(&key), &desired(), Some(UID)).expect_err("refused");
+                let refusal = plan(Some(&key), &desired(), Some(UID), false).expect_err("refused");
                 assert_eq!(refusal, Refusal::KeySecret { name: "db".into() });
                 assert!(refusal.to_string().contains("sealing key"), "{refusal}");
             }
@@ -608,14 +699,14 @@ mod tests {
         // Not even when a SealedSecret owns it already (written before this rule).
         let mut owned = existing(&[], Some(UID));
         owned.metadata.labels = map(&[(key_label, "active")]);
-        assert!(plan(Some(&owned), &desired(), Some(UID)).is_err());
+        assert!(plan(Some(&owned), &desired(), Some(UID), false).is_err());
     }
 
     #[test]
     fn type_change_is_refused() {
         let mut current = desired();
         current.type_ = Some("kubernetes.io/tls".into());
-        let refusal = plan(Some(&current), &desired(), Some(UID)).expect_err("refused");
+        let refusal = plan(Some(&current), &desired(), Some(UID), false).expect_err("refused");
         assert!(matches!(refusal, Refusal::TypeChange { .. }));
     }
 }

@@ -399,14 +399,33 @@ fn describe_failures(failures: &[KeyFailure]) -> String {
     } else {
         ""
     };
-    let budget = MAX_MESSAGE.saturating_sub(PREFIX.len() + hint.len());
+    // Bitnami's text first, so alerts and greps written for it match: the keys no key
+    // decrypted, in its format.
+    let undecrypted: Vec<_> = failures
+        .iter()
+        .filter(|f| f.reason == Reason::NoKeyCouldDecrypt)
+        .map(|f| bounds::truncate_chars(&f.key, MAX_NAME_IN_MESSAGE))
+        .collect();
+    let bitnami = match undecrypted.is_empty() {
+        true => String::new(),
+        false => {
+            let keys = bounds::join_within(
+                undecrypted.iter().map(ToString::to_string),
+                undecrypted.len(),
+                ", ",
+                MAX_MESSAGE / 4,
+            );
+            format!("no key could decrypt secret ({keys}); ")
+        }
+    };
+    let budget = MAX_MESSAGE.saturating_sub(bitnami.len() + PREFIX.len() + hint.len());
     let list = bounds::join_within(
         failures.iter().map(ToString::to_string),
         failures.len(),
         "; ",
         budget,
     );
-    format!("{PREFIX}{list}{hint}")
+    format!("{bitnami}{PREFIX}{list}{hint}")
 }
 
 /// Maps the crypto layer's decrypt errors onto the reasons reported to users.

@@ -17,6 +17,7 @@ use kube::core::NamespaceResourceScope;
 use sealbox_crds::{SealedSecret, SealedSecretSpec};
 use serde::{Deserialize, Deserializer};
 
+use crate::authorship::SealedDigest;
 use crate::unseal::UnsealError;
 
 /// Written by `kubectl apply`: a JSON copy of the whole object, never read by the controller.
@@ -33,8 +34,8 @@ const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-config
 #[derive(Clone, Debug)]
 pub struct WatchedSealedSecret {
     sealed: Arc<SealedSecret>,
-    /// Digest of the spec as it arrived, sealed values included.
-    spec_digest: u64,
+    /// SHA-256 of the spec as it arrived, sealed values included.
+    spec_digest: [u8; 32],
     /// Why the object is malformed (names a field, never a value).
     malformed: Option<String>,
 }
@@ -74,19 +75,26 @@ impl WatchedSealedSecret {
         hasher.finish()
     }
 
+    /// The sealed inputs the Secret comes from, as its proof of authorship records them: the
+    /// spec, the scope's label (from the top-level annotations) and the option that changes the
+    /// result. Unlike [`WatchedSealedSecret::digest`], stable across restarts and replicas.
+    pub fn sealed_digest(&self, accept_deprecated_v1_data: bool) -> SealedDigest {
+        SealedDigest::new(
+            &self.spec_digest,
+            &self.sealed.label(),
+            accept_deprecated_v1_data,
+        )
+    }
+
     /// Parses `object`, with its spec when `with_spec`.
     fn parse(mut object: DynamicObject, with_spec: bool) -> Self {
         object.metadata.managed_fields = None;
         if let Some(annotations) = object.metadata.annotations.as_mut() {
             annotations.remove(LAST_APPLIED_ANNOTATION);
         }
-        let spec_digest = {
-            let mut hasher = DefaultHasher::new();
-            if let Some(spec) = object.data.get("spec") {
-                spec.to_string().hash(&mut hasher);
-            }
-            hasher.finish()
-        };
+        // serde_json's maps are sorted: the same spec gives the same text on every replica.
+        let spec = object.data.get("spec").map(|spec| spec.to_string());
+        let spec_digest = SealedDigest::spec_sha256(spec.unwrap_or_default().as_bytes());
         match parse_sealed_secret(&object) {
             Ok(mut sealed) => {
                 if !with_spec {

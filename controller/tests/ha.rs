@@ -151,6 +151,12 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_dou
     for name in &names {
         assert_eq!(secret_writes(&server, NS, name), 1, "{name} written once");
     }
+    // ... and unseals only the new one: the others' proofs of authorship hold.
+    assert_eq!(
+        unseals(&new_leader),
+        1,
+        "the new leader re-unsealed synced objects"
+    );
 
     // A third replica joins as a follower; then the leader crashes without releasing.
     let c = replica(&server, "replica-c").await?;
@@ -186,6 +192,7 @@ async fn one_leader_reconciles_and_hands_over_on_release_and_on_crash_on_the_dou
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(unseals(&c), 1, "the new leader re-unsealed synced objects");
     for name in names
         .iter()
         .map(String::as_str)

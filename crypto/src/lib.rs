@@ -1,19 +1,20 @@
 //! sealbox-crypto: the Bitnami Sealed Secrets wire format, sealing scopes, RSA keys,
 //! certificates, key fingerprints and which key seals ([`key_order`]).
 //!
-//! Pure: no kube, no tokio, no IO beyond what callers hand in. Every RSA private-key
-//! operation (decryption, certificate signing) goes through aws-lc-rs; the `rsa` crate's
-//! private-key code is not constant-time (RUSTSEC-2023-0071) and is not used here.
+//! Pure: no kube, no tokio, no IO beyond what callers hand in (and the OS's random generator,
+//! [`OsRandom`]). Every RSA private-key operation (decryption, certificate signing) goes through
+//! aws-lc-rs; the `rsa` crate's private-key code is not constant-time (RUSTSEC-2023-0071) and is
+//! not used here. Sealing, a public-key operation, uses the `rsa` crate's OAEP encryption with the
+//! caller's generator, so a cold CLI process does not wait for aws-lc to seed its own.
 //!
 //! ```no_run
 //! # fn main() -> sealbox_crypto::Result<()> {
 //! use std::time::SystemTime;
-//! use aws_lc_rs::rand::SystemRandom;
-//! use sealbox_crypto::{KeyPair, Scope, seal, unseal};
+//! use sealbox_crypto::{KeyPair, OsRandom, Scope, seal, unseal};
 //!
 //! let key_pair = KeyPair::generate("", SystemTime::now())?;
 //! let label = Scope::Strict.label("default", "db");
-//! let sealed = seal(&SystemRandom::new(), key_pair.certificate.public_key(), b"hunter2", &label)?;
+//! let sealed = seal(&OsRandom, key_pair.certificate.public_key(), b"hunter2", &label)?;
 //! assert_eq!(&*unseal(&key_pair.private_key, &sealed, &label)?, b"hunter2");
 //! # Ok(()) }
 //! ```
@@ -38,6 +39,7 @@ pub mod key_secret;
 mod pem;
 pub mod private_key;
 pub mod public_key;
+pub mod random;
 pub mod scope;
 pub mod value_format;
 pub mod wire;
@@ -50,6 +52,7 @@ pub use key_pair::KeyPair;
 pub use key_secret::{KeySecret, parse_key_secrets, parse_private_keys};
 pub use private_key::PrivateKey;
 pub use public_key::PublicKey;
+pub use random::{OsRandom, SealRandom};
 pub use scope::Scope;
 pub use value_format::ValueFormat;
 pub use wire::{seal, sealed_len, unseal, unseal_with_keys};

@@ -4,12 +4,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer as _;
-use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey};
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 
 use crate::certificate::Certificate;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::pem;
+use crate::random::{RsaRng, SealRandom};
+
+/// The largest modulus the sealing side takes: aws-lc-rs accepts RSA keys up to 8192 bits; the
+/// `rsa` crate's own default ceiling (4096) would refuse a valid 8192-bit key.
+const MAX_MODULUS_BITS: usize = 8192;
 
 /// PEM labels [`PublicKey::from_pem`] accepts.
 const PUBLIC_PEM_LABELS: &str = "CERTIFICATE, PUBLIC KEY or RSA PUBLIC KEY";
@@ -21,6 +26,10 @@ pub struct PublicKey {
 }
 
 struct Inner {
+    /// Seals (the OAEP seed from the caller's generator): see [`crate::random`].
+    rsa: rsa::RsaPublicKey,
+    /// aws-lc-rs's OAEP, for the labels the `rsa` crate cannot take (not UTF-8; no scope makes
+    /// one); it draws its seed from aws-lc's own generator.
     oaep: OaepPublicEncryptingKey,
     spki_der: Vec<u8>,
     fingerprint: Fingerprint,
@@ -106,9 +115,16 @@ impl PublicKey {
         );
         let bits = encrypting.key_size_bits();
         let len = encrypting.key_size_bytes();
+        let rsa = rsa::RsaPublicKey::new_with_max_size(
+            rsa::BigUint::from_bytes_be(parsed.modulus().big_endian_without_leading_zero()),
+            rsa::BigUint::from_bytes_be(parsed.exponent().big_endian_without_leading_zero()),
+            MAX_MODULUS_BITS,
+        )
+        .map_err(|_| ())?;
         let oaep = OaepPublicEncryptingKey::new(encrypting).map_err(|_| ())?;
         Ok(PublicKey {
             inner: Arc::new(Inner {
+                rsa,
                 oaep,
                 spki_der,
                 fingerprint,
@@ -143,8 +159,42 @@ impl PublicKey {
         pem::encode("PUBLIC KEY", &self.inner.spki_der).to_string()
     }
 
-    pub(crate) fn oaep(&self) -> &OaepPublicEncryptingKey {
-        &self.inner.oaep
+    /// RSA-OAEP (SHA-256, MGF1-SHA-256, `label`) of `session_key` into `out`, which is exactly
+    /// [`PublicKey::modulus_len`] bytes. Public-key only, so constant time is not needed here
+    /// (RUSTSEC-2023-0071 concerns the `rsa` crate's private-key operations, which Sealbox never
+    /// uses).
+    pub(crate) fn encrypt_session_key<R: SealRandom + ?Sized>(
+        &self,
+        rng: &R,
+        session_key: &[u8],
+        label: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let Ok(label) = std::str::from_utf8(label) else {
+            let written = self
+                .inner
+                .oaep
+                .encrypt(&OAEP_SHA256_MGF1SHA256, session_key, out, Some(label))
+                .map_err(|_| Error::Seal)?
+                .len();
+            return if written == out.len() {
+                Ok(())
+            } else {
+                Err(Error::Seal)
+            };
+        };
+        let mut rng = RsaRng::new(rng);
+        let padding = rsa::Oaep::new_with_label::<sha2::Sha256, _>(label);
+        let ciphertext = self
+            .inner
+            .rsa
+            .encrypt(&mut rng, padding, session_key)
+            .map_err(|_| Error::Seal)?;
+        if rng.failed() || ciphertext.len() != out.len() {
+            return Err(Error::Seal);
+        }
+        out.copy_from_slice(&ciphertext);
+        Ok(())
     }
 }
 

@@ -13,13 +13,13 @@
 use aws_lc_rs::aead::{
     AES_128_GCM, AES_192_GCM, AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey,
 };
-use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::private_key::PrivateKey;
 use crate::public_key::PublicKey;
+use crate::random::SealRandom;
 
 /// Length of the random AES-256-GCM session key.
 pub const SESSION_KEY_LEN: usize = 32;
@@ -33,16 +33,17 @@ pub fn sealed_len(key: &PublicKey, plaintext_len: usize) -> usize {
 
 /// Seals `plaintext` for `key`, bound to `label` (see [`Scope::label`](crate::Scope::label)).
 ///
-/// `rng` supplies the session key; the OAEP padding seed comes from aws-lc's own generator.
-/// Returns raw bytes; the caller base64-encodes them for `spec.encryptedData`.
-pub fn seal<R: SecureRandom + ?Sized>(
+/// `rng` supplies the session key and the OAEP padding seed: [`OsRandom`](crate::OsRandom) in a
+/// short-lived process, any aws-lc-rs generator elsewhere. Returns raw bytes; the caller
+/// base64-encodes them for `spec.encryptedData`.
+pub fn seal<R: SealRandom + ?Sized>(
     rng: &R,
     key: &PublicKey,
     plaintext: &[u8],
     label: &[u8],
 ) -> Result<Vec<u8>> {
     let mut session_key = Zeroizing::new([0u8; SESSION_KEY_LEN]);
-    rng.fill(&mut session_key[..]).map_err(|_| Error::Seal)?;
+    rng.fill(&mut session_key[..])?;
 
     let rsa_len = key.modulus_len();
     let rsa_len_prefix = u16::try_from(rsa_len).map_err(|_| Error::Seal)?;
@@ -51,19 +52,7 @@ pub fn seal<R: SecureRandom + ?Sized>(
     let mut out = Zeroizing::new(Vec::with_capacity(sealed_len(key, plaintext.len())));
     out.extend_from_slice(&rsa_len_prefix.to_be_bytes());
     out.resize(2 + rsa_len, 0);
-    let written = key
-        .oaep()
-        .encrypt(
-            &OAEP_SHA256_MGF1SHA256,
-            &session_key[..],
-            &mut out[2..],
-            Some(label),
-        )
-        .map_err(|_| Error::Seal)?
-        .len();
-    if written != rsa_len {
-        return Err(Error::Seal);
-    }
+    key.encrypt_session_key(rng, &session_key[..], label, &mut out[2..])?;
 
     let aead = aes_gcm_key(&session_key[..]).ok_or(Error::Seal)?;
     out.extend_from_slice(plaintext);

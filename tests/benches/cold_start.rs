@@ -4,10 +4,15 @@
 //! aws-lc-rs RSA-4096 OAEP decrypt rate on one thread, times the cores, divided by the 3 values
 //! of a SealedSecret, is what a perfect controller would reach (ratio 1.0).
 //!
-//! Three runs:
+//! Four runs:
 //! 1. **hinted** — every SealedSecret names its key (`sealbox.dev/sealing-key`, as `sealbox
 //!    seal` writes it): one private-key operation per value. In process: the controller's
 //!    library (`sealbox_controller::start`) over `ApiServer::client()`.
+//!    **warm** follows it on the same double: once every SealedSecret reports `Synced`, the
+//!    controller stops and a new one starts (a restart, upgrade or failover); the clock runs
+//!    until the new one has reported every SealedSecret `Synced`, and its private-key
+//!    operations are counted (the target is none: each Secret's proof of authorship shows it
+//!    unchanged).
 //! 2. **unhinted** — the same objects without the hint (as `kubeseal` writes them): the first
 //!    value tries the keys newest first, the others reuse the key that worked.
 //! 3. **rss** — the release `sealbox-controller` binary as a child process against the double
@@ -18,7 +23,7 @@
 //! `cargo build --release -p sealbox-controller` for the rss run). Environment:
 //! - `SEALBOX_BENCH_SEALED_SECRETS` (10000), `SEALBOX_BENCH_KEYS` (12),
 //!   `SEALBOX_BENCH_UNRELATED_SECRETS` (as many as SealedSecrets);
-//! - `SEALBOX_BENCH_RUNS` (`hinted,unhinted,rss`);
+//! - `SEALBOX_BENCH_RUNS` (`hinted,warm,unhinted,rss`; `warm` needs `hinted`);
 //! - `SEALBOX_BENCH_CONTROLLER`: the controller binary for the rss run (no build);
 //! - `SEALBOX_BENCH_CONTROLLER_ARGS`: more controller flags, for experiments;
 //! - `SEALBOX_BENCH_WORKER_THREADS`: async worker threads of the in-process runs (the cores).
@@ -80,7 +85,7 @@ impl Settings {
     fn from_env() -> Settings {
         let sealed = number("SEALBOX_BENCH_SEALED_SECRETS", 10_000);
         let runs = std::env::var("SEALBOX_BENCH_RUNS")
-            .unwrap_or_else(|_| "hinted,unhinted,rss".to_owned())
+            .unwrap_or_else(|_| "hinted,warm,unhinted,rss".to_owned())
             .split(',')
             .map(|run| run.trim().to_owned())
             .filter(|run| !run.is_empty())
@@ -156,15 +161,26 @@ fn main() {
 
     let mut summary = Vec::new();
     if settings.runs.contains("hinted") {
+        let warm = settings.runs.contains("warm");
+        let mut server = None;
         let run = bracketed(&raw, settings.cores, || {
-            runtime.block_on(in_process(&hinted, &key_secrets, settings.sealed))
+            let (run, kept) =
+                runtime.block_on(in_process(&hinted, &key_secrets, settings.sealed, warm));
+            server = Some(kept);
+            run
         });
         summary.push(report("hinted", &run, &settings, None));
+        if let Some(server) = server.filter(|_| warm) {
+            let run = runtime.block_on(warm_restart(&server, settings.sealed));
+            summary.push(report_warm(&run));
+        }
     }
     if settings.runs.contains("unhinted") {
         let unhinted: Vec<Value> = hinted.iter().cloned().map(without_hint).collect();
         let run = bracketed(&raw, settings.cores, || {
-            runtime.block_on(in_process(&unhinted, &key_secrets, settings.sealed))
+            runtime
+                .block_on(in_process(&unhinted, &key_secrets, settings.sealed, false))
+                .0
         });
         let expected = expected_unhinted_operations(settings.sealed, settings.keys);
         summary.push(report("unhinted", &run, &settings, Some(expected)));
@@ -563,8 +579,14 @@ fn bracketed(raw: &RawDecrypt, cores: usize, cold_start: impl FnOnce() -> Run) -
     run
 }
 
-/// The controller library against the in-process double.
-async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
+/// The controller library against the in-process double; with `settle`, it stops only once
+/// every SealedSecret reports `Synced` (for the warm run, which gets the double back).
+async fn in_process(
+    objects: &[Value],
+    keys: &[Value],
+    count: usize,
+    settle: bool,
+) -> (Run, ApiServer) {
     let server = populated_double(keys, objects, &[]);
     let baseline = server.count(&secrets_gvr(), None);
     let config = Config::try_parse_from(controller_args("127.0.0.1:0", "127.0.0.1:0")).unwrap();
@@ -590,8 +612,15 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
     let machine = machine_cpu().since(machine_before);
     let operations = running.keys().private_key_operations();
     let requests = requests_by_kind(&server);
+    if settle {
+        let (_, settled) = until_synced(&running, count, Instant::now(), limit).await;
+        assert!(
+            settled.is_some(),
+            "the cold start never reported every SealedSecret Synced"
+        );
+    }
     running.shutdown().await.unwrap();
-    Run {
+    let run = Run {
         count,
         done,
         first: progress.at(1),
@@ -611,7 +640,155 @@ async fn in_process(objects: &[Value], keys: &[Value], count: usize) -> Run {
             parallel: 0.0,
         },
         child: None,
+    };
+    (run, server)
+}
+
+/// How many SealedSecrets `running` reports `Synced=True` (its condition metric). Encoding
+/// 10,000 series costs milliseconds: not before as many reconciles have succeeded.
+fn synced_count(running: &sealbox_controller::Running, count: usize) -> usize {
+    if running.metrics().reconciles("success") < count as u64 {
+        return 0;
     }
+    let text = running.metrics().encode().unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("sealed_secrets_controller_condition_info{")
+                && l.contains("condition=\"Synced\"")
+                && l.ends_with(" 1")
+        })
+        .count()
+}
+
+/// Waits until `running` reports all `count` SealedSecrets `Synced`, or `limit` passes: when,
+/// counted from `started`, the first reconcile succeeded (the caches had synced) and all were
+/// `Synced`.
+async fn until_synced(
+    running: &sealbox_controller::Running,
+    count: usize,
+    started: Instant,
+    limit: Duration,
+) -> (Option<Duration>, Option<Duration>) {
+    let mut first = None;
+    while started.elapsed() < limit {
+        if first.is_none() && running.metrics().reconciles("success") > 0 {
+            first = Some(started.elapsed());
+        }
+        if synced_count(running, count) >= count {
+            return (first, Some(started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (first, None)
+}
+
+/// What the warm restart showed.
+struct WarmRun {
+    count: usize,
+    /// Until the new controller's first reconcile (its caches had synced).
+    first: Option<Duration>,
+    /// Until the new controller reported every SealedSecret `Synced`.
+    done: Option<Duration>,
+    operations: u64,
+    unseals: u64,
+    /// Secrets written and SealedSecret statuses patched by the new controller.
+    writes: usize,
+    /// SealedSecrets whose status says `Synced=True` afterwards.
+    synced_status: usize,
+    cpu: f64,
+    requests: Vec<(String, usize)>,
+}
+
+/// Starts the controller again over `server`, where every SealedSecret is synced already.
+async fn warm_restart(server: &ApiServer, count: usize) -> WarmRun {
+    server.clear_request_log();
+    let config = Config::try_parse_from(controller_args("127.0.0.1:0", "127.0.0.1:0")).unwrap();
+    let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
+    let started = Instant::now();
+    let running = sealbox_controller::start(server.client(), &config)
+        .await
+        .unwrap();
+    let (first, done) = until_synced(&running, count, started, deadline(count)).await;
+    let cpu = process_cpu(std::process::id()).unwrap_or_default() - cpu_before;
+    let operations = running.keys().private_key_operations();
+    let unseals = running
+        .metrics()
+        .encode()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("sealed_secrets_controller_unseal_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    running.shutdown().await.unwrap();
+    let writes = server
+        .request_log()
+        .iter()
+        .filter(|r| {
+            r.is_resource_request()
+                && matches!(r.verb.as_str(), "create" | "update" | "patch")
+                && (r.resource == "secrets" || r.resource == "sealedsecrets")
+        })
+        .count();
+    let synced_status = server
+        .objects(&sealed_secrets_gvr(), None)
+        .iter()
+        .filter(|o| o["status"]["conditions"][0]["status"] == "True")
+        .count();
+    WarmRun {
+        count,
+        first,
+        done,
+        operations,
+        unseals,
+        writes,
+        synced_status,
+        cpu,
+        requests: requests_by_kind(server),
+    }
+}
+
+/// Prints the warm run; returns its summary line.
+fn report_warm(run: &WarmRun) -> String {
+    println!("\nwarm: the controller started again over the hinted run's synced SealedSecrets");
+    match run.done {
+        Some(done) => println!(
+            "  all {} reported Synced after {:.2} s (target ≤ 5 s); the first after {}",
+            run.count,
+            done.as_secs_f64(),
+            run.first
+                .map_or("—".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+        ),
+        None => println!("  NOT DONE: not every SealedSecret reported Synced"),
+    }
+    println!(
+        "  private-key operations: {} (target 0); unseals: {}; Secret and status writes: {}; \
+         statuses Synced=True afterwards: {}",
+        run.operations, run.unseals, run.writes, run.synced_status
+    );
+    let per = |n: usize| n as f64 / run.count as f64;
+    let total: usize = run.requests.iter().map(|(_, n)| n).sum();
+    let kinds: Vec<String> = run
+        .requests
+        .iter()
+        .filter(|(_, n)| per(*n) >= 0.05)
+        .map(|(kind, n)| format!("{kind} {:.2}", per(*n)))
+        .collect();
+    println!(
+        "  API requests per SealedSecret: {:.2} ({}); CPU of this process (controller and \
+         double) {:.1} s",
+        per(total),
+        kinds.join(", "),
+        run.cpu
+    );
+    format!(
+        "warm restart: {} synced SealedSecrets all Synced after {}, {} private-key operations",
+        run.count,
+        run.done.map_or("— (NOT DONE)".to_owned(), |d| format!(
+            "{:.2} s",
+            d.as_secs_f64()
+        )),
+        run.operations
+    )
 }
 
 /// Resource requests the double answered, counted by verb and resource, most first.

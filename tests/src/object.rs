@@ -86,6 +86,20 @@ pub(crate) fn for_version(object: &Value, resource: &ResourceType, version: &str
     object
 }
 
+/// An item of a full list: a custom resource's items carry `apiVersion` and `kind` (they are
+/// unstructured), a built-in type's do not — the real API server leaves them off, and a client
+/// that needs them must not count on them (`sealbox keys backup` once did).
+fn list_item(object: &Value, resource: &ResourceType, version: &str) -> Value {
+    let mut item = for_version(object, resource, version);
+    if resource.crd.is_none()
+        && let Some(map) = item.as_object_mut()
+    {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    item
+}
+
 /// The `PartialObjectMetadata` view of an object.
 pub(crate) fn partial_metadata(object: &Value) -> Value {
     json!({
@@ -164,7 +178,7 @@ pub(crate) fn list(
             "apiVersion": resource.api_version(version),
             "kind": format!("{}List", resource.kind),
             "metadata": metadata,
-            "items": items.iter().map(|o| for_version(o, resource, version)).collect::<Vec<_>>(),
+            "items": items.iter().map(|o| list_item(o, resource, version)).collect::<Vec<_>>(),
         }),
     }
 }

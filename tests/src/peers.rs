@@ -120,16 +120,10 @@ impl Peers {
     /// [`BIN_DIR_ENV`], else `peers/bin` in the target directory (`CARGO_TARGET_DIR` as the
     /// test runs, else as the tests were built, else `target/` of this repository).
     pub fn dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
-            return PathBuf::from(dir);
+        match std::env::var_os(BIN_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => crate::real::target_dir().join("peers/bin"),
         }
-        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = tests.parent().unwrap_or(tests);
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("target"));
-        root.join(target).join("peers/bin")
     }
 
     /// The binaries, or `Err(NotBuilt)` naming the first one missing.

@@ -48,6 +48,7 @@ use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -81,6 +82,8 @@ const BINARIES: [&str; 4] = [
 /// loaded CI machine (other builds, planes of other tests starting at once) is many times
 /// slower, and a hang must still end in an error that quotes the logs.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// Where the plane's process ids are kept for the watchdog of the shared plane.
+const PIDS_FILE: &str = "pids";
 /// How often start-up is checked: short against a start of seconds, cheap for the processes.
 const POLL: Duration = Duration::from_millis(100);
 /// Ports are found free (bound to port 0, released) before a process binds them, so another
@@ -223,6 +226,19 @@ pub enum Error {
     },
 }
 
+/// The cargo target directory the test tiers' tools are built into: `CARGO_TARGET_DIR` as the
+/// test runs, else as it was when the tests were built, else `target/` of this repository. A
+/// relative one is taken from the repository's root, as cargo takes it.
+pub(crate) fn target_dir() -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tests.parent().unwrap_or(tests);
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target"));
+    root.join(target)
+}
+
 /// The directory holding the control plane's binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -235,16 +251,10 @@ impl Binaries {
     /// (where `tests/kube/build.sh` writes, honouring `CARGO_TARGET_DIR` too). A relative
     /// target directory is taken from the repository's root, as cargo takes it.
     pub fn dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
-            return PathBuf::from(dir);
+        match std::env::var_os(BIN_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => target_dir().join("kube/bin"),
         }
-        let tests = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let root = tests.parent().unwrap_or(tests);
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("target"));
-        root.join(target).join("kube/bin")
     }
 
     /// The binaries, or why they cannot be used: `Err(NotBuilt)` names the first one missing.
@@ -268,9 +278,11 @@ impl Binaries {
 pub struct RealControlPlane {
     // Fields drop in this order: the processes die (dependents first) before their directory
     // is removed.
-    controller_manager: Process,
-    apiserver: Process,
-    etcd: Process,
+    // Behind locks so that a test holding the shared plane can restart one
+    // ([`restart`](Self::restart)).
+    controller_manager: Mutex<Process>,
+    apiserver: Mutex<Process>,
+    etcd: Mutex<Process>,
     binaries: Binaries,
     url: String,
     kubeconfig: PathBuf,
@@ -332,15 +344,16 @@ impl RealControlPlane {
     /// A `sh` that waits for its stdin to close, then kills exactly this plane's processes (by
     /// process id) and removes its directory. It ignores the signals a terminal sends the
     /// whole process group (Ctrl-C), so it outlives the test process it watches.
+    /// The process ids are read from [`PIDS_FILE`] when it fires: a restarted process has a new
+    /// one.
     fn watchdog(&self) -> Result<std::process::Child, Error> {
-        let [(_, etcd), (_, apiserver), (_, controller_manager)] = self.processes();
+        self.write_pids()?;
         Command::new("sh")
             .args([
                 "-c",
-                r#"trap "" INT TERM HUP; read -r _; kill -9 "$@" 2>/dev/null; rm -rf -- "$0""#,
+                r#"trap "" INT TERM HUP; read -r _; kill -9 $(cat "$0/pids") 2>/dev/null; rm -rf -- "$0""#,
             ])
             .arg(self.dir.path())
-            .args([controller_manager, apiserver, etcd].map(|pid| pid.to_string()))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -497,9 +510,9 @@ impl RealControlPlane {
         .await?;
 
         Ok(Self {
-            controller_manager,
-            apiserver,
-            etcd,
+            controller_manager: Mutex::new(controller_manager),
+            apiserver: Mutex::new(apiserver),
+            etcd: Mutex::new(etcd),
             binaries,
             url,
             kubeconfig,
@@ -609,27 +622,109 @@ impl RealControlPlane {
     /// Name and process id of each process, etcd first.
     pub fn processes(&self) -> [(&'static str, u32); 3] {
         [
-            ("etcd", self.etcd.pid()),
-            ("kube-apiserver", self.apiserver.pid()),
-            ("kube-controller-manager", self.controller_manager.pid()),
+            ("etcd", lock(&self.etcd).pid()),
+            ("kube-apiserver", lock(&self.apiserver).pid()),
+            (
+                "kube-controller-manager",
+                lock(&self.controller_manager).pid(),
+            ),
         ]
     }
 
     /// An error if any of the three processes has exited.
     pub fn check_running(&mut self) -> Result<(), Error> {
-        self.etcd.check_running()?;
-        self.apiserver.check_running()?;
-        self.controller_manager.check_running()
+        for process in [&self.etcd, &self.apiserver, &self.controller_manager] {
+            lock(process).check_running()?;
+        }
+        Ok(())
     }
 
     /// The log file of `process` (`etcd`, `kube-apiserver`, `kube-controller-manager`).
-    pub fn log(&self, process: &str) -> Option<&Path> {
+    pub fn log(&self, process: &str) -> Option<PathBuf> {
         [&self.etcd, &self.apiserver, &self.controller_manager]
             .into_iter()
+            .map(|p| lock(p).log().to_path_buf())
             .zip(["etcd", "kube-apiserver", "kube-controller-manager"])
             .find(|(_, name)| *name == process)
-            .map(|(p, _)| p.log())
+            .map(|(log, _)| log)
     }
+
+    /// Kills `component` (SIGKILL), leaves it down for `downtime`, starts it again with the
+    /// same arguments, data and ports, and waits until the API server answers /readyz again
+    /// (it checks etcd). Returns how long that took after the start. What the plane stored
+    /// survives: etcd's data directory stays, and a killed process loses nothing the kernel
+    /// already holds (`--unsafe-no-fsync` only matters if the machine goes down).
+    pub async fn restart(
+        &self,
+        component: Component,
+        downtime: Duration,
+    ) -> Result<Duration, Error> {
+        let process = match component {
+            Component::Etcd => &self.etcd,
+            Component::ApiServer => &self.apiserver,
+        };
+        lock(process).stop();
+        tokio::time::sleep(downtime).await;
+        lock(process).start_again()?;
+        self.write_pids()?;
+        let began = Instant::now();
+        let client = self.client().await?;
+        loop {
+            for process in [&self.etcd, &self.apiserver] {
+                lock(process).check_running()?;
+            }
+            let ready = async {
+                let request = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .map_err(|e| e.to_string())?;
+                client
+                    .request_text(request)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let last = match ready.await {
+                Ok(_) => return Ok(began.elapsed()),
+                Err(last) => last,
+            };
+            if began.elapsed() > START_TIMEOUT {
+                let apiserver = lock(&self.apiserver);
+                return Err(Error::NotReady {
+                    what: "/readyz after a restart",
+                    waited: began.elapsed(),
+                    last,
+                    process: apiserver.name(),
+                    log_tail: apiserver.log_tail(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Writes the processes' ids where the watchdog of the shared plane reads them.
+    fn write_pids(&self) -> Result<(), Error> {
+        let pids: Vec<String> = self
+            .processes()
+            .iter()
+            .map(|(_, pid)| pid.to_string())
+            .collect();
+        write(self.dir.path(), PIDS_FILE, &pids.join(" ")).map(|_| ())
+    }
+}
+
+/// A process of the plane that [`RealControlPlane::restart`] can restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// etcd: the API server fails every request that reaches storage until it is back.
+    Etcd,
+    /// kube-apiserver: every connection and watch ends.
+    ApiServer,
+}
+
+/// A process's lock; a test that panicked while holding one leaves the process as usable.
+fn lock(process: &Mutex<Process>) -> std::sync::MutexGuard<'_, Process> {
+    process
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Names where it runs, never the kubeconfig (it holds the admin's key).

@@ -387,6 +387,19 @@ async fn keys_rotate_and_online_reencrypt_through_the_real_service_proxy() -> Te
     )?;
     std::fs::write(repo.join("foreign.yaml"), &foreign.stdout)?;
 
+    // Certificates have one-second resolution and keys of the same NotBefore tie (broken by
+    // Secret name): a key made in the first key's second might not become the sealing one.
+    let first_key = story.active_keys().await?;
+    let not_before = first_key
+        .first()
+        .ok_or("no key Secret")?
+        .certificate
+        .not_before();
+    let next_second = not_before + Duration::from_millis(1100);
+    if let Ok(wait) = next_second.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+
     // A new key, made by the CLI; the controller picks it up and serves it.
     let rotated = story.run(&["keys", "rotate", "--key-size", "2048"], None, 0)?;
     let text = stderr(&rotated);
@@ -447,4 +460,24 @@ async fn keys_rotate_and_online_reencrypt_through_the_real_service_proxy() -> Te
         Ok(output.status.success().then_some(()))
     })
     .await
+}
+
+/// `sealbox keys list` reads the key Secrets with a list request: the real API server's list
+/// items carry no `kind` or `apiVersion`.
+#[tokio::test]
+async fn keys_list_reads_the_real_api_servers_list() -> TestResult {
+    let Some(mut story) = Story::start("proxy-list").await? else {
+        return Ok(());
+    };
+    story.fetch_cert_until(|pem| !pem.is_empty()).await?;
+    let keys = story.active_keys().await?;
+    let [key] = keys.as_slice() else {
+        return Err(format!("expected one key Secret, found {}", keys.len()).into());
+    };
+    let listed = story.run(&["keys", "list", "-o", "json"], None, 0)?;
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["fingerprint"], key.fingerprint().to_string());
+    assert_eq!(rows[0]["sealing"], true);
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use crate::cert::{Expiry, fetch_from_cluster, parse_sealing_key};
 use crate::cli::{CertCommand, CertFetchArgs};
 use crate::error::Result;
-use crate::output::{Visibility, emit, note};
+use crate::output::{Visibility, deprecated_output_file, emit, note};
 
 /// Runs `sealbox cert …`.
 pub fn run(command: &CertCommand, stdout: impl Write, stderr: impl Write) -> Result<()> {
@@ -16,6 +16,11 @@ pub fn run(command: &CertCommand, stdout: impl Write, stderr: impl Write) -> Res
 }
 
 fn fetch(args: &CertFetchArgs, stdout: impl Write, mut stderr: impl Write) -> Result<()> {
+    let target = args.file.target();
+    if target.is_some_and(|(_, deprecated)| deprecated) {
+        deprecated_output_file(&mut stderr);
+    }
+    let target = target.map(|(path, _)| path);
     let options = args.cluster.options();
     let pem = fetch_from_cluster(&options)?;
     // Refuse to write something that is not a certificate (an HTML error page, a proxy's
@@ -30,13 +35,12 @@ fn fetch(args: &CertFetchArgs, stdout: impl Write, mut stderr: impl Write) -> Re
             ),
         );
     }
-    emit(&pem, args.output.as_deref(), Visibility::Public, stdout)?;
+    emit(&pem, target, Visibility::Public, stdout)?;
     let _ = writeln!(
         stderr,
         "fetched the certificate of the {options}: key {}{}",
         key.public_key.fingerprint(),
-        args.output
-            .as_ref()
+        target
             .map(|path| format!(", written to {}", path.display()))
             .unwrap_or_default()
     );

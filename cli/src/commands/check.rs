@@ -85,13 +85,14 @@ struct Report<'a> {
 /// Runs `sealbox check`.
 pub fn run(args: &CheckArgs, mut stdout: impl Write, mut stderr: impl Write) -> Result<Outcome> {
     let mut configs = Configs::default();
-    let files = select_files(&args.walk, &mut configs)?;
+    let selection = select_files(&args.walk, &mut configs)?;
+    let files = &selection.files;
     let cluster = args.cluster.options();
     let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     let mut keys = KeyCache::new(Expiry::Accept);
     let mut findings = Vec::new();
     let mut sealed_count = 0;
-    for file in &files {
+    for file in files {
         let source = choice.optional_for_path(&mut configs, file, args.fetch_cert)?;
         let key = match &source {
             Some(source) => Some(keys.get(source)?),
@@ -123,6 +124,9 @@ pub fn run(args: &CheckArgs, mut stdout: impl Write, mut stderr: impl Write) -> 
             .map_err(|source| Error::WriteStdout { source })?;
     } else {
         print_findings(&findings, args.fail_on_stale, &mut stderr);
+    }
+    if let Some(message) = selection.helm_note().filter(|_| !args.json) {
+        let _ = writeln!(stderr, "note: {message}");
     }
     if keys.is_empty() && !args.json {
         let _ = writeln!(

@@ -23,7 +23,7 @@ use crate::key_usage::{
     ClusterSealed, Decision, KeyCounts, PruneDecision, count_by_key, humanize, plan_prune,
     sealed_in_cluster, sealed_in_files,
 };
-use crate::output::{Visibility, emit, note, rfc3339, write_atomically};
+use crate::output::{Visibility, deprecated_output_file, emit, note, rfc3339, write_atomically};
 
 /// Runs `sealbox keys …`.
 pub fn run(command: &KeysCommand, stdout: impl Write, stderr: impl Write) -> Result<Outcome> {
@@ -192,15 +192,23 @@ fn table(rows: &[KeyRow]) -> String {
 
 fn rotate(args: &KeysRotateArgs, mut stderr: impl Write) -> Result<Outcome> {
     let options = args.cluster.options();
-    let pair = KeyPair::generate_with_bits(args.key_size, &args.my_cn, SystemTime::now()).map_err(
-        |source| Error::GenerateKey {
-            source: Box::new(source),
-        },
-    )?;
-    let secret = KeySecret::from_key_pair(&pair, &options.controller_namespace, &args.key_prefix);
-    let name = cluster::block_on(async {
+    let (pair, name) = cluster::block_on(async {
+        // A missing or unreachable cluster is found before the seconds a key takes to make.
         let cluster = Cluster::connect(&options).await?;
-        create_key_secret(&cluster, &secret).await
+        cluster
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| cluster.api_error("reach the API server", e))?;
+        tracing::debug!(bits = args.key_size, "generating a new sealing key");
+        let pair = KeyPair::generate_with_bits(args.key_size, &args.my_cn, SystemTime::now())
+            .map_err(|source| Error::GenerateKey {
+                source: Box::new(source),
+            })?;
+        let secret =
+            KeySecret::from_key_pair(&pair, &options.controller_namespace, &args.key_prefix);
+        let name = create_key_secret(&cluster, &secret).await?;
+        Ok::<_, Error>((pair, name))
     })??;
     let _ = writeln!(
         stderr,
@@ -214,6 +222,13 @@ fn rotate(args: &KeysRotateArgs, mut stderr: impl Write) -> Result<Outcome> {
 }
 
 fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
+    let (output, deprecated) = args.file.target().ok_or_else(|| Error::MissingFlag {
+        flag: "-w FILE",
+        why: "keys backup writes the keys to a file".to_owned(),
+    })?;
+    if deprecated {
+        deprecated_output_file(&mut stderr);
+    }
     // Decide how to encrypt before touching the cluster: a missing passphrase is a usage error.
     let protection = if args.unencrypted {
         Protection::Plaintext
@@ -225,10 +240,9 @@ fn backup(args: &KeysBackupArgs, mut stderr: impl Write) -> Result<Outcome> {
             None => return Err(Error::NoBackupEncryption),
         }
     };
-    let output = &args.output;
     if output.is_dir() {
         return Err(Error::OutputPath {
-            path: output.clone(),
+            path: output.to_owned(),
             problem: "it is a directory; pass a file name",
         });
     }

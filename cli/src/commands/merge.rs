@@ -9,20 +9,17 @@
 //! clusters and the break-glass key, so that is refused.
 
 use std::io::{Read, Write};
-use std::path::Path;
 
-use aws_lc_rs::rand::SystemRandom;
-use sealbox_crds::SealedSecret;
-use sealbox_crypto::Scope;
-use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
+use sealbox_crypto::OsRandom;
 
 use crate::cert_choice::CertChoice;
 use crate::cli::MergeArgs;
-use crate::document::{Syntax, parse, read_file, read_input};
+use crate::document::{parse, read_input};
 use crate::error::{Error, Result};
-use crate::output::{Format, Visibility, note, render, write_atomically};
-use crate::recipients::RecipientSpec;
+use crate::output::note;
+use crate::recipients::{RecipientSpec, sealer_for_file};
 use crate::sealed;
+use crate::sealed_file::SealedFile;
 use crate::sealing::{load_key, seal_values};
 use crate::secret::SecretInput;
 
@@ -31,24 +28,20 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let cluster = args.cluster.options();
     let cert = CertChoice::new(args.cert.cert.as_ref(), &cluster).ignoring_rules()?;
     let secret = read_secret(args, stdin)?;
-    let into = &args.into;
-    let into_name = into.display().to_string();
-    let (mut sealed, syntax) = read_target(into)?;
-    let scope = sealed.scope();
+    let mut file = SealedFile::open(&args.into, "merge into")?;
+    let into_name = file.path().display().to_string();
+    let scope = file.sealed.scope();
 
     let recipients = RecipientSpec::from_args(&args.recipients, &cluster);
-    if recipients.is_empty() && holds_multi_recipient_values(&sealed) {
-        return Err(Error::MergeTarget {
-            path: into.clone(),
-            problem: "it holds multi-recipient values; pass their recipients too (--add-cert, \
-                      --add-context, -r, --recipients-file) so the new keys open for the same \
-                      clusters and age keys"
-                .to_owned(),
-        });
-    }
-    let key = recipients.sealer(load_key(&cert)?)?;
+    let key = sealer_for_file(
+        &recipients,
+        &file.sealed,
+        load_key(&cert)?,
+        "merge into",
+        &args.into,
+    )?;
     let input_display = secret.display_name();
-    let target_display = sealed::display_name(&sealed);
+    let target_display = sealed::display_name(&file.sealed);
     if secret.name.is_some() && input_display != target_display {
         note(
             &mut stderr,
@@ -61,46 +54,26 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
     let sealed_values = seal_values(
         &secret.data,
         &key,
-        &sealed.label(),
+        &file.sealed.label(),
         &secret.origin,
-        &SystemRandom::new(),
+        &OsRandom,
     )?;
     let (mut added, mut replaced) = (Vec::new(), Vec::new());
     for (name, value) in sealed_values {
-        if sealed
-            .spec
-            .encrypted_data
-            .insert(name.clone(), value)
-            .is_some()
-        {
+        if file.insert(&name, value) {
             replaced.push(name);
         } else {
             added.push(name);
         }
     }
-    let kept = sealed.spec.encrypted_data.len() - added.len() - replaced.len();
-
-    let fingerprint = key.primary().public_key.fingerprint().to_string();
-    let annotations = sealed.metadata.annotations.get_or_insert_default();
-    let previous_hint = annotations.insert(SEALING_KEY_ANNOTATION.to_owned(), fingerprint.clone());
-    if kept > 0
-        && let Some(previous) = previous_hint.filter(|p| *p != fingerprint)
-    {
-        note(
-            &mut stderr,
-            format_args!(
-                "{kept} unchanged key(s) stay sealed with key {previous}; the hint now names {fingerprint} (the controller tries every key)"
-            ),
-        );
+    let kept = file.sealed.spec.encrypted_data.len() - added.len() - replaced.len();
+    if let Some(message) = file.record_sealing_key(key.primary().public_key.fingerprint(), kept) {
+        note(&mut stderr, format_args!("{message}"));
     }
-    sealed.status = None;
-
-    let format = match syntax {
-        Syntax::Yaml => Format::Yaml,
-        Syntax::Json => Format::Json,
-    };
-    let rendered = render(&[&sealed], format)?;
-    write_atomically(into, &rendered, Visibility::Public)?;
+    if let Some(warning) = file.check_size(args.allow_oversize)? {
+        note(&mut stderr, format_args!("{warning}"));
+    }
+    file.write()?;
     let _ = writeln!(
         stderr,
         "merged into {into_name} ({scope} scope): added [{}], replaced [{}], {kept} unchanged",
@@ -108,15 +81,6 @@ pub fn run(args: &MergeArgs, stdin: impl Read, mut stderr: impl Write) -> Result
         replaced.join(", ")
     );
     Ok(())
-}
-
-/// Whether any value of `sealed` is a multi-recipient (age) value.
-fn holds_multi_recipient_values(sealed: &SealedSecret) -> bool {
-    sealed.spec.encrypted_data.values().any(|v| {
-        crate::secret::decode_base64(v).is_some_and(|bytes| {
-            sealbox_crypto::ValueFormat::of(&bytes) == sealbox_crypto::ValueFormat::Age
-        })
-    })
 }
 
 /// The one Secret to merge, with data unless `--allow-empty-data`.
@@ -146,41 +110,4 @@ fn read_secret(args: &MergeArgs, stdin: impl Read) -> Result<SecretInput> {
         });
     }
     Ok(secret)
-}
-
-/// The sealed file merged into: its one SealedSecret, bound to a namespace unless
-/// cluster-wide, and the file's syntax (kept when it is written back).
-fn read_target(into: &Path) -> Result<(SealedSecret, Syntax)> {
-    let target_error = |problem: String| Error::MergeTarget {
-        path: into.to_owned(),
-        problem,
-    };
-    if into.is_dir() {
-        return Err(target_error(
-            "it is a directory; pass the sealed file".to_owned(),
-        ));
-    }
-    let into_name = into.display().to_string();
-    let existing = read_file(into).map_err(|source| Error::ReadInput {
-        input: into_name.clone(),
-        source,
-    })?;
-    let target = parse(&into_name, &existing)?;
-    let sealed_document = match target.documents.as_slice() {
-        [one] => one,
-        other => {
-            return Err(target_error(format!(
-                "it holds {} documents; merge needs exactly one SealedSecret",
-                other.len()
-            )));
-        }
-    };
-    let sealed = sealed::from_document(sealed_document)?;
-    let scope = sealed.scope();
-    if scope != Scope::ClusterWide && sealed.metadata.namespace.is_none() {
-        return Err(target_error(format!(
-            "metadata.namespace is missing, but its {scope} scope binds the values to a namespace; add the namespace it was sealed for"
-        )));
-    }
-    Ok((sealed, target.syntax))
 }

@@ -2,9 +2,10 @@
 //! `impl Write` for stdout and stderr: stdout carries only the document, stderr diagnostics.
 //!
 //! Each is a leaf: none imports another. What two commands share lives below them: sealing
-//! ([`crate::sealing`]), offline checks ([`crate::inspect`]), which certificate
-//! ([`crate::cert_choice`]), private keys ([`crate::keyring`]), the key Secrets
-//! ([`crate::key_store`], [`crate::key_usage`]) and output ([`crate::output`]).
+//! ([`crate::sealing`]), a sealed file edited in place ([`crate::sealed_file`]), offline checks
+//! ([`crate::inspect`]), which certificate ([`crate::cert_choice`]), private keys
+//! ([`crate::keyring`]), the key Secrets ([`crate::key_store`], [`crate::key_usage`]) and
+//! output ([`crate::output`]).
 
 pub mod cert;
 pub mod check;
@@ -13,5 +14,7 @@ pub mod keys;
 pub mod merge;
 pub mod reencrypt;
 pub mod seal;
+pub mod set;
 pub mod unseal;
+pub mod unset;
 pub mod verify;

@@ -22,12 +22,12 @@ use std::io::{IsTerminal as _, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use aws_lc_rs::rand::SystemRandom;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sealbox_crds::SealedSecret;
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use sealbox_crypto::{Fingerprint, PublicKey};
 use serde_json::Value;
@@ -108,7 +108,11 @@ fn read_sealed_file(path: &Path) -> std::result::Result<SealedFile, FileResult> 
 /// Runs `sealbox reencrypt`.
 pub fn run(args: &ReencryptArgs, _stdout: impl Write, mut stderr: impl Write) -> Result<Outcome> {
     let mut configs = Configs::default();
-    let files = select_files(&args.walk, &mut configs)?;
+    let selection = select_files(&args.walk, &mut configs)?;
+    if let Some(message) = selection.helm_note() {
+        note(&mut stderr, format_args!("{message}"));
+    }
+    let files = selection.files;
     let progress = progress_bar(files.len());
     let results = if args.keys.is_empty() {
         if args.cert.cert.is_some() {
@@ -200,13 +204,13 @@ fn run_offline(
     configs: &mut Configs,
     progress: &ProgressBar,
 ) -> Result<Vec<FileResult>> {
-    let ring = Keyring::new(load_keys(&args.keys)?);
+    let ring = Keyring::new(load_keys(&args.keys, &args.backup.openers())?);
     let age_ring = ring.age_ring();
     let cluster = args.cluster.options();
     let choice = CertChoice::new(args.cert.cert.as_ref(), &cluster);
     // Sealing to an expired certificate is refused, as `seal` does.
     let mut keys = KeyCache::new(Expiry::Refuse);
-    let rng = SystemRandom::new();
+    let rng = OsRandom;
     let mut results = Vec::with_capacity(files.len());
     for file in files {
         progress.set_message(file.display().to_string());
@@ -246,7 +250,7 @@ fn reseal_offline(
     object: &SealedSecret,
     current: &PublicKey,
     (ring, age_ring): (&Keyring, &sealbox_crypto::RsaKeyRing),
-    rng: &SystemRandom,
+    rng: &OsRandom,
 ) -> std::result::Result<Resealed, String> {
     let hint = object.sealing_key_hint();
     let label = object.label();
@@ -320,7 +324,11 @@ fn run_online(
         for (file, options) in files.iter().zip(&targets) {
             progress.set_message(file.display().to_string());
             if !controllers.contains_key(options) {
-                let cluster = Cluster::connect(options).await?;
+                let cluster = Cluster::connect(options).await.map_err(|e| {
+                    e.offline_hint(
+                        "pass --key with the old keys (or a `keys backup` file) and --cert FILE",
+                    )
+                })?;
                 let pem = cluster
                     .controller_request(
                         Method::GET,

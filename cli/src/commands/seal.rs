@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::rand::SystemRandom;
+use sealbox_crypto::OsRandom;
 use sealbox_crypto::Scope;
 use sealbox_crypto::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
 
@@ -19,6 +19,7 @@ use crate::output::{Visibility, emit, note, render};
 use crate::recipients::RecipientSpec;
 use crate::sealing::{Sealer, Target, load_key, seal_secret, seal_value};
 use crate::secret::SecretInput;
+use crate::secret_size;
 
 /// The namespace when nothing else names one, like kubectl.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -32,7 +33,7 @@ pub fn run(
 ) -> Result<()> {
     let mut rules = RepoRules::for_seal(args)?;
     if args.raw {
-        return run_raw(args, &mut rules, stdin, stdout);
+        return run_raw(args, &mut rules, stdin, stdout, stderr);
     }
     let cert = rules.cert(args)?;
     let input = read_documents(args.input.file.as_deref(), stdin, "a Secret")?;
@@ -53,6 +54,15 @@ pub fn run(
             origin: empty.origin.clone(),
         });
     }
+    for secret in &secrets {
+        let size = secret.data.values().map(|v| v.len()).sum();
+        check_size(
+            size,
+            || format!("{}: Secret {}", secret.origin, secret.display_name()),
+            args.allow_oversize,
+            &mut stderr,
+        )?;
+    }
 
     let mut namespaces = NamespaceDefaults::new(
         args.cluster.kubeconfig.clone(),
@@ -64,7 +74,7 @@ pub fn run(
         .collect::<Result<Vec<_>>>()?;
 
     let key = rules.sealer(args, load_key(&cert)?)?;
-    let rng = SystemRandom::new();
+    let rng = OsRandom;
     let sealed = secrets
         .iter()
         .zip(&targets)
@@ -77,6 +87,30 @@ pub fn run(
         Visibility::Public,
         stdout,
     )
+}
+
+/// Refuses `size` bytes of Secret data over Kubernetes' limit (the API server would refuse the
+/// Secret, so the SealedSecret could never be unsealed), or warns with `--allow-oversize`.
+fn check_size(
+    size: usize,
+    what: impl FnOnce() -> String,
+    allow: bool,
+    stderr: &mut impl Write,
+) -> Result<()> {
+    let Some(problem) = secret_size::over_limit(size) else {
+        return Ok(());
+    };
+    if allow {
+        note(
+            stderr,
+            format_args!("{}: {problem}; sealed anyway (--allow-oversize)", what()),
+        );
+        return Ok(());
+    }
+    Err(Error::SecretTooLarge {
+        what: what(),
+        problem,
+    })
 }
 
 /// Decides name, namespace and scope of one Secret from the flags and the Secret itself.
@@ -242,6 +276,7 @@ fn run_raw(
     rules: &mut RepoRules,
     stdin: impl Read,
     stdout: impl Write,
+    mut stderr: impl Write,
 ) -> Result<()> {
     let scope: Scope = args
         .scope
@@ -273,6 +308,12 @@ fn run_raw(
     if value.is_empty() && !args.allow_empty_data {
         return Err(Error::EmptyRawValue);
     }
+    check_size(
+        value.len(),
+        || format!("{input_name}: the raw value"),
+        args.allow_oversize,
+        &mut stderr,
+    )?;
     let key = rules.sealer(args, load_key(&cert)?)?;
     let label = scope.label(namespace.as_deref().unwrap_or_default(), &name);
     let origin = Origin {
@@ -281,7 +322,7 @@ fn run_raw(
         item: None,
     };
     let field = "(raw value)".to_owned();
-    let mut line = seal_value(&value, &key, &label, &origin, field, &SystemRandom::new())?;
+    let mut line = seal_value(&value, &key, &label, &origin, field, &OsRandom)?;
     line.push('\n');
     emit(
         line.as_bytes(),

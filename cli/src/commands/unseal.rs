@@ -39,12 +39,12 @@ pub fn run(
     let keys = if args.keys.is_empty() {
         Vec::new()
     } else {
-        load_keys(&args.keys)?
+        load_keys(&args.keys, &args.backup.openers())?
     };
     let openers = Openers {
         ring: RsaKeyRing::new(keys.iter().cloned()),
         keys,
-        identities: load_identities(&args.identities)?,
+        identities: load_identities(&args.backup.identities)?,
     };
     let input = read_documents(args.input.file.as_deref(), stdin, "a SealedSecret")?;
     let mut secrets = Vec::with_capacity(input.documents.len());

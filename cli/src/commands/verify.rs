@@ -1,5 +1,6 @@
 //! `sealbox verify`: offline checks of SealedSecrets against a certificate ([`crate::inspect`]),
-//! every problem listed, naming the document and field.
+//! every problem listed, naming the document and field; a pass says what was checked and what
+//! an offline check cannot know.
 //!
 //! `verify --online` asks the controller instead (`POST /v1/verify` through the service proxy),
 //! which can tell whether it can actually decrypt each SealedSecret.
@@ -17,7 +18,7 @@ use crate::cli::VerifyArgs;
 use crate::cluster::{self, Cluster};
 use crate::document::read_documents;
 use crate::error::{Error, Result};
-use crate::inspect::check_document;
+use crate::inspect::{OFFLINE_LIMITS, check_document};
 use crate::output::note;
 use crate::sealed::{self, display_name};
 
@@ -49,9 +50,11 @@ pub fn run(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Resul
     if problems.is_empty() {
         let _ = writeln!(
             stderr,
-            "ok: {documents} SealedSecret(s), {values} value(s), consistent with {cert} ({})",
-            key.public_key.fingerprint()
+            "ok (offline): {documents} SealedSecret(s), {values} value(s) checked against {cert} ({}): structure, base64, value sizes for its {}-bit key, scope annotations, sealing-key hint, name and namespace against the template, the 1 MiB Secret limit",
+            key.public_key.fingerprint(),
+            key.public_key.modulus_bits()
         );
+        note(&mut stderr, format_args!("{OFFLINE_LIMITS}"));
         Ok(Outcome::Success)
     } else {
         for problem in &problems {
@@ -81,7 +84,9 @@ fn run_online(args: &VerifyArgs, stdin: impl Read, mut stderr: impl Write) -> Re
     }
     let options = args.cluster.options();
     let answers = cluster::block_on(async {
-        let cluster = Cluster::connect(&options).await?;
+        let cluster = Cluster::connect(&options)
+            .await
+            .map_err(|e| e.offline_hint("drop --online and pass --cert FILE"))?;
         let mut answers = Vec::with_capacity(requests.len());
         for (origin, name, body) in requests {
             let decryptable = verify_online(&cluster, body).await?;

@@ -47,6 +47,10 @@ pub struct KeySettings {
     pub renew_period: Duration,
     /// A new key at start if the newest is older than this.
     pub cutoff: Option<Timestamp>,
+    /// Extra labels of new key Secrets (--privatekey-labels); the key label is never replaced.
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations of new key Secrets (--privatekey-annotations).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Keeps `registry` in line with the key Secrets until `shutdown` turns true.
@@ -219,12 +223,19 @@ fn upsert(
 
 /// Generates the first key when there is none, a new one when the newest predates the cutoff,
 /// and then one every renewal period, until `shutdown` turns true.
+///
+/// Each change of `rotate_now` (SIGUSR1, as Bitnami's) generates a key at once; the renewal
+/// period then counts from it.
 pub async fn renew_keys(
     client: Client,
     settings: KeySettings,
     registry: KeyRegistry,
+    mut rotate_now: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Only requests made during this term count.
+    rotate_now.mark_unchanged();
+    let mut askable = true;
     let api: Api<Secret> = Api::namespaced(client, &settings.namespace);
     let mut loaded = registry.subscribe();
     while !registry.is_loaded() {
@@ -261,13 +272,11 @@ pub async fn renew_keys(
         }
     }
 
-    if settings.renew_period.is_zero() {
-        return;
-    }
     loop {
         let now = SystemTime::now();
-        let due = newest(generated).map_or(now, |n| n + settings.renew_period);
-        if due <= now {
+        let due = (!settings.renew_period.is_zero())
+            .then(|| newest(generated).map_or(now, |n| n + settings.renew_period));
+        if due.is_some_and(|due| due <= now) {
             info!(period = ?settings.renew_period, "renewing the sealing key");
             match generate_until_done(&api, &settings, &mut shutdown).await {
                 Some(not_before) => generated = Some(not_before),
@@ -276,12 +285,25 @@ pub async fn renew_keys(
             continue;
         }
         let wait = due
-            .duration_since(now)
-            .unwrap_or_default()
+            .map_or(MAX_RENEWAL_SLEEP, |due| {
+                due.duration_since(now).unwrap_or_default()
+            })
             .min(MAX_RENEWAL_SLEEP);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+        let asked = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            changed = rotate_now.changed(), if askable => {
+                // Once nobody can ask any more, keep to the schedule.
+                askable = changed.is_ok();
+                askable
+            }
             _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if asked {
+            info!("rotation asked for (SIGUSR1): generating a new sealing key");
+            match generate_until_done(&api, &settings, &mut shutdown).await {
+                Some(not_before) => generated = Some(not_before),
+                None => return,
+            }
         }
     }
 }
@@ -329,6 +351,20 @@ pub async fn create_key(api: &Api<Secret>, settings: &KeySettings) -> Result<(St
     let manifest = KeySecret::from_key_pair(&pair, &settings.namespace, &settings.key_prefix);
     let mut secret: Secret = serde_json::from_value(manifest.to_json())
         .map_err(|source| Error::RenderKeySecret { source })?;
+    let labels = secret.metadata.labels.get_or_insert_with(BTreeMap::new);
+    for (key, value) in &settings.labels {
+        // As Bitnami's: the key label is the controller's, whatever the flag says.
+        if key != KEY_LABEL {
+            labels.insert(key.clone(), value.clone());
+        }
+    }
+    if !settings.annotations.is_empty() {
+        let annotations = secret
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new);
+        annotations.extend(settings.annotations.clone());
+    }
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use aws_lc_rs::{hkdf, hmac};
 use k8s_openapi::api::core::v1::Secret;
 use sealbox_crypto::key_order::{self, KeyAge};
 use sealbox_crypto::{Certificate, Fingerprint, KeyPair, PrivateKey, RsaKeyRing};
@@ -133,11 +134,31 @@ impl PrivateKeyOps {
 #[derive(Clone, Default)]
 pub struct Keys {
     entries: Vec<KeyEntry>,
+    /// Each entry's [`authorship_key`], in the same order.
+    authorship: Vec<hmac::Key>,
     by_fingerprint: HashMap<Fingerprint, usize>,
     /// The same keys (same positions) indexed by their age `ssh-rsa` stanza tag, for
     /// multi-recipient values.
     ring: RsaKeyRing,
     ops: Arc<PrivateKeyOps>,
+}
+
+/// HKDF salt and info of [`authorship_key`]: a key derived for this purpose only.
+const AUTHORSHIP_SALT: &[u8] = b"sealbox.dev/authorship";
+const AUTHORSHIP_INFO: &[u8] = b"secret-proof-v1";
+
+/// The HMAC-SHA256 key that proves a Secret was written by the holder of `private` (see
+/// [`crate::authorship`]): HKDF-SHA256 over the private key's PKCS#1 encoding. Every replica
+/// that loads the key derives the same one, a restart too; nobody without the private key can,
+/// and the HMAC key reveals nothing of the RSA key it came from.
+fn authorship_key(private: &PrivateKey) -> hmac::Key {
+    let pkcs1 = private.to_pkcs1_pem();
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, AUTHORSHIP_SALT).extract(pkcs1.as_bytes());
+    match prk.expand(&[AUTHORSHIP_INFO], hmac::HMAC_SHA256) {
+        Ok(okm) => hmac::Key::from(okm),
+        // HKDF refuses only outputs longer than 255 hash lengths; this one is one.
+        Err(_) => unreachable!("HKDF-SHA256 yields a 32-byte key"),
+    }
 }
 
 impl Keys {
@@ -155,6 +176,10 @@ impl Keys {
         }
         let ring = RsaKeyRing::new(unique.iter().map(|e| e.private_key().clone()));
         Keys {
+            authorship: unique
+                .iter()
+                .map(|e| authorship_key(e.private_key()))
+                .collect(),
             entries: unique,
             by_fingerprint,
             ring,
@@ -185,6 +210,20 @@ impl Keys {
     /// The position (newest = 0) of the key with this fingerprint.
     pub fn position(&self, fingerprint: &Fingerprint) -> Option<usize> {
         self.by_fingerprint.get(fingerprint).copied()
+    }
+
+    /// The key that proves authorship of Secrets written with the newest key, and that key's
+    /// fingerprint (see [`crate::authorship`]).
+    pub fn newest_authorship_key(&self) -> Option<(&Fingerprint, &hmac::Key)> {
+        Some((
+            self.entries.first()?.fingerprint(),
+            self.authorship.first()?,
+        ))
+    }
+
+    /// The key that proves authorship under the key with this fingerprint, if it is loaded.
+    pub fn authorship_key(&self, fingerprint: &Fingerprint) -> Option<&hmac::Key> {
+        self.authorship.get(self.position(fingerprint)?)
     }
 
     /// The fingerprints, newest first.

@@ -14,6 +14,7 @@
 
 mod context;
 mod memory;
+mod recheck;
 mod report;
 mod skip;
 mod write;
@@ -33,11 +34,15 @@ use tracing::{Span, debug, info, instrument, warn};
 use self::context::InFlight;
 pub use self::context::{Context, ReconcileSettings};
 use self::memory::{Memory, Reported};
+use self::recheck::Owner;
 use self::report::{fail, publish, report};
 use self::skip::{SecretSeen, Seen, Step};
 use self::write::{Written, write_secret};
+use crate::authorship::{Author, Identity};
 use crate::bounds::{self, MAX_MESSAGE};
-use crate::desired::{DesiredSecret, UnsealOptions, check_key_trust, desired_secret};
+use crate::desired::{
+    DesiredSecret, SecretWithData, UnsealOptions, check_key_trust, desired_secret,
+};
 use crate::error::{Error, Result};
 use crate::object::{ObjectKey, error_chain};
 use crate::status::{Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
@@ -148,16 +153,24 @@ async fn sync(
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let memory = ctx.memory.recall(key, uid);
-    let (step, epoch) = next_step(ctx, &secrets, cached, key, &memory).await?;
+    let (step, seen) = next_step(ctx, &secrets, cached, key, &memory).await?;
     match step {
         Step::Skip => {
+            ctx.memory.update(key, uid, |m| {
+                m.digest = seen.digest;
+                m.unseal_failed_at = None;
+                m.reported = Some(Reported::Synced {
+                    secret_version: seen.secret.version(),
+                });
+            });
             report(ctx, cached.sealed(), key, uid, &Outcome::Synced).await?;
             return Ok(Action::await_change());
         }
         Step::Wait => return Ok(Action::await_change()),
-        // `next_step` has asked already: the API server's answer is final.
-        Step::AskApiServer | Step::Unseal => {}
+        // `next_step` has asked already: the API server's answer and the proof are final.
+        Step::AskApiServer | Step::CheckProof | Step::Unseal => {}
     }
+    let epoch = seen.key_epoch;
 
     // Unsealing needs the sealed values, which the cache leaves out: read the object afresh. It
     // may be newer than the cache; what follows is about it.
@@ -177,24 +190,37 @@ async fn sync(
     else {
         return Ok(Action::await_change());
     };
-    let written = write_secret(&secrets, desired.secret, uid).await?;
+    let keys = ctx.keys.snapshot();
+    let sealed_digest = fetched.sealed_digest(ctx.settings.accept_deprecated_v1_data);
+    let author = Author {
+        keys: &keys,
+        identity: identity(key, uid),
+        digest: &sealed_digest,
+    };
+    let owner = Owner::new(ctx, key, uid);
+    let written = write_secret(&secrets, desired.secret, &author, &owner).await?;
     report_written(ctx, sealed, key, uid, written).await?;
     Ok(Action::await_change())
 }
 
-/// The step [`skip::decide`] chooses and the key-set epoch it was chosen at; the API server is
-/// asked for the Secret's version only when the watch cannot tell.
+/// The step [`skip::decide`] chooses and what it was chosen on; the API server is asked for the
+/// Secret's version only when the watch cannot tell, and for the Secret whole (its proof of
+/// authorship) only when memory cannot.
 async fn next_step(
     ctx: &Context,
     secrets: &Api<Secret>,
     cached: &WatchedSealedSecret,
     key: &ObjectKey,
     memory: &Memory,
-) -> Result<(Step, u64)> {
+) -> Result<(Step, Seen)> {
+    let uid = cached.sealed().metadata.uid.as_deref().unwrap_or_default();
     let mut seen = Seen {
         digest: cached.digest(ctx.settings.accept_deprecated_v1_data),
         key_epoch: ctx.keys.epoch(),
-        secret: SecretSeen::Watched(ctx.owned.version(key)),
+        secret: match ctx.owned.version(key) {
+            None if ctx.owned.listed(&key.namespace) => SecretSeen::Unwritten,
+            version => SecretSeen::Watched(version),
+        },
     };
     loop {
         match skip::decide(memory, &seen) {
@@ -203,8 +229,52 @@ async fn next_step(
                 // The keys may have changed while the API server answered.
                 seen.key_epoch = ctx.keys.epoch();
             }
-            step => return Ok((step, seen.key_epoch)),
+            Step::CheckProof => {
+                let keys = ctx.keys.snapshot();
+                let digest = cached.sealed_digest(ctx.settings.accept_deprecated_v1_data);
+                let author = Author {
+                    keys: &keys,
+                    identity: identity(key, uid),
+                    digest: &digest,
+                };
+                seen.secret = secret_proof(secrets, key, &author).await?;
+                seen.key_epoch = ctx.keys.epoch();
+            }
+            step => return Ok((step, seen)),
         }
+    }
+}
+
+/// The Secret as the API server has it, and what its proof of authorship shows (a GET with the
+/// data, wiped once checked).
+async fn secret_proof(
+    secrets: &Api<Secret>,
+    key: &ObjectKey,
+    author: &Author<'_>,
+) -> Result<SecretSeen> {
+    let secret = secrets
+        .get_opt(&key.name)
+        .await
+        .map_err(|source| Error::GetSecret {
+            secret: format!("{}/{}", key.namespace, key.name),
+            source,
+        })?
+        .map(SecretWithData::new);
+    Ok(match secret {
+        Some(secret) => SecretSeen::Proven {
+            version: secret.get().metadata.resource_version.clone(),
+            authorship: author.verify(secret.get()),
+        },
+        None => SecretSeen::Gone,
+    })
+}
+
+/// The SealedSecret `key` with `uid`, whose Secret a proof of authorship is about.
+fn identity<'a>(key: &'a ObjectKey, uid: &'a str) -> Identity<'a> {
+    Identity {
+        namespace: &key.namespace,
+        name: &key.name,
+        uid,
     }
 }
 
@@ -261,6 +331,11 @@ async fn unseal_or_fail(
         if desired.decrypted_with.is_some() {
             m.key = desired.decrypted_with.clone();
         }
+        // The Secret matched other inputs: until it is written for these, nothing may be
+        // skipped (a failed write would otherwise leave it with the old values, Synced).
+        if matches!(m.reported, Some(Reported::Synced { .. })) {
+            m.reported = None;
+        }
     });
     Ok(Some(desired))
 }
@@ -278,6 +353,10 @@ async fn report_written(
         Written::Refused { metric, message } => {
             ctx.metrics.unseal_failed(metric, &key.namespace);
             return fail(ctx, sealed, key, uid, REASON_UPDATE_FAILED, message).await;
+        }
+        Written::OwnerGone => {
+            debug!("deleted before its Secret was written; nothing written");
+            return Ok(());
         }
         Written::Unchanged(version) => (version, false),
         Written::Changed(version) => {

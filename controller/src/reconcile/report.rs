@@ -7,7 +7,7 @@ use kube::Resource as _;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use sealbox_crds::{SYNCED_CONDITION, SealedSecret};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::bounds::{self, MAX_MESSAGE};
 use crate::error::{Error, Result};
@@ -16,7 +16,8 @@ use crate::reconcile::context::Context;
 use crate::reconcile::memory::{Memory, Reported, WrittenStatus};
 use crate::status::{self, Outcome};
 
-/// Reports a permanent failure: event (once per distinct failure) and status.
+/// Reports a permanent failure: log line and event once per distinct failure (the status it
+/// writes brings the object back, and the reconcile finds the same failure), and status.
 pub(super) async fn fail(
     ctx: &Context,
     sealed: &SealedSecret,
@@ -27,7 +28,15 @@ pub(super) async fn fail(
 ) -> Result<()> {
     let outcome = Outcome::failed(reason, &message);
     if let Outcome::Failed { message, .. } = &outcome {
-        warn!(reason, error = %message, "cannot sync SealedSecret");
+        let reported = Some(Reported::Failed {
+            message: message.clone(),
+        });
+        if ctx.memory.recall(key, uid).reported == reported {
+            debug!(reason, error = %message, "cannot sync SealedSecret (reported already)");
+        } else {
+            // The reconcile's span names the object.
+            warn!(reason, error = %message, "cannot sync SealedSecret");
+        }
     }
     report(ctx, sealed, key, uid, &outcome).await
 }

@@ -7,7 +7,13 @@
 //! reconcile only confirms `Synced`: it costs no request when the Secret watch shows that
 //! version, else one metadata-only GET. When unsealing these inputs with these keys failed and
 //! was reported, trying again cannot succeed until one of them changes.
+//!
+//! When memory cannot settle it (a new leader term remembers nothing; the inputs or the Secret
+//! changed), the Secret is read whole and its proof of authorship
+//! ([`authorship`](crate::authorship)) decides: a Secret the controller wrote from the sealed
+//! inputs the object has now, unchanged since, needs no private-key operation.
 
+use crate::authorship::Authorship;
 use crate::reconcile::memory::{Memory, Reported};
 
 /// What a reconcile sees when it starts.
@@ -17,30 +23,54 @@ pub(super) struct Seen {
     pub(super) digest: u64,
     /// The key set's epoch.
     pub(super) key_epoch: u64,
-    /// What is known of the Secret's current resourceVersion.
+    /// What is known of the Secret now.
     pub(super) secret: SecretSeen,
 }
 
-/// What is known of the Secret's current resourceVersion.
+/// What is known of the Secret now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum SecretSeen {
     /// The Secret watch shows it at this version (`None`: the watch does not know it); the
     /// watch may lag behind.
     Watched(Option<String>),
+    /// The Secret watch has listed the namespace and shows no Secret the controller could have
+    /// written under this name (it may lag behind).
+    Unwritten,
     /// The API server has it with this resourceVersion.
     Read(Option<String>),
+    /// The API server has it with this resourceVersion, and its proof shows this.
+    Proven {
+        version: Option<String>,
+        authorship: Authorship,
+    },
     /// The API server does not have it.
     Gone,
+}
+
+impl SecretSeen {
+    /// The Secret's resourceVersion, when known.
+    pub(super) fn version(&self) -> Option<String> {
+        match self {
+            SecretSeen::Watched(version)
+            | SecretSeen::Read(version)
+            | SecretSeen::Proven { version, .. } => version.clone(),
+            SecretSeen::Unwritten | SecretSeen::Gone => None,
+        }
+    }
 }
 
 /// What the reconcile does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
-    /// Nothing changed since the Secret was made to match: report `Synced`, wait for a change.
+    /// The Secret is what these inputs make (memory or its proof says so): report `Synced`,
+    /// remember it, wait for a change.
     Skip,
     /// Nothing the Secret depends on changed, but the watch cannot tell whether the Secret
     /// did: read its resourceVersion from the API server and decide again with it.
     AskApiServer,
+    /// Memory cannot tell: read the Secret whole, check its proof of authorship and decide
+    /// again with it.
+    CheckProof,
     /// Unsealing these inputs with these keys failed already and was reported: wait for a
     /// change.
     Wait,
@@ -49,25 +79,35 @@ pub(super) enum Step {
 }
 
 /// The next step of a reconcile that remembers `memory` and sees `seen`. Never
-/// [`Step::AskApiServer`] once the API server's answer is in `seen`.
+/// [`Step::AskApiServer`] once the API server's answer is in `seen`, nor [`Step::CheckProof`]
+/// once the proof is.
 pub(super) fn decide(memory: &Memory, seen: &Seen) -> Step {
-    if memory.digest != seen.digest {
-        return Step::Unseal;
+    let inputs_known = memory.digest == seen.digest;
+    let failed_here = inputs_known && memory.unseal_failed_at == Some(seen.key_epoch);
+    match &seen.secret {
+        SecretSeen::Proven {
+            authorship: Authorship::Authentic,
+            ..
+        } => return Step::Skip,
+        SecretSeen::Proven { .. } | SecretSeen::Gone if failed_here => return Step::Wait,
+        SecretSeen::Proven { .. } | SecretSeen::Gone => return Step::Unseal,
+        SecretSeen::Watched(_) | SecretSeen::Unwritten | SecretSeen::Read(_) => {}
     }
-    if let Some(Reported::Synced { secret_version }) = &memory.reported {
+    if inputs_known && let Some(Reported::Synced { secret_version }) = &memory.reported {
         match &seen.secret {
             SecretSeen::Watched(Some(watched)) if secret_version.as_ref() == Some(watched) => {
                 return Step::Skip;
             }
-            SecretSeen::Watched(_) => return Step::AskApiServer,
+            SecretSeen::Watched(_) | SecretSeen::Unwritten => return Step::AskApiServer,
             SecretSeen::Read(current) if current == secret_version => return Step::Skip,
-            SecretSeen::Read(_) | SecretSeen::Gone => {}
+            _ => {}
         }
     }
-    if memory.unseal_failed_at == Some(seen.key_epoch) {
-        Step::Wait
-    } else {
-        Step::Unseal
+    match &seen.secret {
+        _ if failed_here => Step::Wait,
+        // No proof to read: a new object, at a cold start above all.
+        SecretSeen::Unwritten => Step::Unseal,
+        _ => Step::CheckProof,
     }
 }
 
@@ -111,20 +151,83 @@ mod tests {
         }
     }
 
+    fn proven(authorship: Authorship) -> SecretSeen {
+        SecretSeen::Proven {
+            version: version("5"),
+            authorship,
+        }
+    }
+
     #[test]
-    fn an_object_never_seen_is_unsealed() {
+    fn an_object_never_seen_asks_the_secrets_proof() {
+        // A new leader term remembers nothing.
         let memory = Memory {
             uid: "u1".to_owned(),
             ..Memory::default()
         };
+        for secret in [
+            SecretSeen::Watched(None),
+            SecretSeen::Watched(version("5")),
+            SecretSeen::Read(version("5")),
+        ] {
+            assert_eq!(decide(&memory, &seeing(secret)), Step::CheckProof);
+        }
+        assert_eq!(decide(&memory, &seeing(SecretSeen::Gone)), Step::Unseal);
+        // The watch has listed and shows no Secret the controller wrote: nothing to prove.
         assert_eq!(
-            decide(&memory, &seeing(SecretSeen::Watched(None))),
+            decide(&memory, &seeing(SecretSeen::Unwritten)),
             Step::Unseal
         );
     }
 
     #[test]
-    fn changed_inputs_are_unsealed_whatever_the_secret_shows() {
+    fn what_the_watch_does_not_show_is_asked_when_memory_says_synced() {
+        // Memory says written, the watch has not caught up (or the Secret is gone): ask.
+        assert_eq!(
+            decide(&synced_at(version("5")), &seeing(SecretSeen::Unwritten)),
+            Step::AskApiServer
+        );
+        assert_eq!(
+            decide(&failed_at(EPOCH), &seeing(SecretSeen::Unwritten)),
+            Step::Wait
+        );
+    }
+
+    #[test]
+    fn the_proof_decides_and_is_final() {
+        let memories = [
+            Memory::default(),
+            synced_at(version("5")),
+            synced_at(version("4")),
+            failed_at(EPOCH - 1),
+        ];
+        for memory in &memories {
+            assert_eq!(
+                decide(memory, &seeing(proven(Authorship::Authentic))),
+                Step::Skip
+            );
+            for authorship in [Authorship::Authored, Authorship::Unproven] {
+                assert_eq!(
+                    decide(memory, &seeing(proven(authorship))),
+                    Step::Unseal,
+                    "{memory:?} {authorship:?}"
+                );
+            }
+        }
+        // An authentic Secret was unsealed from these inputs once: it stays right even when the
+        // keys that did are gone now.
+        assert_eq!(
+            decide(&failed_at(EPOCH), &seeing(proven(Authorship::Authentic))),
+            Step::Skip
+        );
+        assert_eq!(
+            decide(&failed_at(EPOCH), &seeing(proven(Authorship::Authored))),
+            Step::Wait
+        );
+    }
+
+    #[test]
+    fn changed_inputs_ask_the_proof_whatever_the_secret_shows() {
         let changed = |secret| Seen {
             digest: DIGEST + 1,
             ..seeing(secret)
@@ -132,16 +235,17 @@ mod tests {
         let synced = synced_at(version("5"));
         assert_eq!(
             decide(&synced, &changed(SecretSeen::Watched(version("5")))),
-            Step::Unseal
+            Step::CheckProof
         );
         assert_eq!(
             decide(&synced, &changed(SecretSeen::Read(version("5")))),
-            Step::Unseal
+            Step::CheckProof
         );
+        assert_eq!(decide(&synced, &changed(SecretSeen::Gone)), Step::Unseal);
         // A failure at this epoch was about other inputs.
         assert_eq!(
             decide(&failed_at(EPOCH), &changed(SecretSeen::Watched(None))),
-            Step::Unseal
+            Step::CheckProof
         );
     }
 
@@ -179,9 +283,10 @@ mod tests {
             decide(&synced, &seeing(SecretSeen::Read(version("5")))),
             Step::Skip
         );
+        // Changed since: edited, or written by another replica meanwhile; the proof tells.
         assert_eq!(
             decide(&synced, &seeing(SecretSeen::Read(version("6")))),
-            Step::Unseal
+            Step::CheckProof
         );
         assert_eq!(decide(&synced, &seeing(SecretSeen::Gone)), Step::Unseal);
         assert_eq!(
@@ -192,13 +297,17 @@ mod tests {
 
     #[test]
     fn a_failure_with_these_keys_waits_for_a_change() {
-        for secret in [SecretSeen::Watched(None), SecretSeen::Gone] {
+        for secret in [
+            SecretSeen::Watched(None),
+            SecretSeen::Gone,
+            proven(Authorship::Unproven),
+        ] {
             assert_eq!(decide(&failed_at(EPOCH), &seeing(secret)), Step::Wait);
         }
         // New keys may decrypt what the old ones could not.
         assert_eq!(
             decide(&failed_at(EPOCH - 1), &seeing(SecretSeen::Watched(None))),
-            Step::Unseal
+            Step::CheckProof
         );
     }
 
@@ -211,6 +320,10 @@ mod tests {
         };
         assert_eq!(
             decide(&refused, &seeing(SecretSeen::Watched(None))),
+            Step::CheckProof
+        );
+        assert_eq!(
+            decide(&refused, &seeing(proven(Authorship::Unproven))),
             Step::Unseal
         );
     }
@@ -227,11 +340,17 @@ mod tests {
             SecretSeen::Read(version("5")),
             SecretSeen::Read(None),
             SecretSeen::Gone,
+            proven(Authorship::Authentic),
+            proven(Authorship::Authored),
+            proven(Authorship::Unproven),
         ];
         for memory in &memories {
             for answer in &answers {
                 let step = decide(memory, &seeing(answer.clone()));
                 assert_ne!(step, Step::AskApiServer, "{memory:?} {answer:?}");
+                if matches!(answer, SecretSeen::Proven { .. } | SecretSeen::Gone) {
+                    assert_ne!(step, Step::CheckProof, "{memory:?} {answer:?}");
+                }
             }
         }
     }

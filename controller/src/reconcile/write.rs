@@ -1,13 +1,17 @@
-//! The Secret write: whether the Secret is ours to write ([`ownership::plan`]), server-side
-//! apply with the one field manager, and removing the keys another writer left in it.
+//! The Secret write: whether the Secret is ours to write ([`ownership::plan`]), its proof of
+//! authorship ([`Author::sign`]), whether its SealedSecret still exists
+//! ([`Owner::is_current`]), server-side apply with the one field manager, and removing the keys
+//! another writer left in it.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 
+use crate::authorship::Author;
 use crate::desired::SecretWithData;
 use crate::error::{Error, Result};
 use crate::object::FIELD_MANAGER;
-use crate::ownership::{self, Leftovers, Plan};
+use crate::ownership::{self, Leftovers, Ownership, Plan};
+use crate::reconcile::recheck::Owner;
 
 /// `reason` labels of `sealed_secrets_controller_unseal_errors_total` that Bitnami uses too: a
 /// Secret that is not ours, a write the API server refused.
@@ -20,6 +24,8 @@ pub(super) enum Written {
     Changed(Option<String>),
     /// Already right; its resourceVersion.
     Unchanged(Option<String>),
+    /// Not written: the SealedSecret was deleted (or replaced by a new incarnation) meanwhile.
+    OwnerGone,
     /// Not ours to write, or the API refused it for good.
     Refused {
         /// The `reason` label of the unseal error metric.
@@ -29,12 +35,15 @@ pub(super) enum Written {
     },
 }
 
-/// Brings the Secret in line with `desired`, if it is ours to write.
+/// Brings the Secret in line with `desired`, if it is ours to write and `owner` still exists,
+/// with `author`'s proof that the controller wrote it.
 pub(super) async fn write_secret(
     secrets: &Api<Secret>,
     mut desired: SecretWithData,
-    uid: &str,
+    author: &Author<'_>,
+    owner: &Owner<'_>,
 ) -> Result<Written> {
+    let uid = owner.uid();
     let name = desired.get().metadata.name.clone().unwrap_or_default();
     let namespace = desired.get().metadata.namespace.clone().unwrap_or_default();
     let id = format!("{namespace}/{name}");
@@ -47,11 +56,21 @@ pub(super) async fn write_secret(
         })?
         .map(SecretWithData::new);
 
-    let plan = ownership::plan(
-        existing.as_ref().map(SecretWithData::get),
-        desired.get(),
-        Some(uid),
-    );
+    let existing_secret = existing.as_ref().map(SecretWithData::get);
+    let authored = existing_secret.is_some_and(|e| author.verify(e).is_authored());
+    // A patched Secret is someone else's: the controller adds to it but never claims it (its
+    // proof would let a later write replace the rest), and its apply drops a proof left from
+    // before.
+    let patched = existing_secret.is_some_and(|e| {
+        matches!(
+            ownership::ownership(&e.metadata, Some(uid), authored),
+            Ownership::Patch { .. }
+        )
+    });
+    if !patched {
+        author.sign(desired.get_mut());
+    }
+    let plan = ownership::plan(existing_secret, desired.get(), Some(uid), authored);
     let write = match plan {
         Err(refusal) => {
             return Ok(Written::Refused {
@@ -66,6 +85,11 @@ pub(super) async fn write_secret(
         Ok(Plan::Write(write)) => write,
     };
     drop(existing);
+    // Last, so that the SealedSecret is confirmed after the Secret was read: the plan may have
+    // handed its earlier incarnation's Secret to it (see `incarnation`).
+    if !owner.is_current().await? {
+        return Ok(Written::OwnerGone);
+    }
 
     write.prepare(desired.get_mut());
     let params = PatchParams::apply(FIELD_MANAGER).force();

@@ -379,13 +379,28 @@ where
     let result = runtime.block_on(body(Kind::Real));
     drop(runtime);
     let controller = service_account_user(CONTROLLER_NS, SERVICE_ACCOUNT);
-    // Each refused request once (the controller retries), as RBAC names it.
-    let forbidden: std::collections::BTreeSet<String> = plane
+    // Each refused request once (the controller retries), as RBAC names it. A request that was
+    // also allowed (before or after: RBAC does not change during a test; a watch is audited
+    // when it ends) is not one RBAC lacks: an API server just restarted refuses everything
+    // until its authorizer has read the RBAC objects.
+    let controller_requests: Vec<RequestRecord> = plane
         .audit_events(from)?
         .0
         .into_iter()
-        .filter(|e| e.user == controller && e.request.status == 403)
-        .map(|e| format!("{} {}", e.request.verb, e.request.path))
+        .filter(|e| e.user == controller)
+        .map(|e| e.request)
+        .collect();
+    let id = |r: &RequestRecord| format!("{} {}", r.verb, r.path);
+    let allowed: std::collections::BTreeSet<String> = controller_requests
+        .iter()
+        .filter(|r| r.status < 400)
+        .map(id)
+        .collect();
+    let forbidden: std::collections::BTreeSet<String> = controller_requests
+        .iter()
+        .filter(|r| r.status == 403)
+        .map(id)
+        .filter(|refused| !allowed.contains(refused))
         .collect();
     if !forbidden.is_empty() {
         let outcome = match result {

@@ -134,7 +134,7 @@ impl std::fmt::Debug for Recipients {
 }
 
 /// Seals `plaintext` for every recipient, bound to `binding`. The age crate draws the file key,
-/// nonce and X25519 ephemerals from the OS; the RSA-OAEP seeds come from aws-lc.
+/// nonce and X25519 ephemerals from the OS, and so do the RSA-OAEP seeds (public-key only).
 pub fn seal(recipients: &Recipients, binding: &Binding, plaintext: &[u8]) -> Result<Vec<u8>> {
     if recipients.is_empty() {
         return Err(Error::NoRecipients);

@@ -40,17 +40,13 @@ impl age::Recipient for RsaRecipient<'_> {
     ) -> Result<(Vec<Stanza>, HashSet<String>), EncryptError> {
         let key = self.0;
         let mut body = vec![0u8; key.modulus_len()];
-        let written = key
-            .oaep()
-            .encrypt(
-                &OAEP_SHA256_MGF1SHA256,
-                file_key.expose_secret(),
-                &mut body,
-                Some(OAEP_LABEL),
-            )
-            .map_err(|_| EncryptError::Io(std::io::Error::other("RSA-OAEP encryption failed")))?
-            .len();
-        body.truncate(written);
+        key.encrypt_session_key(
+            &crate::random::OsRandom,
+            file_key.expose_secret(),
+            OAEP_LABEL,
+            &mut body,
+        )
+        .map_err(|_| EncryptError::Io(std::io::Error::other("RSA-OAEP encryption failed")))?;
         let stanza = Stanza {
             tag: SSH_RSA_TAG.to_owned(),
             args: vec![STANDARD_NO_PAD.encode(key.fingerprint().age_tag())],

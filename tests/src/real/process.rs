@@ -17,6 +17,9 @@ const LOG_TAIL_BYTES: u64 = 4096;
 pub(crate) struct Process {
     name: &'static str,
     child: Child,
+    /// Program and arguments, to start it again; `None` when started from a caller's
+    /// `Command` (its environment is not kept).
+    recipe: Option<(PathBuf, Vec<OsString>)>,
     log: PathBuf,
 }
 
@@ -29,8 +32,10 @@ impl Process {
         log: PathBuf,
     ) -> Result<Self, Error> {
         let mut command = Command::new(program);
-        command.args(args);
-        Self::spawn_command(name, command, log)
+        command.args(&args);
+        let mut process = Self::spawn_command(name, command, log)?;
+        process.recipe = Some((program.to_path_buf(), args));
+        Ok(process)
     }
 
     /// Starts `command` (its program, arguments and environment as the caller set them), stdin
@@ -44,20 +49,41 @@ impl Process {
             path: log.clone(),
             source,
         })?;
-        let err = out.try_clone().map_err(|source| Error::Write {
-            path: log.clone(),
-            source,
-        })?;
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                program: PathBuf::from(command.get_program()),
+        let child = start(&mut command, out, &log)?;
+        Ok(Self {
+            name,
+            child,
+            recipe: None,
+            log,
+        })
+    }
+
+    /// Kills the process (SIGKILL: a crash; what it wrote stays with the kernel) and reaps it.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the process again (after [`stop`](Self::stop)) with the program and arguments
+    /// of [`spawn`](Self::spawn), its output appended to the same log.
+    pub(crate) fn start_again(&mut self) -> Result<(), Error> {
+        let Some((program, args)) = &self.recipe else {
+            return Err(Error::Spawn {
+                program: PathBuf::from(self.name),
+                source: std::io::Error::other("started from a Command: cannot start it again"),
+            });
+        };
+        let mut command = Command::new(program);
+        command.args(args);
+        let out = File::options()
+            .append(true)
+            .open(&self.log)
+            .map_err(|source| Error::Write {
+                path: self.log.clone(),
                 source,
             })?;
-        Ok(Self { name, child, log })
+        self.child = start(&mut command, out, &self.log)?;
+        Ok(())
     }
 
     /// An error naming the process and quoting its log if it has exited.
@@ -100,6 +126,23 @@ impl Process {
         };
         read().unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
     }
+}
+
+/// Starts `command`, stdin closed, stdout and stderr into `out` (the file at `log`).
+fn start(command: &mut Command, out: File, log: &Path) -> Result<Child, Error> {
+    let err = out.try_clone().map_err(|source| Error::Write {
+        path: log.to_path_buf(),
+        source,
+    })?;
+    command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: PathBuf::from(command.get_program()),
+            source,
+        })
 }
 
 impl Drop for Process {

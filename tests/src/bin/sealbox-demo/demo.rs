@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kube::core::GroupVersionResource;
-use sealbox_tests::ApiServer;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Cli;
-use crate::processes::{Binaries, Controller, Sealbox, http_get, indent, interrupt, wait_for};
+use crate::cluster::{Cluster, Kind};
+use crate::processes::{Binaries, Sealbox, http_get, indent, interrupt, wait_for};
 
 /// The generated CRD, as a user installs it.
 const CRD_YAML: &str = include_str!("../../../../deploy/crds/sealedsecrets.bitnami.com.yaml");
@@ -34,14 +33,6 @@ const HINT_ANNOTATION: &str = "sealbox.dev/sealing-key";
 /// Generous: an RSA-4096 key takes seconds, more on a busy machine.
 const KEY_TIMEOUT: Duration = Duration::from_secs(180);
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn secrets() -> GroupVersionResource {
-    GroupVersionResource::gvr("", "v1", "secrets")
-}
-
-fn sealed_secrets() -> GroupVersionResource {
-    GroupVersionResource::gvr("bitnami.com", "v1alpha1", "sealedsecrets")
-}
 
 /// Prints numbered steps and what they showed.
 #[derive(Debug, Default)]
@@ -102,17 +93,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let dir = scratch.path();
 
     // 1. A cluster.
-    let server = ApiServer::new();
-    let served = runtime
-        .block_on(server.serve_local())
-        .context("cannot serve the API double")?;
-    let kubeconfig = served
-        .write_kubeconfig(dir.join("kubeconfig"))
-        .context("cannot write the kubeconfig")?;
-    say.step(format!(
-        "Starting a Kubernetes API double on {} — an in-process stand-in for a cluster's API server.",
-        served.url()
-    ));
+    let cluster = if cli.real {
+        Cluster::real(&runtime)?
+    } else {
+        Cluster::double(&runtime, dir)?
+    };
+    let kubeconfig = cluster.kubeconfig().to_owned();
+    say.step(cluster.describe());
     say.say(format!(
         "Everything below talks to it through the kubeconfig {}.",
         kubeconfig.display()
@@ -122,46 +109,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         "Installing the SealedSecret CRD (deploy/crds/sealedsecrets.bitnami.com.yaml) and the controller's Service.",
     );
     let crd: Value = serde_norway::from_str(CRD_YAML).context("the bundled CRD does not parse")?;
-    server
-        .apply_crd(crd)
-        .context("the API double refused the CRD")?;
-    server
-        .put_object(
-            &GroupVersionResource::gvr("", "v1", "services"),
-            json!({
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": { "name": CONTROLLER_SERVICE, "namespace": CONTROLLER_NAMESPACE },
-                "spec": { "ports": [{ "name": "http", "port": 8080, "targetPort": 8080 }] },
-            }),
-        )
-        .context("the API double refused the Service")?;
+    cluster.install(crd, CONTROLLER_NAMESPACE, CONTROLLER_SERVICE)?;
 
     // 2. The controller.
-    let mut controller = Controller::start(
+    let mut controller = cluster.start_controller(
         &binaries.controller,
-        &kubeconfig,
         CONTROLLER_NAMESPACE,
+        CONTROLLER_SERVICE,
         &cli.key_size,
         dir.join("controller.log"),
     )?;
     say.step(format!(
         "Starting the real controller: {} {}",
         binaries.controller.display(),
-        controller.args.join(" ")
+        controller.args().join(" ")
     ));
-    say.say(format!(
-        "Its HTTP API is on http://{}; the API double's service proxy forwards\n\
-         /api/v1/namespaces/{CONTROLLER_NAMESPACE}/services/http:{CONTROLLER_SERVICE}:http/proxy/ to it, as a Service would.\n\
-         Its log: {}",
-        controller.http,
-        controller.log.display()
-    ));
-    server.proxy_service(
-        CONTROLLER_NAMESPACE,
-        CONTROLLER_SERVICE,
-        &format!("http://{}", controller.http),
-    );
+    say.say(controller.reached(CONTROLLER_NAMESPACE, CONTROLLER_SERVICE));
 
     say.step(format!(
         "Waiting for the controller to create its first sealing key (RSA-{}; this takes a few seconds).",
@@ -170,7 +133,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let waiting = Instant::now();
     let first_key = wait_for("the controller's first key", KEY_TIMEOUT, || {
         controller.check_running()?;
-        Ok(active_keys(&server).into_iter().next())
+        Ok(active_keys(&cluster)?.into_iter().next())
     })
     .map_err(|e| e.context(format!("controller log:\n{}", controller.log_tail(20))))?;
     let first_key_at = Instant::now();
@@ -181,7 +144,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     ));
     wait_for("the controller's certificate", RECONCILE_TIMEOUT, || {
         controller.check_running()?;
-        match http_get(controller.http, "/v1/cert.pem") {
+        match http_get(controller.http(), "/v1/cert.pem") {
             Some((200, _)) => Ok(Some(())),
             Some((404, _)) => bail!(
                 "{} does not serve /v1/cert.pem: rebuild it (cargo build -p sealbox-controller)",
@@ -199,7 +162,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
     // 3. Sealing.
     say.step("Fetching the controller's certificate through the API server's service proxy, as kubeseal does.");
-    let args = ["cert", "fetch", "-o", "cert.pem"];
+    let args = ["cert", "fetch", "-w", "cert.pem"];
     say.command(&args);
     let out = cli_runner.run(&args)?;
     say.output(&out.stderr);
@@ -240,21 +203,21 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     say.step(format!(
         "Applying the SealedSecret {namespace}/{name} to the cluster (what `kubectl apply -f sealed-secret.yaml` does)."
     ));
-    server
-        .put_object(&sealed_secrets(), sealed.clone())
-        .context("the API double refused the SealedSecret")?;
+    cluster
+        .put(Kind::SealedSecret, sealed.clone())
+        .context("the cluster refused the SealedSecret")?;
     let waiting = Instant::now();
     let secret = wait_for(
         "the controller to unseal the SealedSecret",
         RECONCILE_TIMEOUT,
         || {
             controller.check_running()?;
-            Ok(server.get_object(&secrets(), Some(&namespace), &name))
+            cluster.get(Kind::Secret, &namespace, &name)
         },
     )?;
     let status = wait_for("the SealedSecret's status", RECONCILE_TIMEOUT, || {
         controller.check_running()?;
-        Ok(synced_status(&server, &namespace, &name))
+        synced_status(&cluster, &namespace, &name)
     })?;
     let data = decoded_data(&secret)?;
     say.say(format!(
@@ -272,15 +235,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         "Deleting the Secret {namespace}/{name}, as a stray `kubectl delete secret` would."
     ));
     let old_uid = uid(&secret);
-    server.delete_object(&secrets(), Some(&namespace), &name);
+    cluster.delete(Kind::Secret, &namespace, &name)?;
     let waiting = Instant::now();
     let restored = wait_for(
         "the controller to restore the Secret",
         RECONCILE_TIMEOUT,
         || {
             controller.check_running()?;
-            Ok(server
-                .get_object(&secrets(), Some(&namespace), &name)
+            Ok(cluster
+                .get(Kind::Secret, &namespace, &name)?
                 .filter(|secret| uid(secret) != old_uid))
         },
     )?;
@@ -303,7 +266,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     say.output(&out.stderr);
     say.output(&out.stdout);
     let new_key = wait_for("the new key Secret", RECONCILE_TIMEOUT, || {
-        Ok(active_keys(&server)
+        Ok(active_keys(&cluster)?
             .into_iter()
             .find(|key| key.name != first_key.name))
     })?;
@@ -312,7 +275,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         RECONCILE_TIMEOUT,
         || {
             controller.check_running()?;
-            Ok(http_get(controller.http, "/v1/cert.pem")
+            Ok(http_get(controller.http(), "/v1/cert.pem")
                 .filter(|(code, body)| *code == 200 && body.as_slice() == new_key.certificate)
                 .map(|_| ()))
         },
@@ -341,11 +304,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         old_hint.as_deref().unwrap_or("(none)"),
         new_hint.as_deref().unwrap_or("(none)")
     ));
-    server
-        .put_object(&sealed_secrets(), resealed)
-        .context("the API double refused the re-encrypted SealedSecret")?;
-    let generation = server
-        .get_object(&sealed_secrets(), Some(&namespace), &name)
+    cluster
+        .put(Kind::SealedSecret, resealed)
+        .context("the cluster refused the re-encrypted SealedSecret")?;
+    let generation = cluster
+        .get(Kind::SealedSecret, &namespace, &name)?
         .and_then(|object| {
             object
                 .pointer("/metadata/generation")
@@ -356,18 +319,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         RECONCILE_TIMEOUT,
         || {
             controller.check_running()?;
-            let object = server.get_object(&sealed_secrets(), Some(&namespace), &name);
+            let object = cluster.get(Kind::SealedSecret, &namespace, &name)?;
             let observed = object
                 .as_ref()
                 .and_then(|o| o.pointer("/status/observedGeneration"))
                 .and_then(Value::as_i64);
-            Ok((observed.is_some() && observed == generation)
-                .then(|| synced_status(&server, &namespace, &name))
-                .flatten())
+            if observed.is_none() || observed != generation {
+                return Ok(None);
+            }
+            synced_status(&cluster, &namespace, &name)
         },
     )?;
-    let secret = server
-        .get_object(&secrets(), Some(&namespace), &name)
+    let secret = cluster
+        .get(Kind::Secret, &namespace, &name)?
         .context("the Secret is gone")?;
     if decoded_data(&secret)? != data {
         bail!("the Secret's data changed after re-encryption");
@@ -379,12 +343,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     say.output(&out.stdout);
 
     say.step(format!(
-        "Done in {:.1} s. Stopping the controller and the API double; removing {}.",
+        "Done in {:.1} s. Stopping the controller and the cluster; removing {}.",
         started.elapsed().as_secs_f64(),
         dir.display()
     ));
     drop(controller);
-    drop(served);
+    drop(cluster);
     scratch
         .close()
         .context("cannot remove the scratch directory")?;
@@ -399,9 +363,9 @@ struct KeySecret {
 }
 
 /// Active key Secrets in the controller's namespace, oldest first.
-fn active_keys(server: &ApiServer) -> Vec<KeySecret> {
-    let mut keys: Vec<(String, KeySecret)> = server
-        .objects(&secrets(), Some(CONTROLLER_NAMESPACE))
+fn active_keys(cluster: &Cluster) -> anyhow::Result<Vec<KeySecret>> {
+    let mut keys: Vec<(String, KeySecret)> = cluster
+        .list(Kind::Secret, CONTROLLER_NAMESPACE)?
         .into_iter()
         .filter(|secret| {
             secret
@@ -424,7 +388,7 @@ fn active_keys(server: &ApiServer) -> Vec<KeySecret> {
         })
         .collect();
     keys.sort_by(|a, b| a.0.cmp(&b.0));
-    keys.into_iter().map(|(_, key)| key).collect()
+    Ok(keys.into_iter().map(|(_, key)| key).collect())
 }
 
 fn read_yaml(path: &Path) -> anyhow::Result<Value> {
@@ -460,8 +424,14 @@ fn uid(object: &Value) -> Option<String> {
 }
 
 /// "Synced=True (message)" once the SealedSecret reports success.
-fn synced_status(server: &ApiServer, namespace: &str, name: &str) -> Option<String> {
-    let object = server.get_object(&sealed_secrets(), Some(namespace), name)?;
+fn synced_status(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Result<Option<String>> {
+    let Some(object) = cluster.get(Kind::SealedSecret, namespace, name)? else {
+        return Ok(None);
+    };
+    Ok(synced_condition(&object))
+}
+
+fn synced_condition(object: &Value) -> Option<String> {
     let condition = object
         .pointer("/status/conditions")?
         .as_array()?

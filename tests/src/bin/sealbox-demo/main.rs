@@ -2,8 +2,10 @@
 //!
 //! Starts the Kubernetes API double, runs the real `sealbox-controller` against it and drives it
 //! with the real `sealbox` CLI: seal, apply, unseal, delete and restore, rotate, re-encrypt. Each
-//! step is printed in plain words. `cargo run -q -p sealbox-tests --bin sealbox-demo`.
+//! step is printed in plain words. `cargo run -q -p sealbox-tests --bin sealbox-demo`; with
+//! `--real`, the same story on the real control plane of tests/kube (see cluster.rs).
 
+mod cluster;
 mod demo;
 mod processes;
 
@@ -32,6 +34,13 @@ pub struct Cli {
     /// Size in bits of the RSA keys the controller generates and `keys rotate` creates.
     #[arg(long, default_value = "4096", value_parser = ["2048", "3072", "4096"])]
     pub key_size: String,
+
+    /// Run the story on the real control plane instead of the API double: etcd, kube-apiserver
+    /// and kube-controller-manager built by tests/kube/build.sh (looked for in
+    /// $SEALBOX_KUBE_BIN, else target/kube/bin). The controller then runs in a network
+    /// namespace the API server's service proxy reaches, which needs root and iproute2.
+    #[arg(long)]
+    pub real: bool,
 }
 
 fn main() -> ExitCode {

@@ -101,7 +101,8 @@ impl Binaries {
 /// directory.
 fn cargo_build(cargo: &std::ffi::OsStr, own_dir: &Path) -> anyhow::Result<()> {
     let mut command = Command::new(cargo);
-    command.args(["build", "-q", "-p", "sealbox", "-p", "sealbox-controller"]);
+    // Not -q: on a first run this compiles for minutes, and cargo's progress shows it is.
+    command.args(["build", "-p", "sealbox", "-p", "sealbox-controller"]);
     if own_dir.file_name().is_some_and(|name| name == "release") {
         command.arg("--release");
     }
