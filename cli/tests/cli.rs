@@ -1686,6 +1686,22 @@ fn merge_into_a_multi_recipient_file_keeps_its_recipients() {
         .code(2);
     assert!(stderr_text(&assert).contains("it holds multi-recipient values"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), sealed);
+    // `set` the same.
+    let assert = sealbox()
+        .arg("set")
+        .arg(&file)
+        .arg("token")
+        .arg("--cert")
+        .arg(example_cert())
+        .write_stdin("t0ken")
+        .assert()
+        .code(2);
+    assert!(
+        stderr_text(&assert).contains("cannot set a key in"),
+        "{}",
+        stderr_text(&assert)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), sealed);
 
     sealbox()
         .args(["merge", "--cert"])
