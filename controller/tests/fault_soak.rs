@@ -26,6 +26,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::GroupVersionResource;
 use sealbox_crds::SealedSecret;
+use sealbox_tests::fixtures::owner_uid;
 use sealbox_tests::{ApiServer, Chaos, Requests};
 use support::{CONTROLLER_NS, NS, TestResult, http_get, pair, secret_data};
 use tokio::time::Instant;
@@ -199,16 +200,6 @@ fn divergence(server: &ApiServer, expected: &Expected, deleted: &Deleted) -> Vec
         }
     }
     problems
-}
-
-fn owner_uid(secret: &Secret) -> Option<String> {
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.kind == "SealedSecret" && r.controller == Some(true))
-        .map(|r| r.uid.clone())
 }
 
 fn holder(server: &ApiServer) -> Option<String> {
