@@ -6,7 +6,7 @@
 
 use kube::api::DynamicObject;
 use libfuzzer_sys::fuzz_target;
-use sealbox_controller::reconcile::{WatchedSealedSecret, parse_sealed_secret};
+use sealbox_controller::watched::{WatchedSealedSecret, parse_sealed_secret};
 use sealbox_crds::SealedSecret;
 
 fn exercise(sealed: &SealedSecret) {
