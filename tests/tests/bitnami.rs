@@ -17,7 +17,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -324,16 +324,9 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = TestResult<Option<T>>>,
 {
-    let began = Instant::now();
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if began.elapsed() > WAIT {
-            return Err(format!("{what}: not after {WAIT:?}").into());
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    sealbox_tests::fixtures::Wait::new(WAIT, POLL)
+        .until_found(what, check)
+        .await
 }
 
 /// A Secret's data as UTF-8 strings.

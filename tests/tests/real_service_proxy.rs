@@ -250,16 +250,9 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = TestResult<Option<T>>>,
 {
-    let began = Instant::now();
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if began.elapsed() > WAIT {
-            return Err(format!("{what}: not after {WAIT:?}").into());
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    sealbox_tests::fixtures::Wait::new(WAIT, POLL)
+        .until_found(what, check)
+        .await
 }
 
 fn stderr(output: &Output) -> String {
