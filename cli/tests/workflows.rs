@@ -229,6 +229,67 @@ fn set_and_unset_edit_one_key_in_place() {
 
 /// A passphrase backup with a cheap work factor (scrypt 2^10) of `keys`, armored, as `keys
 /// backup` writes it.
+/// On a terminal `set` asks for the value without echo. `script(1)` (util-linux, on every Debian)
+/// gives the child a pseudo-terminal and copies our stdin into it; its transcript is everything
+/// the terminal showed, so the typed value must not be in it, yet must be what was sealed.
+#[test]
+fn set_prompts_on_a_terminal_without_echo() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: script(1) from util-linux is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.yaml");
+    seal_file(&file, "app", "team", &[("a", "one")], &[]);
+    let set = format!(
+        "{} set {} typed --cert {}",
+        env!("CARGO_BIN_EXE_sealbox"),
+        file.display(),
+        example_cert().display()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["--quiet", "--return", "--command", &set, "/dev/null"])
+        .env("KUBECONFIG", "/nonexistent/sealbox-test/kubeconfig")
+        .env_remove("SEALBOX_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = script.spawn().unwrap();
+    // Typed only once the prompt is up (echo is off from then on), as a person would.
+    let mut transcript = Vec::new();
+    let mut stdout = child.stdout.take().unwrap();
+    let prompt = b"Value for typed (not echoed):";
+    while !transcript.windows(prompt.len()).any(|w| w == prompt) {
+        let mut chunk = [0u8; 256];
+        let n = std::io::Read::read(&mut stdout, &mut chunk).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&transcript));
+        transcript.extend_from_slice(&chunk[..n]);
+    }
+    // rpassword turns echo off right after writing the prompt; a person takes longer than that.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"typed-canary-value\n")
+        .unwrap();
+    std::io::Read::read_to_end(&mut stdout, &mut transcript).unwrap();
+    let status = child.wait().unwrap();
+    let transcript = String::from_utf8_lossy(&transcript);
+    assert!(status.success(), "set failed on a terminal: {transcript}");
+    assert!(
+        !transcript.contains("typed-canary-value"),
+        "echoed: {transcript}"
+    );
+    let values = unsealed(&file, &os(&example_key_args()));
+    assert_eq!(values["typed"], "typed-canary-value");
+    assert_eq!(values["a"], "one");
+}
+
 fn passphrase_backup(keys: &[u8], passphrase: &str) -> Vec<u8> {
     let mut recipient = age::scrypt::Recipient::new(passphrase.to_owned().into());
     recipient.set_work_factor(10);
