@@ -4,7 +4,9 @@
 //! SealedSecret with kube-rs's `Controller`, keeps the resulting Secret as the SealedSecret says
 //! (drift is corrected), reports status and events, serves Bitnami's HTTP API
 //! (`/v1/cert.pem`, `/v1/verify`, `/v1/rotate`) and probes, and exposes Prometheus metrics.
-//! Replicas elect one leader through a Lease: only it reconciles and renews keys.
+//! Replicas elect one leader through a Lease: only it reconciles and renews keys; every replica
+//! keeps the SealedSecret and owned-Secret caches warm ([`caches`]), so a new leader starts
+//! reconciling at once.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
 //! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
