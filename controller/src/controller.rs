@@ -1,6 +1,7 @@
-//! Wiring of kube-rs's `Controller`: which SealedSecrets are watched, the owned Secrets
-//! (metadata only: no Secret data is cached), re-queuing everything when the keys change, and
-//! shutdown.
+//! Wiring of one leader term's kube-rs `Controller`s over the process's warm caches
+//! ([`caches`](crate::caches)): what triggers a reconcile (a SealedSecret or an owned Secret the
+//! watches hand on, a Secret gone missing unseen, the term's start, a change of the keys, the
+//! resync), what a finished reconcile leaves to do, and shutdown.
 //!
 //! SealedSecrets are parsed as they arrive into [`WatchedSealedSecret`]s, which carry a malformed
 //! object's problem instead of failing (one object that does not fit the schema fails alone
@@ -9,24 +10,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::mpsc;
 use futures::future::join_all;
-use futures::{Stream, StreamExt as _, TryStreamExt as _, stream};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
-use kube::core::PartialObjectMeta;
+use futures::{Stream, StreamExt as _, stream};
+use kube::ResourceExt as _;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::{Client, ResourceExt as _};
+use kube::runtime::watcher;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
+pub use crate::caches::WatchSettings;
+use crate::caches::{Caches, Subscription};
 use crate::keys::KeyRegistry;
 use crate::object::{ObjectKey, error_chain};
 use crate::reconcile::{Context, error_policy, reconcile_object};
 use crate::resync;
-use crate::server::Readiness;
 use crate::watched::WatchedSealedSecret;
 
 /// How often memory (and the condition metric) of deleted SealedSecrets is dropped. Deletions
@@ -35,41 +33,20 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest wait at shutdown for running reconciles to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Which SealedSecrets to reconcile, and how many at once.
-#[derive(Debug, Clone, Default)]
-pub struct WatchSettings {
-    /// Namespaces to watch; `None` for all.
-    pub namespaces: Option<Vec<String>>,
-    /// Label selector on SealedSecrets.
-    pub label_selector: Option<String>,
-    /// Concurrent reconciles per watched scope (0 = unbounded).
-    pub concurrency: u16,
-    /// --skip-recreate: do not watch the Secrets written, so a changed or deleted one waits
-    /// for its SealedSecret to change.
-    pub skip_recreate: bool,
-    /// How often every SealedSecret is reconciled whatever the watches showed (jittered; zero
-    /// for never): the backstop for a change no watch delivered.
-    pub resync_period: Duration,
-}
-
-/// Runs the controllers until `shutdown` turns true.
+/// Runs one leader term's controllers over the process's warm caches until `shutdown` turns
+/// true: everything in the caches is reconciled once when the term begins, then whatever the
+/// watches hand on.
 pub async fn run(
-    client: Client,
     ctx: Arc<Context>,
-    settings: WatchSettings,
-    readiness: Readiness,
+    caches: &Caches,
+    settings: &WatchSettings,
     shutdown: watch::Receiver<bool>,
 ) {
-    let scopes = match &settings.namespaces {
-        None => vec![None],
-        Some(namespaces) => namespaces.iter().cloned().map(Some).collect(),
-    };
-
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
-    for scope in scopes {
-        let controller = scope_controller(&client, &ctx, &settings, scope, &shutdown);
-        stores.push(controller.store());
+    for subscription in caches.subscribe() {
+        stores.push(subscription.store.clone());
+        let controller = scope_controller(&ctx, settings, subscription, &shutdown);
         let ctx = ctx.clone();
         controllers.push(async move {
             let forget = ctx.clone();
@@ -82,22 +59,6 @@ pub async fn run(
                 .await;
         });
     }
-    info!(namespaces = ?settings.namespaces, "watching SealedSecrets");
-
-    let ready = {
-        let stores = stores.clone();
-        let mut shutdown = shutdown.clone();
-        async move {
-            let all_ready = join_all(stores.iter().map(Store::wait_until_ready));
-            tokio::select! {
-                _ = all_ready => {
-                    info!("caches synced");
-                    readiness.set_caches_synced();
-                }
-                _ = shutdown.wait_for(|stop| *stop) => {}
-            }
-        }
-    };
     let prune = prune_memory(ctx.clone(), stores, shutdown.clone());
     // kube's Controller drains its whole queue on shutdown, delayed retries included, and
     // never ends while its cache is unsynced; only running reconciles are worth waiting for.
@@ -107,57 +68,30 @@ pub async fn run(
             _ = drained(&ctx, shutdown) => debug!("stopped with reconciles still queued"),
         }
     };
-    tokio::join!(controllers, ready, prune);
+    tokio::join!(controllers, prune);
 }
 
-/// The controller of one watched scope (a namespace, or `None` for all): SealedSecrets, the
-/// Secrets they own, and a reconcile of everything when the keys change.
+/// The controller of one watched scope (a namespace, or `None` for all) over what the
+/// process's watches hand on: SealedSecrets, the Secrets they own, the owners of Secrets that
+/// went missing unseen; everything once when the term begins (as soon as the cache has
+/// listed), again when the keys change, and at every resync.
 fn scope_controller(
-    client: &Client,
     ctx: &Arc<Context>,
     settings: &WatchSettings,
-    scope: Option<String>,
+    subscription: Subscription,
     shutdown: &watch::Receiver<bool>,
 ) -> Controller<WatchedSealedSecret> {
-    let (sealed, secrets): (Api<WatchedSealedSecret>, Api<PartialObjectMeta<Secret>>) = match &scope
-    {
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-    };
-    let mut config = watcher::Config::default();
-    if let Some(selector) = &settings.label_selector {
-        config = config.labels(selector);
-    }
-    // Owned Secrets are watched metadata only (their data never enters the controller's
-    // memory), and their versions noted on the way, so that the reconciles our own writes
-    // cause need not ask the API server whether the Secret is still as written. A relist
-    // names the SealedSecrets whose Secrets went missing unseen; they are reconciled too.
-    let (missing_tx, missing_rx) = mpsc::unbounded();
-    let owned = {
-        let ctx = ctx.clone();
-        watcher(secrets, watcher::Config::default())
-            .inspect_ok(move |event| {
-                for owner in ctx.owned_secrets().observe(scope.as_deref(), event) {
-                    debug!(namespace = %owner.namespace, name = %owner.name,
-                           "its Secret went missing while the Secret watch was away");
-                    // The receiver lives as long as the controller.
-                    let _ = missing_tx.unbounded_send(
-                        ObjectRef::<WatchedSealedSecret>::new(&owner.name).within(&owner.namespace),
-                    );
-                }
-            })
-            .touched_objects()
-    };
-    let controller = Controller::new(sealed, config);
-    let controller = match settings.skip_recreate {
-        true => controller,
-        false => controller.owns_stream(owned),
+    let store = subscription.store.clone();
+    let begins = stream::once(async move { store.wait_until_ready().await.ok() })
+        .filter_map(std::future::ready);
+    let controller = Controller::for_shared_stream(subscription.sealed, subscription.store.clone());
+    let controller = match subscription.owned {
+        None => controller,
+        Some(owned) => controller.owns_shared_stream(owned),
     };
     let mut controller = controller
-        .reconcile_on(missing_rx)
+        .reconcile_on(subscription.missing)
+        .reconcile_all_on(begins)
         .reconcile_all_on(key_changes(ctx.keys()))
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(stopped(shutdown.clone()));

@@ -4,7 +4,9 @@
 //! SealedSecret with kube-rs's `Controller`, keeps the resulting Secret as the SealedSecret says
 //! (drift is corrected), reports status and events, serves Bitnami's HTTP API
 //! (`/v1/cert.pem`, `/v1/verify`, `/v1/rotate`) and probes, and exposes Prometheus metrics.
-//! Replicas elect one leader through a Lease: only it reconciles and renews keys.
+//! Replicas elect one leader through a Lease: only it reconciles and renews keys; every replica
+//! keeps the SealedSecret and owned-Secret caches warm ([`caches`]), so a new leader starts
+//! reconciling at once.
 //!
 //! Layout: decisions are pure functions tested without IO ([`desired`], [`unseal`],
 //! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
@@ -20,6 +22,7 @@
 
 pub mod authorship;
 pub mod bounds;
+pub mod caches;
 pub mod controller;
 pub mod desired;
 pub mod error;
@@ -44,6 +47,7 @@ pub mod watched;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::Client;
 use kube::runtime::events::Reporter;
@@ -58,7 +62,7 @@ pub use keys::KeyRegistry;
 pub use metrics::Metrics;
 pub use object::FIELD_MANAGER;
 
-use crate::controller::WatchSettings;
+use crate::caches::{Caches, WatchSettings};
 use crate::keys::lifecycle::{self, KeySettings};
 use crate::leader::{LeaderElector, LeaseSettings};
 use crate::reconcile::{Context, ReconcileSettings};
@@ -77,6 +81,7 @@ pub struct Running {
     keys: KeyRegistry,
     readiness: Readiness,
     metrics: Arc<Metrics>,
+    terms: Arc<AtomicU64>,
     rotate: watch::Sender<u64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -114,6 +119,18 @@ impl Running {
     /// without leader election.
     pub fn is_leader(&self) -> bool {
         self.readiness.is_leading()
+    }
+
+    /// How many leader terms this replica has begun (each starts reconcilers over the warm
+    /// caches; without leader election, one).
+    pub fn leader_terms(&self) -> u64 {
+        self.terms.load(Ordering::Acquire)
+    }
+
+    /// Whether the SealedSecret caches have listed once. They are kept warm for the life of
+    /// the process, also while another replica leads.
+    pub fn caches_synced(&self) -> bool {
+        self.readiness.caches_synced()
     }
 
     /// What `/readyz` answers: a key is loaded and, on the leader, the caches have synced.
@@ -158,8 +175,10 @@ impl Running {
 }
 
 /// Starts the controller against `client`. The HTTP server listens before anything else, so
-/// `/healthz` answers while the first key is generated. Every replica watches the keys and
-/// serves the HTTP API; with `--leader-elect` only the elected one reconciles and renews keys.
+/// `/healthz` answers while the first key is generated. Every replica watches the keys, the
+/// SealedSecrets and their Secrets (read-only, so that a replica that becomes the leader starts
+/// reconciling at once) and serves the HTTP API; with `--leader-elect` only the elected one
+/// reconciles and renews keys.
 pub async fn start(client: Client, config: &Config) -> Result<Running> {
     config
         .validate()
@@ -207,8 +226,14 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
             },
         )
     });
+    let watch_settings = watch_settings(config);
+    let (caches, cache_tasks) =
+        Caches::start(&client, &watch_settings, readiness.clone(), &stopped);
+    let terms = Arc::new(AtomicU64::new(0));
     let work = LeaderWork {
         client: client.clone(),
+        caches,
+        terms: terms.clone(),
         keys: keys.clone(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
@@ -218,10 +243,10 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
         },
-        watch_settings: watch_settings(config),
+        watch_settings,
     };
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(lifecycle::watch_keys(
             client,
             namespace,
@@ -230,6 +255,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         )),
         tokio::spawn(lead(work, elector, stopped)),
     ];
+    tasks.extend(cache_tasks);
 
     Ok(Running {
         local_addr,
@@ -238,6 +264,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         keys,
         readiness,
         metrics,
+        terms,
         rotate,
         stop,
         tasks,
@@ -298,9 +325,12 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// What only the leader does: reconcile SealedSecrets and generate keys.
+/// What only the leader does: reconcile SealedSecrets (over the process's caches) and
+/// generate keys.
 struct LeaderWork {
     client: Client,
+    caches: Caches,
+    terms: Arc<AtomicU64>,
     keys: KeyRegistry,
     metrics: Arc<Metrics>,
     readiness: Readiness,
@@ -317,7 +347,9 @@ impl LeaderWork {
             controller: REPORTING_CONTROLLER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         };
-        // A fresh context each term: what another leader did meanwhile is read from the API.
+        self.terms.fetch_add(1, Ordering::AcqRel);
+        // A fresh context each term: what another leader did meanwhile is read from the API
+        // (the caches only tell what changed; each Secret's proof says who wrote it).
         let ctx = Arc::new(Context::new(
             self.client.clone(),
             self.keys.clone(),
@@ -326,7 +358,10 @@ impl LeaderWork {
             self.reconcile_settings,
             unseal_parallelism(),
             self.metrics.clone(),
+            self.caches.owned_secrets().clone(),
         ));
+        let caches = self.caches.clone();
+        let watch_settings = self.watch_settings.clone();
         Term(vec![
             tokio::spawn(lifecycle::renew_keys(
                 self.client.clone(),
@@ -335,13 +370,9 @@ impl LeaderWork {
                 self.rotate_requests.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(controller::run(
-                self.client.clone(),
-                ctx,
-                self.watch_settings.clone(),
-                self.readiness.clone(),
-                stop,
-            )),
+            tokio::spawn(async move {
+                controller::run(ctx, &caches, &watch_settings, stop).await;
+            }),
         ])
     }
 

@@ -269,15 +269,6 @@ async fn a_leader_that_cannot_renew_stops_reconciling_on_the_double() -> TestRes
     Ok(())
 }
 
-/// How many terms have begun: each starts a controller whose watcher lists SealedSecrets.
-fn sealed_secret_lists(server: &ApiServer) -> usize {
-    server
-        .request_log()
-        .iter()
-        .filter(|r| r.resource == "sealedsecrets" && r.verb == "list" && r.status == 200)
-        .count()
-}
-
 /// Successful Lease writes (renewals, takeovers) in the request log after the `skip` first.
 fn lease_writes_after(server: &ApiServer, skip: usize) -> usize {
     server
@@ -300,7 +291,7 @@ async fn a_failed_or_conflicting_renewal_is_retried_on_the_double() -> TestResul
     let server = support::api_server(&[0]).await?;
     let a = replica(&server, "replica-a").await?;
     until("a to lead", || a.is_leader() && a.is_ready()).await?;
-    let terms = sealed_secret_lists(&server);
+    let terms = a.leader_terms();
     let transitions = || {
         server
             .get::<Lease>(Some(CONTROLLER_NS), LEASE)
@@ -324,13 +315,110 @@ async fn a_failed_or_conflicting_renewal_is_retried_on_the_double() -> TestResul
     .await?;
     assert!(a.is_leader());
     assert_eq!(
-        sealed_secret_lists(&server),
+        a.leader_terms(),
         terms,
         "the leader stepped down and began a new term after a failed renewal"
     );
     assert_eq!(transitions(), transitions_before);
     assert_eq!(holder(&server).as_deref(), Some("replica-a"));
     a.shutdown().await?;
+    Ok(())
+}
+
+/// How many SealedSecrets in `NS` replica `running` reports `Synced=True` (its condition
+/// metric, which a replica sets only for what it reconciled itself).
+fn synced_by(running: &Running) -> usize {
+    let namespace = format!("namespace=\"{NS}\"");
+    running
+        .metrics()
+        .encode()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("sealed_secrets_controller_condition_info{")
+                && l.contains(&namespace)
+                && l.contains("condition=\"Synced\"")
+                && l.ends_with(" 1")
+        })
+        .count()
+}
+
+/// Issue 20, finding 4: a standby keeps its caches warm. While another replica leads, the
+/// follower lists and watches SealedSecrets and their Secrets and writes nothing; when the
+/// leader crashes, the follower's term starts from those caches: after the takeover nothing is
+/// listed again, nothing is unsealed or written, each SealedSecret costs one read of its Secret
+/// (the proof of authorship), and all of them are reported Synced.
+#[test]
+fn a_warm_standby_takes_over_without_listing_or_unsealing() -> TestResult {
+    support::run_alone(a_warm_standby_takes_over_on_the_double)
+}
+
+async fn a_warm_standby_takes_over_on_the_double() -> TestResult {
+    let server = support::api_server(&[0]).await?;
+    let a = replica(&server, "replica-a").await?;
+    until("a to lead", || a.is_leader() && a.is_ready()).await?;
+    let b = replica(&server, "replica-b").await?;
+    until("b ready", || b.is_ready()).await?;
+    let pem = http_get(a.local_addr(), "/v1/cert.pem").await?.1;
+    let certificate = Certificate::from_pem(pem.as_bytes())?;
+
+    // Made while b follows: b sees them come and their Secrets written, and does nothing.
+    let names: Vec<String> = (0..20).map(|i| format!("warm{i}")).collect();
+    for name in &names {
+        create_sealed(&server, &certificate, name).await?;
+    }
+    until("every Secret, Synced", || synced_by(&a) == names.len()).await?;
+    until("b's caches", || b.caches_synced()).await?;
+    assert_eq!((b.leader_terms(), unseals(&b), synced_by(&b)), (0, 0, 0));
+
+    a.kill();
+    // The takeover waits for the Lease to expire (2s): b's first Lease write comes after this.
+    server.clear_request_log();
+    until("b to take over", || b.is_leader()).await?;
+    until("b to report every SealedSecret Synced", || {
+        synced_by(&b) == names.len()
+    })
+    .await?;
+    let log = server.request_log();
+
+    let takeover = log
+        .iter()
+        .position(|r| r.resource == "leases" && r.method == "PUT" && r.status == 200)
+        .ok_or("no Lease write by the new leader")?;
+    let lists: Vec<String> = log
+        .iter()
+        .filter(|r| r.verb == "list")
+        .map(|r| format!("{} {:?}", r.resource, r.namespace))
+        .collect();
+    assert_eq!(lists, Vec::<String>::new(), "the new leader listed again");
+    for name in &names {
+        let reads: Vec<usize> = log
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.resource == "secrets" && r.verb == "get" && r.name.as_deref() == Some(name)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            reads.len(),
+            1,
+            "{name}: one read of its Secret for the proof"
+        );
+        assert!(reads[0] > takeover, "{name} read before the takeover");
+        assert_eq!(secret_writes(&server, NS, name), 0, "{name} written again");
+    }
+    let writes = log
+        .iter()
+        .filter(|r| {
+            matches!(r.verb.as_str(), "create" | "update" | "patch")
+                && (r.resource.starts_with("secrets") || r.resource.starts_with("sealedsecrets"))
+        })
+        .count();
+    assert_eq!(writes, 0, "Secret or status writes after the takeover");
+    assert_eq!(b.keys().private_key_operations(), 0);
+    assert_eq!((b.leader_terms(), unseals(&b)), (1, 0));
+    b.shutdown().await?;
     Ok(())
 }
 

@@ -9,10 +9,13 @@
 //!    seal` writes it): one private-key operation per value. In process: the controller's
 //!    library (`sealbox_controller::start`) over `ApiServer::client()`.
 //!    **warm** follows it on the same double: once every SealedSecret reports `Synced`, the
-//!    controller stops and a new one starts (a restart, upgrade or failover); the clock runs
-//!    until the new one has reported every SealedSecret `Synced`, and its private-key
-//!    operations are counted (the target is none: each Secret's proof of authorship shows it
-//!    unchanged).
+//!    controller stops and a new one starts with leader election (a restart or upgrade: cold
+//!    caches, as a new process); the clock runs until it has reported every SealedSecret
+//!    `Synced`, and its private-key operations are counted (the target is none: each Secret's
+//!    proof of authorship shows it unchanged). Then a standby replica starts, keeps its caches
+//!    warm, and the leader crashes (`Running::kill`: the Lease is not released): the time until
+//!    the standby holds the Lease, and from then until it has reported everything `Synced`.
+//!    The three are printed side by side.
 //! 2. **unhinted** — the same objects without the hint (as `kubeseal` writes them): the first
 //!    value tries the keys newest first, the others reuse the key that worked.
 //! 3. **rss** — the release `sealbox-controller` binary as a child process against the double
@@ -171,8 +174,8 @@ fn main() {
         });
         summary.push(report("hinted", &run, &settings, None));
         if let Some(server) = server.filter(|_| warm) {
-            let run = runtime.block_on(warm_restart(&server, settings.sealed));
-            summary.push(report_warm(&run));
+            let (restart, failover) = runtime.block_on(warm_runs(&server, settings.sealed));
+            summary.extend(report_warm(&run, &restart, &failover));
         }
     }
     if settings.runs.contains("unhinted") {
@@ -443,6 +446,8 @@ struct Run {
     others: f64,
     steal: f64,
     operations: Option<u64>,
+    /// Until every SealedSecret reported `Synced` (the runs that wait for it).
+    synced: Option<Duration>,
     /// API requests by verb and resource, in the in-process runs.
     requests: Vec<(String, usize)>,
     yardstick: Yardstick,
@@ -612,10 +617,11 @@ async fn in_process(
     let machine = machine_cpu().since(machine_before);
     let operations = running.keys().private_key_operations();
     let requests = requests_by_kind(&server);
+    let mut synced = None;
     if settle {
-        let (_, settled) = until_synced(&running, count, Instant::now(), limit).await;
+        synced = until_synced(&running, count, started, limit).await.1;
         assert!(
-            settled.is_some(),
+            synced.is_some(),
             "the cold start never reported every SealedSecret Synced"
         );
     }
@@ -633,6 +639,7 @@ async fn in_process(
         others: wall.as_secs_f64() * cores() - machine.idle - machine.steal - cpu,
         steal: machine.steal,
         operations: Some(operations),
+        synced,
         requests,
         yardstick: Yardstick {
             before: 0.0,
@@ -682,16 +689,19 @@ async fn until_synced(
     (first, None)
 }
 
-/// What the warm restart showed.
+/// What a warm restart or a failover showed.
 struct WarmRun {
     count: usize,
-    /// Until the new controller's first reconcile (its caches had synced).
+    /// Failover: from the leader's crash until the standby held the Lease.
+    takeover: Option<Duration>,
+    /// Until the controller's first successful reconcile (restart: from its start; failover:
+    /// from taking the Lease).
     first: Option<Duration>,
-    /// Until the new controller reported every SealedSecret `Synced`.
+    /// Until it reported every SealedSecret `Synced` (counted as `first`).
     done: Option<Duration>,
     operations: u64,
     unseals: u64,
-    /// Secrets written and SealedSecret statuses patched by the new controller.
+    /// Secrets written and SealedSecret statuses patched.
     writes: usize,
     /// SealedSecrets whose status says `Synced=True` afterwards.
     synced_status: usize,
@@ -699,18 +709,75 @@ struct WarmRun {
     requests: Vec<(String, usize)>,
 }
 
-/// Starts the controller again over `server`, where every SealedSecret is synced already.
-async fn warm_restart(server: &ApiServer, count: usize) -> WarmRun {
+/// Leader election with short timings, so the failover's wait for the crashed leader's Lease
+/// to expire stays short; it is reported apart from the time to all `Synced`.
+const BENCH_LEASE: [&str; 3] = [
+    "--leader-elect-lease-duration=4s",
+    "--leader-elect-renew-deadline=3s",
+    "--leader-elect-retry-period=500ms",
+];
+
+/// A replica with leader election, named `identity`.
+fn replica_config(identity: &str) -> Config {
+    let mut args: Vec<String> = controller_args("127.0.0.1:0", "127.0.0.1:0")
+        .into_iter()
+        .filter(|a| a != "--leader-elect=false")
+        .collect();
+    args.push("--leader-elect=true".to_owned());
+    args.push(format!("--leader-elect-identity={identity}"));
+    args.extend(BENCH_LEASE.map(str::to_owned));
+    Config::try_parse_from(args).unwrap()
+}
+
+/// Over `server`, where every SealedSecret is synced already: a warm restart (a new controller
+/// with cold caches, as a new process; it takes the free Lease at once), then a failover (a
+/// standby that has kept its caches warm takes over when the restarted leader crashes).
+async fn warm_runs(server: &ApiServer, count: usize) -> (WarmRun, WarmRun) {
     server.clear_request_log();
-    let config = Config::try_parse_from(controller_args("127.0.0.1:0", "127.0.0.1:0")).unwrap();
     let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
     let started = Instant::now();
-    let running = sealbox_controller::start(server.client(), &config)
+    let leader = sealbox_controller::start(server.client(), &replica_config("bench-a"))
         .await
         .unwrap();
-    let (first, done) = until_synced(&running, count, started, deadline(count)).await;
+    let (first, done) = until_synced(&leader, count, started, deadline(count)).await;
+    let restart = warm_figures(server, &leader, count, cpu_before, (None, first, done));
+
+    let standby = sealbox_controller::start(server.client(), &replica_config("bench-b"))
+        .await
+        .unwrap();
+    while !(standby.caches_synced() && standby.keys().is_ready()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!standby.is_leader());
+    server.clear_request_log();
+    let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
+    let crashed = Instant::now();
+    leader.kill();
+    while !standby.is_leader() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let takeover = crashed.elapsed();
+    let (first, done) = until_synced(&standby, count, Instant::now(), deadline(count)).await;
+    let failover = warm_figures(
+        server,
+        &standby,
+        count,
+        cpu_before,
+        (Some(takeover), first, done),
+    );
+    standby.shutdown().await.unwrap();
+    (restart, failover)
+}
+
+/// The figures of `running`'s work on `server` since the request log was cleared.
+fn warm_figures(
+    server: &ApiServer,
+    running: &sealbox_controller::Running,
+    count: usize,
+    cpu_before: f64,
+    (takeover, first, done): (Option<Duration>, Option<Duration>, Option<Duration>),
+) -> WarmRun {
     let cpu = process_cpu(std::process::id()).unwrap_or_default() - cpu_before;
-    let operations = running.keys().private_key_operations();
     let unseals = running
         .metrics()
         .encode()
@@ -719,14 +786,13 @@ async fn warm_restart(server: &ApiServer, count: usize) -> WarmRun {
         .find_map(|l| l.strip_prefix("sealed_secrets_controller_unseal_requests_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(u64::MAX);
-    running.shutdown().await.unwrap();
     let writes = server
         .request_log()
         .iter()
         .filter(|r| {
             r.is_resource_request()
                 && matches!(r.verb.as_str(), "create" | "update" | "patch")
-                && (r.resource == "secrets" || r.resource == "sealedsecrets")
+                && (r.resource.starts_with("secrets") || r.resource.starts_with("sealedsecrets"))
         })
         .count();
     let synced_status = server
@@ -736,9 +802,10 @@ async fn warm_restart(server: &ApiServer, count: usize) -> WarmRun {
         .count();
     WarmRun {
         count,
+        takeover,
         first,
         done,
-        operations,
+        operations: running.keys().private_key_operations(),
         unseals,
         writes,
         synced_status,
@@ -747,48 +814,86 @@ async fn warm_restart(server: &ApiServer, count: usize) -> WarmRun {
     }
 }
 
-/// Prints the warm run; returns its summary line.
-fn report_warm(run: &WarmRun) -> String {
-    println!("\nwarm: the controller started again over the hinted run's synced SealedSecrets");
-    match run.done {
-        Some(done) => println!(
-            "  all {} reported Synced after {:.2} s (target ≤ 5 s); the first after {}",
-            run.count,
-            done.as_secs_f64(),
-            run.first
-                .map_or("—".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
-        ),
-        None => println!("  NOT DONE: not every SealedSecret reported Synced"),
+/// Prints the cold start, the warm restart and the failover side by side; returns their
+/// summary lines.
+fn report_warm(cold: &Run, restart: &WarmRun, failover: &WarmRun) -> Vec<String> {
+    let secs =
+        |d: Option<Duration>| d.map_or("—".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()));
+    println!(
+        "\nwarm: {} SealedSecrets, hinted cold start vs. restart vs. failover on the same double",
+        restart.count
+    );
+    println!(
+        "  {:<40} {:>18} {:>16} {:>16} {:>10} {:>8}",
+        "", "to all Synced", "first reconcile", "private-key ops", "API req/SS", "writes"
+    );
+    let per = |requests: &[(String, usize)], count: usize| {
+        requests.iter().map(|(_, n)| n).sum::<usize>() as f64 / count as f64
+    };
+    println!(
+        "  {:<40} {:>18} {:>16} {:>16} {:>10.2} {:>8}",
+        "cold start (from the controller's start)",
+        secs(cold.synced),
+        secs(cold.first),
+        cold.operations.unwrap_or_default(),
+        per(&cold.requests, cold.count),
+        "—",
+    );
+    for (name, run) in [
+        ("warm restart (cold caches, new process)", restart),
+        ("failover (warm standby; from the Lease)", failover),
+    ] {
+        println!(
+            "  {:<40} {:>18} {:>16} {:>16} {:>10.2} {:>8}",
+            name,
+            secs(run.done),
+            secs(run.first),
+            run.operations,
+            per(&run.requests, run.count),
+            run.writes,
+        );
+    }
+    for (name, run) in [("warm restart", restart), ("failover", failover)] {
+        let kinds: Vec<String> = run
+            .requests
+            .iter()
+            .filter(|(_, n)| *n as f64 / run.count as f64 >= 0.05)
+            .map(|(kind, n)| format!("{kind} {:.2}", *n as f64 / run.count as f64))
+            .collect();
+        println!(
+            "  {name}: unseals {}; statuses Synced=True afterwards {}; requests per SealedSecret: {}; \
+             CPU of this process (controller and double) {:.1} s",
+            run.unseals,
+            run.synced_status,
+            kinds.join(", "),
+            run.cpu
+        );
     }
     println!(
-        "  private-key operations: {} (target 0); unseals: {}; Secret and status writes: {}; \
-         statuses Synced=True afterwards: {}",
-        run.operations, run.unseals, run.writes, run.synced_status
+        "  failover: the crashed leader's Lease was taken after {} (lease {}, retry period {})",
+        secs(failover.takeover),
+        BENCH_LEASE[0].rsplit('=').next().unwrap_or_default(),
+        BENCH_LEASE[2].rsplit('=').next().unwrap_or_default(),
     );
-    let per = |n: usize| n as f64 / run.count as f64;
-    let total: usize = run.requests.iter().map(|(_, n)| n).sum();
-    let kinds: Vec<String> = run
-        .requests
-        .iter()
-        .filter(|(_, n)| per(*n) >= 0.05)
-        .map(|(kind, n)| format!("{kind} {:.2}", per(*n)))
-        .collect();
-    println!(
-        "  API requests per SealedSecret: {:.2} ({}); CPU of this process (controller and \
-         double) {:.1} s",
-        per(total),
-        kinds.join(", "),
-        run.cpu
-    );
-    format!(
-        "warm restart: {} synced SealedSecrets all Synced after {}, {} private-key operations",
-        run.count,
-        run.done.map_or("— (NOT DONE)".to_owned(), |d| format!(
-            "{:.2} s",
-            d.as_secs_f64()
-        )),
-        run.operations
-    )
+    let line = |name: &str, run: &WarmRun| {
+        format!(
+            "{name}: {} synced SealedSecrets all Synced after {}, {} private-key operations",
+            run.count,
+            run.done.map_or("— (NOT DONE)".to_owned(), |d| format!(
+                "{:.2} s",
+                d.as_secs_f64()
+            )),
+            run.operations
+        )
+    };
+    vec![
+        line("warm restart", restart),
+        format!(
+            "{} after taking the Lease ({} after the crash)",
+            line("failover", failover),
+            secs(failover.takeover)
+        ),
+    ]
 }
 
 /// Resource requests the double answered, counted by verb and resource, most first.
@@ -893,6 +998,7 @@ fn binary_run(
         others: wall.as_secs_f64() * cores() - machine.idle - machine.steal - bench_cpu - child_cpu,
         steal: machine.steal,
         operations,
+        synced: None,
         requests: Vec::new(),
         yardstick: Yardstick {
             before: 0.0,

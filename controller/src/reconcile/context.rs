@@ -40,7 +40,8 @@ pub struct Context {
     pub(super) settings: ReconcileSettings,
     pub(super) unseal_pool: UnsealPool,
     pub(super) memory: Memories,
-    pub(super) owned: OwnedSecrets,
+    /// The process's, fed by its Secret watches ([`caches`](crate::caches)): it outlives terms.
+    pub(super) owned: Arc<OwnedSecrets>,
     in_flight: AtomicUsize,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -56,7 +57,8 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// A context unsealing with `keys` (kept in `key_namespace`) on `unseal_threads` threads,
-    /// counting in `metrics`.
+    /// counting in `metrics`, trusting what the Secret watches show in `owned`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         keys: KeyRegistry,
@@ -65,6 +67,7 @@ impl Context {
         settings: ReconcileSettings,
         unseal_threads: usize,
         metrics: Arc<Metrics>,
+        owned: Arc<OwnedSecrets>,
     ) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), reporter.clone()),
@@ -75,7 +78,7 @@ impl Context {
             settings,
             unseal_pool: UnsealPool::new(unseal_threads),
             memory: Memories::default(),
-            owned: OwnedSecrets::default(),
+            owned,
             in_flight: AtomicUsize::new(0),
             metrics,
         }
@@ -89,13 +92,6 @@ impl Context {
     /// The key registry.
     pub fn keys(&self) -> &KeyRegistry {
         &self.keys
-    }
-
-    /// The owned Secrets' versions as the watch shows them; [`controller::run`] feeds it.
-    ///
-    /// [`controller::run`]: crate::controller::run
-    pub fn owned_secrets(&self) -> &OwnedSecrets {
-        &self.owned
     }
 
     /// Forgets objects that no longer exist, and their condition metric.

@@ -24,9 +24,9 @@ impl Readiness {
         self.caches_synced.load(Ordering::Acquire)
     }
 
-    /// This replica starts or stops leading (reconciling); a new term syncs its caches anew.
+    /// This replica starts or stops leading (reconciling). The caches outlive terms
+    /// ([`caches`](crate::caches)): a new term finds them synced.
     pub fn set_leading(&self, leading: bool) {
-        self.caches_synced.store(false, Ordering::Release);
         self.leading.store(leading, Ordering::Release);
     }
 
