@@ -400,6 +400,51 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_found_while_the_watch_lists_and_missing_from_the_list_hands_its_owner_back() {
+        let owned = OwnedSecrets::default();
+        // A new term: its watch lists; a reconcile reads Secrets "gone" and "kept" through
+        // the API, each proven and left alone.
+        owned.observe(None, &Event::Init);
+        let mark = owned.mark();
+        assert!(!owned.found(&key("gone"), "gone", mark));
+        assert!(!owned.found(&key("kept"), "kept", mark));
+        // "gone" is deleted before the list is taken: the list alone is silent about it.
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        assert_eq!(owned.observe(None, &Event::InitDone), vec![key("gone")]);
+        // Handed back once: the next list has nothing kept aside.
+        owned.observe(None, &Event::Init);
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        assert!(owned.observe(None, &Event::InitDone).is_empty());
+    }
+
+    #[test]
+    fn a_reconcile_across_a_completed_list_looks_again_when_the_list_lacks_its_secret() {
+        let owned = OwnedSecrets::default();
+        owned.observe(None, &Event::Init);
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        let before = owned.mark();
+        owned.observe(None, &Event::InitDone);
+        // It read before the list completed and reports after it.
+        assert!(owned.found(&key("gone"), "gone", before));
+        assert!(!owned.found(&key("kept"), "kept", before));
+        // A reconcile that began after the list: the watch will show a later deletion.
+        assert!(!owned.found(&key("gone"), "gone", owned.mark()));
+        // No watch at all (--skip-recreate): nothing kept, nothing to look at again.
+        let unwatched = OwnedSecrets::default();
+        assert!(!unwatched.found(&key("gone"), "gone", unwatched.mark()));
+        assert_eq!(unwatched.len(), 0);
+    }
+
+    #[test]
     fn a_relist_of_one_namespace_keeps_the_others() {
         let owned = OwnedSecrets::default();
         let mut elsewhere = secret("db", "1", Some("SealedSecret"));
