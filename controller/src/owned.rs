@@ -14,6 +14,15 @@
 //! informers deliver these as "deleted, final state unknown"). Secrets that changed meanwhile
 //! come in the list and trigger their SealedSecrets as any change does.
 //!
+//! A reconcile also learns of Secrets from the API server itself (it reads the Secret, or writes
+//! it) and then waits for a change. When it did so before a watch's list was taken, a deletion
+//! between its read and the list shows in neither the list nor any later event: a new leader
+//! term's reconciles run while its Secret watch still lists, and a Secret deleted meanwhile was
+//! never restored. So the Secrets a reconcile found while a watch of its namespace was listing
+//! are kept aside ([`OwnedSecrets::found`]) and their owners handed back too when the completed
+//! list does not show them; and a reconcile that read before a list completed and reported
+//! after it is told to look again.
+//!
 //! Only Secrets with a SealedSecret as controller, or with the controller's proof of authorship
 //! ([`authorship`](crate::authorship): one written without an ownerReference), are kept: a
 //! cluster's other Secrets cost nothing here. Once a watch has listed its namespace (and is not
@@ -58,7 +67,16 @@ struct Inner {
     relisting: HashMap<Option<String>, Versions>,
     /// The watches (by namespace; `None` for all) that have listed once.
     listed: HashSet<Option<String>>,
+    /// Secrets a reconcile found through the API while a watch of their namespace was listing,
+    /// with the SealedSecret that owns each: checked against the completed list.
+    found: Versions,
+    /// Lists completed so far, by any watch (see [`ListMark`]).
+    lists_completed: u64,
 }
+
+/// Where the watches' lists stood when a reconcile began ([`OwnedSecrets::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListMark(u64);
 
 impl Inner {
     /// Whether a watch that covers `namespace` is listing again.
@@ -93,7 +111,13 @@ impl OwnedSecrets {
             Event::InitDone => {
                 if let Some(listed) = inner.relisting.remove(&scope) {
                     inner.listed.insert(scope);
-                    return replace(&mut inner.current, namespace, listed);
+                    inner.lists_completed += 1;
+                    let found = take_in_scope(&mut inner.found, namespace);
+                    let mut missing = missing_from(&found, namespace, &listed);
+                    missing.extend(replace(&mut inner.current, namespace, listed));
+                    missing.sort();
+                    missing.dedup();
+                    return missing;
                 }
             }
             Event::Apply(secret) => record(&mut inner.current, secret),
@@ -112,6 +136,34 @@ impl OwnedSecrets {
             return None;
         }
         inner.current.get(key).map(|owned| owned.version.clone())
+    }
+
+    /// Where the lists stand now: taken by a reconcile before it reads the Secret.
+    pub fn mark(&self) -> ListMark {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        ListMark(inner.lists_completed)
+    }
+
+    /// A reconcile that began at `mark` found the Secret `key`, owned by SealedSecret `owner`,
+    /// through the API server (read or written it) and is about to wait for a change. While a
+    /// watch of its namespace lists, the Secret is kept aside and its
+    /// owner handed back if the completed list does not show it. Returns whether the reconcile
+    /// must look again soon instead: a list completed since `mark` and does not show the
+    /// Secret (it may have been taken after the Secret was deleted).
+    pub fn found(&self, key: &ObjectKey, owner: &str, mark: ListMark) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // (No watch lists before its first event: with --skip-recreate there is none, and
+        // nothing is kept.)
+        if inner.relisting(&key.namespace) {
+            let owned = Owned {
+                // Not compared: only whether the list shows the Secret matters.
+                version: String::new(),
+                owner: owner.to_owned(),
+            };
+            inner.found.insert(key.clone(), owned);
+            return false;
+        }
+        mark.0 != inner.lists_completed && !inner.current.contains_key(key)
     }
 
     /// Whether a watch of `namespace` (or of all) has listed its Secrets once and is not listing
@@ -154,6 +206,26 @@ fn replace(current: &mut Versions, namespace: Option<&str>, listed: Versions) ->
     let mut missing: Vec<ObjectKey> = missing.into_iter().collect();
     missing.sort();
     missing
+}
+
+/// Removes and returns the entries of `versions` in `namespace` (`None`: everywhere).
+fn take_in_scope(versions: &mut Versions, namespace: Option<&str>) -> Versions {
+    let in_scope = |key: &ObjectKey| namespace.is_none_or(|watched| watched == key.namespace);
+    let (taken, kept) = std::mem::take(versions)
+        .into_iter()
+        .partition(|(key, _)| in_scope(key));
+    *versions = kept;
+    taken
+}
+
+/// The owners of the Secrets in `known` (in `namespace`) that `listed` does not show.
+fn missing_from(known: &Versions, namespace: Option<&str>, listed: &Versions) -> Vec<ObjectKey> {
+    known
+        .iter()
+        .filter(|(key, _)| namespace.is_none_or(|watched| watched == key.namespace))
+        .filter(|(key, _)| !listed.contains_key(key))
+        .map(|(key, owned)| ObjectKey::new(key.namespace.clone(), owned.owner.clone()))
+        .collect()
 }
 
 fn key(secret: &PartialObjectMeta<Secret>) -> ObjectKey {
@@ -325,6 +397,51 @@ mod tests {
             vec![key("db-sealed")]
         );
         assert_eq!(owned.len(), 0);
+    }
+
+    #[test]
+    fn a_secret_found_while_the_watch_lists_and_missing_from_the_list_hands_its_owner_back() {
+        let owned = OwnedSecrets::default();
+        // A new term: its watch lists; a reconcile reads Secrets "gone" and "kept" through
+        // the API, each proven and left alone.
+        owned.observe(None, &Event::Init);
+        let mark = owned.mark();
+        assert!(!owned.found(&key("gone"), "gone", mark));
+        assert!(!owned.found(&key("kept"), "kept", mark));
+        // "gone" is deleted before the list is taken: the list alone is silent about it.
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        assert_eq!(owned.observe(None, &Event::InitDone), vec![key("gone")]);
+        // Handed back once: the next list has nothing kept aside.
+        owned.observe(None, &Event::Init);
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        assert!(owned.observe(None, &Event::InitDone).is_empty());
+    }
+
+    #[test]
+    fn a_reconcile_across_a_completed_list_looks_again_when_the_list_lacks_its_secret() {
+        let owned = OwnedSecrets::default();
+        owned.observe(None, &Event::Init);
+        owned.observe(
+            None,
+            &Event::InitApply(secret("kept", "4", Some("SealedSecret"))),
+        );
+        let before = owned.mark();
+        owned.observe(None, &Event::InitDone);
+        // It read before the list completed and reports after it.
+        assert!(owned.found(&key("gone"), "gone", before));
+        assert!(!owned.found(&key("kept"), "kept", before));
+        // A reconcile that began after the list: the watch will show a later deletion.
+        assert!(!owned.found(&key("gone"), "gone", owned.mark()));
+        // No watch at all (--skip-recreate): nothing kept, nothing to look at again.
+        let unwatched = OwnedSecrets::default();
+        assert!(!unwatched.found(&key("gone"), "gone", unwatched.mark()));
+        assert_eq!(unwatched.len(), 0);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -202,6 +203,42 @@ fn divergence(server: &ApiServer, expected: &Expected, deleted: &Deleted) -> Vec
     problems
 }
 
+/// The soak's figures for BENCHMARKS.md: the controller's writes, private-key operations
+/// (of every replica, as last sampled), peak RSS of any replica, leader changes (the Lease's
+/// transitions), and the failures the replicas logged.
+fn figures(server: &ApiServer, key_operations: u64, peak_rss_kib: u64, logs: &[PathBuf]) -> String {
+    let requests = server.request_log();
+    let writes = |resource: &str| {
+        requests
+            .iter()
+            .filter(|r| r.resource == resource)
+            .filter(|r| matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete"))
+            .filter(|r| (200..300).contains(&r.status))
+            .count()
+    };
+    let transitions = server
+        .get::<Lease>(Some(CONTROLLER_NS), "sealed-secrets-controller")
+        .and_then(|l| l.spec)
+        .and_then(|s| s.lease_transitions);
+    let logged = |needle: &str| {
+        logs.iter()
+            .filter_map(|log| std::fs::read_to_string(log).ok())
+            .map(|text| text.lines().filter(|l| l.contains(needle)).count())
+            .sum::<usize>()
+    };
+    format!(
+        "figures: {} requests; {} Secret writes, {} status writes; {key_operations} private-key \
+         operations; peak RSS {} MiB; Lease transitions {transitions:?}; logged: {} reconcile \
+         failures, {} watch failures",
+        requests.len(),
+        writes("secrets"),
+        writes("sealedsecrets/status"),
+        peak_rss_kib / 1024,
+        logged("reconcile failed"),
+        logged("watching SealedSecrets or Secrets failed"),
+    )
+}
+
 fn holder(server: &ApiServer) -> Option<String> {
     server
         .get::<Lease>(Some(CONTROLLER_NS), "sealed-secrets-controller")
@@ -210,12 +247,20 @@ fn holder(server: &ApiServer) -> Option<String> {
 }
 
 /// Watches every live replica's `sealbox_leader` gauge every 50ms; counts the samples in which
-/// two replicas said they lead.
+/// two replicas said they lead, and keeps each replica's last private-key operation count (for
+/// the soak's figures).
 struct LeaderWatch {
     replicas: Arc<Mutex<Vec<SocketAddr>>>,
     overlaps: Arc<AtomicUsize>,
     samples: Arc<AtomicUsize>,
+    key_operations: Arc<Mutex<BTreeMap<SocketAddr, u64>>>,
     stop: Arc<AtomicBool>,
+}
+
+/// The value of the counter `name` in a Prometheus text exposition.
+fn counter(body: &str, name: &str) -> Option<u64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 impl LeaderWatch {
@@ -224,12 +269,14 @@ impl LeaderWatch {
             replicas: Arc::default(),
             overlaps: Arc::default(),
             samples: Arc::default(),
+            key_operations: Arc::default(),
             stop: Arc::default(),
         };
-        let (replicas, overlaps, samples, stop) = (
+        let (replicas, overlaps, samples, key_operations, stop) = (
             watch.replicas.clone(),
             watch.overlaps.clone(),
             watch.samples.clone(),
+            watch.key_operations.clone(),
             watch.stop.clone(),
         );
         tokio::spawn(async move {
@@ -240,10 +287,17 @@ impl LeaderWatch {
                     .clone();
                 let mut leading = 0;
                 for addr in addrs {
-                    if let Ok((200, body)) = http_get(addr, "/metrics").await
-                        && body.lines().any(|l| l == "sealbox_leader 1")
-                    {
+                    let Ok((200, body)) = http_get(addr, "/metrics").await else {
+                        continue;
+                    };
+                    if body.lines().any(|l| l == "sealbox_leader 1") {
                         leading += 1;
+                    }
+                    if let Some(n) = counter(&body, "sealbox_private_key_operations_total") {
+                        key_operations
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(addr, n);
                     }
                 }
                 samples.fetch_add(1, Ordering::Relaxed);
@@ -254,6 +308,15 @@ impl LeaderWatch {
             }
         });
         watch
+    }
+
+    /// Private-key operations of every replica watched so far, as last sampled.
+    fn key_operations(&self) -> u64 {
+        let seen = self
+            .key_operations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        seen.values().sum()
     }
 
     fn set(&self, replicas: &[ControllerProcess]) {
@@ -311,6 +374,7 @@ async fn replicas_converge_after_faults_leader_kills_and_churn() -> TestResult {
     let started = Instant::now();
     let mut next_kill = started + KILL_EVERY;
     let mut kills = 0;
+    let mut peak_rss = 0;
     let mut step = 1;
     while started.elapsed() < churn_for {
         churn(&server, &mut expected, &mut deleted, step, &mut created)?;
@@ -319,7 +383,9 @@ async fn replicas_converge_after_faults_leader_kills_and_churn() -> TestResult {
             && let Some(leader) = holder(&server)
             && let Some(index) = replicas.iter().position(|r| r.identity == leader)
         {
-            replicas.remove(index).kill();
+            let mut killed = replicas.remove(index);
+            peak_rss = peak_rss.max(killed.peak_rss_kib().unwrap_or(0));
+            killed.kill();
             kills += 1;
             let replacement = spawn()?;
             logs.push(replacement.log.clone());
@@ -348,7 +414,12 @@ async fn replicas_converge_after_faults_leader_kills_and_churn() -> TestResult {
         leaders.overlaps.load(Ordering::Relaxed),
         leaders.samples.load(Ordering::Relaxed),
     );
+    let key_operations = leaders.key_operations();
+    for replica in &replicas {
+        peak_rss = peak_rss.max(replica.peak_rss_kib().unwrap_or(0));
+    }
     drop(leaders);
+    eprintln!("{}", figures(&server, key_operations, peak_rss, &logs));
     drop(replicas);
     let leaked: Vec<String> = logs
         .iter()

@@ -207,6 +207,81 @@ async fn a_relist_missing_a_secret_reconciles_its_sealed_secret() -> TestResult 
     Ok(())
 }
 
+/// Found by the real control plane's fault test (etcd stopped for 10 s): a new leader term
+/// reconciles while its Secret watch still lists. A reconcile that reads a Secret it wrote in an
+/// earlier term (its proof holds: nothing to do) and waits for a change, and the Secret deleted
+/// just after that read and before the watch's list is taken: neither the list (the Secret is
+/// not in it) nor any event after it says so, and the Secret stayed missing with
+/// `Synced=True` (until a resync, minutes later). The list must hand the SealedSecret back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_while_a_new_term_lists_secrets_is_restored() -> TestResult {
+    // No resync: the repair must come from the list.
+    let args = ["--leader-elect=false", "--resync-period=0"];
+    let server = support::api_server(&[0]).await?;
+    let first = start_controller(&server, &args).await?;
+    until("the first controller ready", || first.is_ready()).await?;
+    let uid = create(&server, &sealed("listed", "before the term"))
+        .await?
+        .metadata
+        .uid
+        .ok_or("uid")?;
+    until("the Secret", || {
+        secret_is(&server, "listed", "before the term", &uid)
+    })
+    .await?;
+    until("Synced", || {
+        synced(&server, "listed").as_deref() == Some("True")
+    })
+    .await?;
+    first.shutdown().await?;
+
+    // The next term's watch of all Secrets cannot list (the key Secrets' own watch, in the
+    // controller's namespace, can); its reconcile reads the Secret through the API meanwhile.
+    server.fail_next(
+        FaultRule::status(500)
+            .path_contains("/api/v1/secrets")
+            .verb("list")
+            .times(usize::MAX),
+    );
+    let started = server.request_log().len();
+    let second = start_controller(&server, &args).await?;
+    until("the second term's read of the Secret", || {
+        server.request_log().iter().skip(started).any(|r| {
+            r.resource == "secrets"
+                && r.verb == "get"
+                && r.name.as_deref() == Some("listed")
+                && r.status == 200
+        })
+    })
+    .await?;
+    // Its reconcile takes milliseconds after the read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server
+        .delete_object(&secrets_gvr(), Some(NS), "listed")
+        .ok_or("the Secret to delete")?;
+    let recovered = server.request_log().len();
+    server.clear_faults();
+    until("the Secrets listed", || {
+        successful_lists_after(&server, recovered, "secrets") > 0
+    })
+    .await?;
+
+    let restored = holds_within(REPAIR, || {
+        secret_is(&server, "listed", "before the term", &uid)
+    })
+    .await;
+    let report = server.fault_report();
+    assert!(report.errors(500) > 0, "the list outage struck: {report:?}");
+    assert!(
+        restored,
+        "the Secret deleted after the new term read it and before its Secret watch listed was \
+         not restored within {REPAIR:?} of the list; Synced={:?}",
+        synced(&server, "listed")
+    );
+    second.shutdown().await?;
+    Ok(())
+}
+
 /// Found by the fault soak: an update whose Secret write fails once is retried, and the retry
 /// writes the new value. (It used to remember the new inputs as unsealed before the write, so
 /// the retry found "nothing changed since the Secret was written" and reported Synced over the

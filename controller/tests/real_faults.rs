@@ -35,9 +35,12 @@ const START: Wait = Wait::new(Duration::from_secs(90), Duration::from_millis(100
 /// How long etcd stays down.
 const ETCD_DOWN: Duration = Duration::from_secs(10);
 
+// After etcd's outage a new leader term starts while the churn goes on: its reconcile of s3
+// read the Secret (proof holds, nothing to do) just before the churn deleted it, and its Secret
+// watch's first list came after the deletion, so neither the list nor an event showed it; s3
+// stayed without a Secret until the resync (1 run in 4). `owned::OwnedSecrets::found` and
+// `faults.rs`'s `a_secret_deleted_while_a_new_term_lists_secrets_is_restored` pin the fix.
 #[test]
-#[ignore = "issue 20, open: in 2 of 5 runs one Secret (s3) stays missing for 120 s after the etcd \
-            outage while the new leader reconciles others; run with --include-ignored"]
 fn real_the_controller_converges_after_a_leader_kill_an_etcd_outage_and_an_api_server_restart()
 -> TestResult {
     support::run_real(converges_through_control_plane_faults)

@@ -45,6 +45,7 @@ use crate::desired::{
 };
 use crate::error::{Error, Result};
 use crate::object::{ObjectKey, error_chain};
+use crate::owned::ListMark;
 use crate::status::{Outcome, REASON_UNSEAL_FAILED, REASON_UNSEALED, REASON_UPDATE_FAILED};
 use crate::unseal::UnsealError;
 use crate::watched::WatchedSealedSecret;
@@ -56,6 +57,8 @@ const REASON_METRIC_UNSEAL: &str = "unseal";
 
 /// Transient failures in a row after which the status reports them.
 const FAILURES_BEFORE_REPORTING: u32 = 3;
+/// When a reconcile looks again at a Secret a watch list may have missed the deletion of.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 /// Longest wait between retries of a transient failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -152,6 +155,8 @@ async fn sync(
         return Err(Error::NoKeys);
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    // Before anything is read: whether the Secret watch listed meanwhile (see `settle`).
+    let mark = ctx.owned.mark();
     let memory = ctx.memory.recall(key, uid);
     let (step, seen) = next_step(ctx, &secrets, cached, key, &memory).await?;
     match step {
@@ -164,7 +169,7 @@ async fn sync(
                 });
             });
             report(ctx, cached.sealed(), key, uid, &Outcome::Synced).await?;
-            return Ok(Action::await_change());
+            return Ok(settle(ctx, key, mark));
         }
         Step::Wait => return Ok(Action::await_change()),
         // `next_step` has asked already: the API server's answer and the proof are final.
@@ -199,8 +204,25 @@ async fn sync(
     };
     let owner = Owner::new(ctx, key, uid);
     let written = write_secret(&secrets, desired.secret, &author, &owner).await?;
+    let in_place = matches!(written, Written::Changed(_) | Written::Unchanged(_));
     report_written(ctx, sealed, key, uid, written).await?;
-    Ok(Action::await_change())
+    Ok(match in_place {
+        true => settle(ctx, key, mark),
+        false => Action::await_change(),
+    })
+}
+
+/// What a reconcile that left the Secret in place (as the API server showed it) waits for: a
+/// change, unless the Secret watch listed meanwhile without it, when a deletion after the
+/// reconcile's read may never come as an event: then it looks again soon. While the watch
+/// lists, [`OwnedSecrets::found`](crate::owned::OwnedSecrets::found) keeps the Secret aside,
+/// and the list hands the SealedSecret back if it does not show it.
+fn settle(ctx: &Context, key: &ObjectKey, mark: ListMark) -> Action {
+    // The Secret has its SealedSecret's name.
+    match ctx.owned.found(key, &key.name, mark) {
+        true => Action::requeue(LOOK_AGAIN),
+        false => Action::await_change(),
+    }
 }
 
 /// The step [`skip::decide`] chooses and what it was chosen on; the API server is asked for the
