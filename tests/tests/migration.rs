@@ -256,7 +256,7 @@ fn objects() -> Vec<Object> {
             };
             Object {
                 kind,
-                sealer: if (i / KINDS.len()) % 2 == 0 {
+                sealer: if (i / KINDS.len()).is_multiple_of(2) {
                     Sealer::Kubeseal
                 } else {
                     Sealer::Sealbox
