@@ -103,7 +103,11 @@ fn synced_condition(
         .map(|m| bounds::truncate(m, MAX_MESSAGE).into_owned());
     match previous {
         Some(previous) if previous.status == status => {
-            if previous.reason == reason && previous.message == message {
+            // A condition without a reason is Bitnami's (it sets none): the same status and
+            // message say what ours would, and rewriting every status a migration adopts only
+            // to add a reason would move each SealedSecret's resourceVersion.
+            let same_reason = previous.reason.is_none() || previous.reason == reason;
+            if same_reason && previous.message == message {
                 if new_generation {
                     SealedSecretCondition {
                         last_update_time: Some(Time(now)),
@@ -238,6 +242,32 @@ mod tests {
             synced(&status).message.as_deref(),
             Some("no key could decrypt")
         );
+    }
+
+    #[test]
+    fn bitnamis_synced_condition_is_kept_as_it_is() {
+        // As Bitnami's controller writes it: no reason, no message.
+        let bitnami = SealedSecretStatus {
+            observed_generation: Some(1),
+            conditions: vec![SealedSecretCondition {
+                type_: "Synced".into(),
+                status: "True".into(),
+                last_update_time: Some(Time(at(0))),
+                last_transition_time: Some(Time(at(0))),
+                reason: None,
+                message: None,
+            }],
+        };
+        assert_eq!(
+            next_status(Some(&bitnami), Some(1), &Outcome::Synced, at(60)),
+            None
+        );
+        // A new generation is still recorded, and a failure still replaces it.
+        let next = next_status(Some(&bitnami), Some(2), &Outcome::Synced, at(60)).expect("new");
+        assert_eq!(next.observed_generation, Some(2));
+        let next = next_status(Some(&bitnami), Some(1), &failed("bad"), at(60)).expect("failed");
+        assert_eq!(synced(&next).status, "False");
+        assert_eq!(synced(&next).reason.as_deref(), Some(REASON_UNSEAL_FAILED));
     }
 
     #[test]

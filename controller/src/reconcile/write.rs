@@ -67,10 +67,14 @@ pub(super) async fn write_secret(
             Ownership::Patch { .. }
         )
     });
-    if !patched {
-        author.sign(desired.get_mut());
-    }
-    let plan = ownership::plan(existing_secret, desired.get(), Some(uid), authored);
+    let plan = plan(
+        existing_secret,
+        desired.get_mut(),
+        author,
+        uid,
+        authored,
+        patched,
+    );
     let write = match plan {
         Err(refusal) => {
             return Ok(Written::Refused {
@@ -123,6 +127,30 @@ pub(super) async fn write_secret(
     Ok(Written::Changed(version))
 }
 
+/// What to write over `existing` for `desired`, which gets `author`'s proof unless the Secret
+/// is `patched` or already holds `desired` without one.
+///
+/// A Secret that already holds, to the byte, what the SealedSecret makes but carries no proof
+/// (another controller wrote it: Bitnami's, before a migration) is left as it is: writing it only
+/// to add the proof would move the resourceVersion of every Secret a migration adopts, and wake
+/// everything that watches them. The price: without a proof, each restart unseals it again (and
+/// leaves it alone again), until the SealedSecret or the Secret changes and it is written.
+fn plan(
+    existing: Option<&Secret>,
+    desired: &mut Secret,
+    author: &Author<'_>,
+    uid: &str,
+    authored: bool,
+    patched: bool,
+) -> std::result::Result<Plan, ownership::Refusal> {
+    let unproven = ownership::plan(existing, desired, Some(uid), authored);
+    if patched || matches!(unproven, Ok(Plan::InSync)) {
+        return unproven;
+    }
+    author.sign(desired);
+    ownership::plan(existing, desired, Some(uid), authored)
+}
+
 /// Removes the `remaining` keys from the Secret `name`; its resourceVersion afterwards.
 async fn prune(
     secrets: &Api<Secret>,
@@ -141,4 +169,95 @@ async fn prune(
         .metadata
         .resource_version
         .clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::*;
+    use crate::authorship::{
+        Authorship, Identity, PROOF_ANNOTATION, SEALED_DIGEST_ANNOTATION, SealedDigest,
+    };
+    use crate::keys::testing::keys;
+
+    const UID: &str = "u1";
+    const IDENTITY: Identity<'static> = Identity {
+        namespace: "prod",
+        name: "db",
+        uid: UID,
+    };
+
+    /// The Secret SealedSecret `prod/db` makes, as both controllers write it: its data, the
+    /// template's label, the controller ownerReference; no proof.
+    fn made(password: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("db".into()),
+                namespace: Some("prod".into()),
+                labels: Some([("app".to_owned(), "web".to_owned())].into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "bitnami.com/v1alpha1".into(),
+                    kind: "SealedSecret".into(),
+                    name: "db".into(),
+                    uid: UID.into(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                }]),
+                ..ObjectMeta::default()
+            },
+            data: Some([("password".to_owned(), ByteString(password.into()))].into()),
+            ..Secret::default()
+        }
+    }
+
+    fn has_proof(secret: &Secret) -> bool {
+        secret.metadata.annotations.as_ref().is_some_and(|a| {
+            a.contains_key(PROOF_ANNOTATION) && a.contains_key(SEALED_DIGEST_ANNOTATION)
+        })
+    }
+
+    /// `plan` for the desired `made(password)` over `existing`; the desired Secret as planned.
+    fn planned(existing: &Secret, password: &str) -> (Plan, Secret) {
+        let keys = keys(1);
+        let digest = SealedDigest::new(&SealedDigest::spec_sha256(b"spec"), b"prod/db", false);
+        let author = Author {
+            keys: &keys,
+            identity: IDENTITY,
+            digest: &digest,
+        };
+        let authored = author.verify(existing).is_authored();
+        let mut desired = made(password);
+        let plan = plan(Some(existing), &mut desired, &author, UID, authored, false)
+            .expect("the Secret is the SealedSecret's");
+        (plan, desired)
+    }
+
+    #[test]
+    fn a_secret_another_controller_wrote_with_the_same_content_is_left_alone() {
+        // Bitnami's controller wrote it: the same content, no proof.
+        let (plan, desired) = planned(&made("p1"), "p1");
+        assert_eq!(plan, Plan::InSync);
+        assert!(!has_proof(&desired));
+    }
+
+    #[test]
+    fn a_secret_without_proof_and_other_content_is_written_with_one() {
+        let (plan, desired) = planned(&made("old"), "p1");
+        assert!(matches!(plan, Plan::Write(_)), "{plan:?}");
+        assert!(has_proof(&desired));
+
+        // Written so, it is in sync, and proven.
+        let (again, _) = planned(&desired, "p1");
+        assert_eq!(again, Plan::InSync);
+        let keys = keys(1);
+        let digest = SealedDigest::new(&SealedDigest::spec_sha256(b"spec"), b"prod/db", false);
+        let author = Author {
+            keys: &keys,
+            identity: IDENTITY,
+            digest: &digest,
+        };
+        assert_eq!(author.verify(&desired), Authorship::Authentic);
+    }
 }
