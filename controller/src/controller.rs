@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
 use tokio::sync::watch;
@@ -151,7 +151,7 @@ fn scope_controller(
             })
             .touched_objects()
     };
-    let controller = Controller::new(sealed, config);
+    let controller = sealed_secrets(sealed, config, ctx);
     let controller = match settings.skip_recreate {
         true => controller,
         false => controller.owns_stream(owned),
@@ -165,6 +165,30 @@ fn scope_controller(
         controller = controller.reconcile_all_on(resync::ticks(settings.resync_period));
     }
     controller
+}
+
+/// A controller over the SealedSecrets of `api`, as `Controller::new` makes it, that also
+/// forgets a deleted SealedSecret at once: its memory and its condition series go when the
+/// watch shows the deletion (kube's controller reconciles no deleted object; the prune would
+/// catch it only up to [`PRUNE_INTERVAL`] later).
+fn sealed_secrets(
+    api: Api<WatchedSealedSecret>,
+    config: watcher::Config,
+    ctx: &Arc<Context>,
+) -> Controller<WatchedSealedSecret> {
+    let (reader, writer) = reflector::store();
+    let ctx = ctx.clone();
+    let trigger = reflector(writer, watcher(api, config))
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(gone) = event {
+                ctx.forget(&ObjectKey::new(
+                    gone.namespace().unwrap_or_default(),
+                    gone.name_any(),
+                ));
+            }
+        })
+        .applied_objects();
+    Controller::for_stream(trigger, reader)
 }
 
 /// What a finished reconcile leaves to do: forget a SealedSecret that is gone, log a failing

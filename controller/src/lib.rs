@@ -20,6 +20,7 @@
 
 pub mod authorship;
 pub mod bounds;
+pub mod client_rate;
 pub mod controller;
 pub mod desired;
 pub mod error;
@@ -164,11 +165,15 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     config
         .validate()
         .map_err(|reason| Error::InvalidConfig { reason })?;
+    let client = match config.client_rate() {
+        Some(rate) => client_rate::limit(client, rate),
+        None => client,
+    };
     let (listener, local_addr) = bind(config.listen_addr).await?;
     let (metrics_listener, metrics_addr) = bind(config.listen_metrics_addr).await?;
     let (stop, stopped) = watch::channel(false);
     let (rotate, rotate_requests) = watch::channel(0u64);
-    let keys = KeyRegistry::new();
+    let keys = KeyRegistry::ordered_by(config.key_order());
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::new(keys.clone()));
     if config.metrics_omit_secret_labels {
@@ -217,6 +222,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         reconcile_settings: ReconcileSettings {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            max_retries: config.unseal_retries(),
         },
         watch_settings: watch_settings(config),
     };
@@ -253,6 +259,7 @@ fn key_settings(config: &Config, namespace: &str) -> KeySettings {
         key_prefix: config.key_prefix.clone(),
         key_bits: config.key_size,
         common_name: config.my_cn.clone(),
+        validity: config.key_ttl,
         renew_period: config.key_renew_period,
         cutoff: config.key_cutoff_time,
         labels: config.key_labels(),
@@ -422,8 +429,8 @@ async fn lead(
     tokio::join!(campaign, terms);
 }
 
-/// Connects with the in-cluster service account or the local kubeconfig. kube-rs applies no
-/// client-side rate limit, so a cold start with thousands of SealedSecrets is not throttled.
+/// Connects with the in-cluster service account or the local kubeconfig. [`start`] puts the
+/// --kubeclient-qps ceiling in front of it.
 pub async fn client() -> Result<Client> {
     let config = kube::Config::infer()
         .await

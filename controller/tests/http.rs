@@ -43,6 +43,7 @@ fn registry(keys: &[usize]) -> KeyRegistry {
         keys.iter()
             .map(|&i| KeyEntry {
                 secret_name: format!("sealed-secrets-key{i}"),
+                created: None,
                 pair: pair(i).clone(),
             })
             .collect(),
