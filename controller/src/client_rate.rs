@@ -194,7 +194,10 @@ mod tests {
             .collect();
         for (n, started) in starts.iter().enumerate() {
             let allowed = f64::from(burst) + qps * started.as_secs_f64();
-            assert!((n + 1) as f64 <= allowed + 1e-6, "request {n} at {started:?}");
+            assert!(
+                (n + 1) as f64 <= allowed + 1e-6,
+                "request {n} at {started:?}"
+            );
         }
         // And the ceiling is reached, not undercut: the last start is where the rate puts it.
         let last = starts.last().expect("requests").as_secs_f64();

@@ -223,6 +223,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
             max_retries: config.unseal_retries(),
+            resync_period: config.resync_period,
         },
         watch_settings: watch_settings(config),
     };

@@ -277,9 +277,7 @@ impl Metrics {
         self.lock_conditions().clear();
     }
 
-    fn lock_conditions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<ConditionKey, (String, i64)>> {
+    fn lock_conditions(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConditionKey, (String, i64)>> {
         self.conditions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -503,7 +501,9 @@ mod tests {
             .collect();
         assert_eq!(
             series,
-            ["sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"green\"} -1"]
+            [
+                "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"green\"} -1"
+            ]
         );
     }
 }

@@ -162,7 +162,11 @@ async fn check(parsed: flag_env::Parsed) -> TestResult {
     })
     .await?;
     let (_, served) = support::http_get(running.local_addr(), "/v1/cert.pem").await?;
-    assert_eq!(served, pair(1).certificate.to_pem(), "the restored key seals");
+    assert_eq!(
+        served,
+        pair(1).certificate.to_pem(),
+        "the restored key seals"
+    );
 
     let (_, metrics) = support::http_get(running.metrics_addr(), "/metrics").await?;
     assert!(metrics.contains("sealed_secrets_controller_unseal_requests"));
@@ -221,7 +225,8 @@ async fn max_unseal_retries_then_it_gives_up_until_a_change() -> TestResult {
     sealed_secrets(&server)
         .create(&PostParams::default(), &sealed(0, "flaky"))
         .await?;
-    // One attempt and one retry fail; the second failure gives up and is reported.
+    // One attempt and one retry fail; the second failure gives up and is reported (that
+    // status write is no change that starts another round).
     until("two failed reconciles", || {
         running.metrics().reconciles("error") == 2
     })
@@ -236,9 +241,9 @@ async fn max_unseal_retries_then_it_gives_up_until_a_change() -> TestResult {
 
     // A change brings it back, with its retries afresh.
     server.clear_faults();
-    let label = serde_json::json!({"metadata": {"labels": {"touched": "yes"}}});
+    let touch = serde_json::json!({"metadata": {"annotations": {"touched": "yes"}}});
     sealed_secrets(&server)
-        .patch("flaky", &PatchParams::default(), &Patch::Merge(&label))
+        .patch("flaky", &PatchParams::default(), &Patch::Merge(&touch))
         .await?;
     until("Synced after the change", || {
         synced(&server, "flaky").as_deref() == Some("True")
@@ -306,7 +311,11 @@ async fn the_controller_keeps_under_kubeclient_qps() -> TestResult {
     while start.elapsed() < Duration::from_secs(2) {
         let seen = server.request_log().len();
         let allowed = 4.0 + 4.0 * start.elapsed().as_secs_f64();
-        assert!(seen as f64 <= allowed, "{seen} requests after {:?}", start.elapsed());
+        assert!(
+            seen as f64 <= allowed,
+            "{seen} requests after {:?}",
+            start.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     until("ready", || running.is_ready()).await?;
@@ -346,7 +355,10 @@ async fn metrics_as_bitnamis_and_a_deleted_sealed_secrets_series_goes() -> TestR
         "process_max_fds ",
         "process_start_time_seconds ",
     ] {
-        assert!(served.lines().any(|l| l.starts_with(name)), "{name}: {served}");
+        assert!(
+            served.lines().any(|l| l.starts_with(name)),
+            "{name}: {served}"
+        );
     }
 
     sealed_secrets(&server)

@@ -273,7 +273,9 @@ pub(crate) fn validity_window(
     const LAST_X509_TIME: i64 = 253_402_300_799;
     let seconds = i64::try_from(validity.as_secs()).ok().filter(|s| *s >= 1)?;
     let not_before = unix_seconds(now);
-    let not_after = not_before.checked_add(seconds).filter(|t| *t <= LAST_X509_TIME)?;
+    let not_after = not_before
+        .checked_add(seconds)
+        .filter(|t| *t <= LAST_X509_TIME)?;
     Some((
         OffsetDateTime::from_unix_timestamp(not_before).ok()?,
         OffsetDateTime::from_unix_timestamp(not_after).ok()?,
@@ -334,7 +336,10 @@ mod tests {
         assert_eq!(from.unix_timestamp(), 1_700_000_000);
         assert_eq!(to.unix_timestamp(), 1_700_003_600);
         let (_, ten_years) = validity_window(now, CERTIFICATE_VALIDITY).expect("in range");
-        assert_eq!(ten_years.unix_timestamp() - from.unix_timestamp(), 87_600 * 3600);
+        assert_eq!(
+            ten_years.unix_timestamp() - from.unix_timestamp(),
+            87_600 * 3600
+        );
         assert_eq!(validity_window(now, Duration::ZERO), None);
         assert_eq!(validity_window(now, Duration::from_millis(999)), None);
         assert_eq!(validity_window(now, Duration::from_secs(u64::MAX)), None);
@@ -344,5 +349,4 @@ mod tests {
             "past the year 9999"
         );
     }
-
 }

@@ -184,5 +184,4 @@ mod tests {
         assert_eq!(KeyOrder::from_name("certnotbefore"), None);
         assert_eq!(KeyOrder::default(), KeyOrder::CertNotBefore);
     }
-
 }

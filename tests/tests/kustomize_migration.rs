@@ -154,7 +154,11 @@ async fn kustomize_apply_over_bitnamis_controller_yaml() -> TestResult {
         command
     };
     match run(&mut apply(false), "kubectl apply --server-side -k") {
-        Ok(out) => return Err(format!("applied over Bitnami's fields without --force-conflicts: {out}").into()),
+        Ok(out) => {
+            return Err(
+                format!("applied over Bitnami's fields without --force-conflicts: {out}").into(),
+            );
+        }
         Err(error) => assert!(error.contains("conflict"), "{error}"),
     }
     run(

@@ -404,5 +404,4 @@ pub(crate) mod testing {
         );
         assert_eq!(by_secret.position(pairs()[0].fingerprint()), Some(2));
     }
-
 }

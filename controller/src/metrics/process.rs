@@ -105,9 +105,17 @@ impl Collector for ProcessFigures {
                 )?;
             }
         }
-        if let Some(rss) = read("/proc/self/status").as_deref().and_then(resident_bytes) {
+        if let Some(rss) = read("/proc/self/status")
+            .as_deref()
+            .and_then(resident_bytes)
+        {
             let help = "Resident memory size in bytes.";
-            gauge(&mut encoder, "process_resident_memory_bytes", help, rss as f64)?;
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                help,
+                rss as f64,
+            )?;
         }
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             // The directory's own descriptor, open while counting, is one of the entries.

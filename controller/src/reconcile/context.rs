@@ -26,6 +26,9 @@ pub struct ReconcileSettings {
     /// Retries of a transient failure before giving up until the object, the keys or the
     /// resync bring it back (--max-unseal-retries).
     pub max_retries: u32,
+    /// --resync-period: how long giving up lasts at most when nothing changes (zero: until
+    /// something does).
+    pub resync_period: std::time::Duration,
 }
 
 /// What every reconcile shares.

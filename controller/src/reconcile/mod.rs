@@ -34,7 +34,7 @@ use tracing::{Span, debug, error, info, instrument, warn};
 
 use self::context::InFlight;
 pub use self::context::{Context, ReconcileSettings};
-use self::memory::{Memory, Reported};
+use self::memory::{GaveUp, Memory, Reported};
 use self::recheck::Owner;
 use self::report::{fail, publish, report};
 use self::skip::{SecretSeen, Seen, Step};
@@ -100,6 +100,9 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
     if sealed.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if given_up(&object, &ctx, &key, &uid) {
+        return Ok(Action::await_change());
+    }
 
     match sync(&object, &ctx, &key, &uid).await {
         Ok(action) => {
@@ -141,13 +144,37 @@ pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Co
         None => {
             // The next round (a change, new keys, the resync) gets its retries afresh.
             let uid = object.uid().unwrap_or_default();
-            ctx.memory.update(&key, &uid, |m| m.failures = 0);
+            let gave_up = GaveUp {
+                digest: object.digest(ctx.settings.accept_deprecated_v1_data),
+                key_epoch: ctx.keys.epoch(),
+                at: std::time::Instant::now(),
+            };
+            ctx.memory.update(&key, &uid, |m| {
+                m.failures = 0;
+                m.gave_up = Some(gave_up);
+            });
             error!(namespace = %key.namespace, name = %key.name, %error, failures,
                    "reconcile failed; giving up until the SealedSecret or the keys change or \
                     the next resync (--max-unseal-retries)");
             Action::await_change()
         }
     }
+}
+
+/// Whether the controller has given up on the object as it is now (see [`error_policy`]): a
+/// reconcile then starts no new round of retries.
+fn given_up(object: &WatchedSealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) -> bool {
+    let Some(gave_up) = ctx.memory.recall(key, uid).gave_up else {
+        return false;
+    };
+    let digest = object.digest(ctx.settings.accept_deprecated_v1_data);
+    let now = std::time::Instant::now();
+    if gave_up.holds(digest, ctx.keys.epoch(), now, ctx.settings.resync_period) {
+        debug!("given up on until it or the keys change (--max-unseal-retries)");
+        return true;
+    }
+    ctx.memory.update(key, uid, |m| m.gave_up = None);
+    false
 }
 
 /// When to try again after `failures` transient failures in a row, given `max_retries`
