@@ -655,6 +655,39 @@ mod tests {
     }
 
     #[test]
+    fn bitnamis_key_and_client_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["c"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).expect("parses")
+        };
+        let defaults = parse(&[]);
+        assert_eq!(defaults.key_order(), KeyOrder::CertNotBefore);
+        assert_eq!(defaults.unseal_retries(), 5);
+        assert_eq!(
+            defaults.client_rate(),
+            ClientRate::new(f64::from(DEFAULT_KUBECLIENT_QPS), DEFAULT_KUBECLIENT_BURST)
+        );
+        let set = parse(&[
+            "--key-order-priority=SecretCreationTimestamp",
+            "--max-unseal-retries=-1",
+            "--kubeclient-qps=-1",
+            "--key-ttl=1h",
+        ]);
+        assert_eq!(set.key_order(), KeyOrder::SecretCreationTimestamp);
+        assert_eq!(set.unseal_retries(), 0, "Bitnami's: no retry");
+        assert_eq!(set.client_rate(), None, "Bitnami's: negative disables");
+        assert_eq!(set.validate(), Ok(()));
+        for ttl in ["0", "900ms", "8760001h"] {
+            let e = parse(&[&format!("--key-ttl={ttl}")])
+                .validate()
+                .expect_err("out of range");
+            assert!(e.contains("--key-ttl"), "{e}");
+        }
+        assert!(Config::try_parse_from(["c", "--key-order-priority=Newest"]).is_err());
+    }
+
+    #[test]
     fn private_key_labels_are_pairs() {
         let config =
             Config::try_parse_from(["c", "--privatekey-labels=a=1,b=x=y,,a=2"]).expect("parses");

@@ -10,7 +10,8 @@
 //! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
 //! on written Secrets ([`authorship`]), and in the reconcile loop whether unsealing can be
 //! skipped); the IO shell is thin ([`reconcile`], [`controller`],
-//! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]). Names they all share (the field
+//! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`], the API server request ceiling
+//! [`client_rate`]). Names they all share (the field
 //! manager, [`object::ObjectKey`], the error-chain helper) live below them in [`object`]; a
 //! SealedSecret as the watch caches it, and how one is parsed, in [`watched`]. The binary in `main.rs` only parses flags, sets up logging and
 //! calls [`run`].
@@ -165,6 +166,9 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     config
         .validate()
         .map_err(|reason| Error::InvalidConfig { reason })?;
+    // Lease renewals bypass the ceiling: a backlog of reconciles must not cost the leadership
+    // (a renewal queued behind it would miss --leader-elect-renew-deadline).
+    let lease_client = client.clone();
     let client = match config.client_rate() {
         Some(rate) => client_rate::limit(client, rate),
         None => client,
@@ -201,7 +205,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     });
     let elector = identity.clone().map(|identity| {
         LeaderElector::new(
-            client.clone(),
+            lease_client.clone(),
             LeaseSettings {
                 namespace: config.lease_namespace(),
                 name: config.leader_elect_resource_name.clone(),
