@@ -271,9 +271,10 @@ pub struct Config {
 /// Bitnami's --key-order-priority values.
 pub const KEY_ORDER_PRIORITIES: [&str; 2] = KeyOrder::NAMES;
 
-/// --kubeclient-qps's default. A cold start of 10,000 SealedSecrets makes about 4 requests per
-/// SealedSecret at about 330 SealedSecrets/s on 2 cores (BENCHMARKS.md): some 1,300 requests/s.
-/// A warm restart asks for one Secret each, 10,000 in about 1.4 s. Neither comes near.
+/// --kubeclient-qps's default. A cold start makes 6 requests per SealedSecret (the cold-start
+/// bench counts them) at about 330 SealedSecrets/s on 2 cores (BENCHMARKS.md): some 2,000
+/// requests/s. A warm restart asks for one Secret each, 10,000 in about 1.4 s. Neither comes
+/// near it.
 pub const DEFAULT_KUBECLIENT_QPS: f32 = 5000.0;
 /// --kubeclient-burst's default: a warm restart's 10,000 GETs pass without waiting.
 pub const DEFAULT_KUBECLIENT_BURST: u32 = 10_000;
