@@ -181,6 +181,7 @@ impl KeyStore {
             .filter_map(|k| Some((k, k.created()?)));
         key_order::sealing_key(candidates, |(key, not_before)| KeyAge {
             not_before: *not_before,
+            created: None,
             secret_name: &key.name,
         })
         .map(|(key, _)| key)

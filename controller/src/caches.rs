@@ -23,17 +23,17 @@ use futures::future::BoxFuture;
 use futures::future::join_all;
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt as _, watcher as watch_objects};
+use kube::{Client, ResourceExt as _};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::object::error_chain;
+use crate::object::{ObjectKey, error_chain};
 use crate::owned::OwnedSecrets;
 use crate::server::Readiness;
 use crate::watched::WatchedSealedSecret;
@@ -73,6 +73,8 @@ pub struct Subscription {
     pub owned: Option<mpsc::Receiver<Arc<PartialObjectMeta<Secret>>>>,
     /// SealedSecrets whose Secrets went missing while the Secret watch was away.
     pub missing: mpsc::Receiver<ObjectRef<WatchedSealedSecret>>,
+    /// SealedSecrets the watch saw deleted (the term forgets them at once).
+    pub gone: mpsc::Receiver<ObjectKey>,
 }
 
 /// The process's watches: their caches, and where they hand objects on to.
@@ -90,6 +92,7 @@ struct ScopeCache {
     sealed: Handoff<Arc<WatchedSealedSecret>>,
     owned: Option<Handoff<Arc<PartialObjectMeta<Secret>>>>,
     missing: Handoff<ObjectRef<WatchedSealedSecret>>,
+    gone: Handoff<ObjectKey>,
 }
 
 impl Caches {
@@ -149,6 +152,7 @@ impl Caches {
                 sealed: cache.sealed.subscribe(),
                 owned: cache.owned.as_ref().map(Handoff::subscribe),
                 missing: cache.missing.subscribe(),
+                gone: cache.gone.subscribe(),
             })
             .collect()
     }
@@ -182,9 +186,17 @@ impl ScopeCache {
             sealed: Handoff::default(),
             owned: (!settings.skip_recreate).then(Handoff::default),
             missing: Handoff::default(),
+            gone: Handoff::default(),
         };
         let mut tasks = vec![
-            watch_sealed_secrets(sealed_api, config, writer, store, cache.sealed.clone()).boxed(),
+            watch_sealed_secrets(
+                sealed_api,
+                config,
+                (writer, store),
+                cache.sealed.clone(),
+                cache.gone.clone(),
+            )
+            .boxed(),
         ];
         if let Some(handoff) = &cache.owned {
             tasks.push(
@@ -202,13 +214,17 @@ impl ScopeCache {
     }
 }
 
-/// Runs the SealedSecret watch into the cache, handing changed objects on.
+/// Runs the SealedSecret watch into the cache, handing changed objects on and deleted ones'
+/// keys.
 async fn watch_sealed_secrets(
     api: Api<WatchedSealedSecret>,
     config: watcher::Config,
-    writer: reflector::store::Writer<WatchedSealedSecret>,
-    store: Store<WatchedSealedSecret>,
+    (writer, store): (
+        reflector::store::Writer<WatchedSealedSecret>,
+        Store<WatchedSealedSecret>,
+    ),
     handoff: Handoff<Arc<WatchedSealedSecret>>,
+    gone: Handoff<ObjectKey>,
 ) {
     let mut events = watch_objects(api, config)
         .default_backoff()
@@ -223,9 +239,14 @@ async fn watch_sealed_secrets(
                     handoff.send(object).await;
                 }
             }
-            // A deleted SealedSecret's Secret goes with it (garbage collection); the term learns
-            // it from the reconcile that finds the object gone.
-            Ok(Event::Delete(_) | Event::Init | Event::InitApply(_)) => {}
+            // A deleted SealedSecret's Secret goes with it (garbage collection); the term forgets
+            // its memory and condition series at once (kube's controller reconciles no deleted
+            // object, and the prune would catch it only a minute later).
+            Ok(Event::Delete(object)) => {
+                let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
+                gone.send(key).await;
+            }
+            Ok(Event::Init | Event::InitApply(_)) => {}
             Err(e) => warn!(error = %error_chain(&e), "watching SealedSecrets failed; retrying"),
         }
     }

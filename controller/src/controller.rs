@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::future::join_all;
 use futures::{Stream, StreamExt as _, stream};
 use kube::ResourceExt as _;
@@ -46,17 +47,21 @@ pub async fn run(
     let mut controllers = Vec::new();
     for subscription in caches.subscribe() {
         stores.push(subscription.store.clone());
-        let controller = scope_controller(&ctx, settings, subscription, &shutdown);
+        let (controller, gone) = scope_controller(&ctx, settings, subscription, &shutdown);
+        let gone = forget_gone(ctx.clone(), gone);
         let ctx = ctx.clone();
         controllers.push(async move {
             let forget = ctx.clone();
-            controller
+            let run = controller
                 .run(reconcile_object, error_policy, ctx)
                 .for_each(|result| {
                     on_result(&forget, result);
                     std::future::ready(())
-                })
-                .await;
+                });
+            tokio::select! {
+                () = run => {}
+                () = gone => {}
+            }
         });
     }
     let prune = prune_memory(ctx.clone(), stores, shutdown.clone());
@@ -74,23 +79,32 @@ pub async fn run(
 /// The controller of one watched scope (a namespace, or `None` for all) over what the
 /// process's watches hand on: SealedSecrets, the Secrets they own, the owners of Secrets that
 /// went missing unseen; everything once when the term begins (as soon as the cache has
-/// listed), again when the keys change, and at every resync.
+/// listed), again when the keys change, and at every resync. Also hands back the keys of
+/// SealedSecrets the watch saw deleted, for [`forget_gone`].
 fn scope_controller(
     ctx: &Arc<Context>,
     settings: &WatchSettings,
     subscription: Subscription,
     shutdown: &watch::Receiver<bool>,
-) -> Controller<WatchedSealedSecret> {
-    let store = subscription.store.clone();
-    let begins = stream::once(async move { store.wait_until_ready().await.ok() })
+) -> (Controller<WatchedSealedSecret>, mpsc::Receiver<ObjectKey>) {
+    let Subscription {
+        store,
+        sealed,
+        owned,
+        missing,
+        gone,
+        ..
+    } = subscription;
+    let ready = store.clone();
+    let begins = stream::once(async move { ready.wait_until_ready().await.ok() })
         .filter_map(std::future::ready);
-    let controller = Controller::for_shared_stream(subscription.sealed, subscription.store.clone());
-    let controller = match subscription.owned {
+    let controller = Controller::for_shared_stream(sealed, store);
+    let controller = match owned {
         None => controller,
         Some(owned) => controller.owns_shared_stream(owned),
     };
     let mut controller = controller
-        .reconcile_on(subscription.missing)
+        .reconcile_on(missing)
         .reconcile_all_on(begins)
         .reconcile_all_on(key_changes(ctx.keys()))
         .with_config(controller::Config::default().concurrency(settings.concurrency))
@@ -98,7 +112,18 @@ fn scope_controller(
     if !settings.resync_period.is_zero() {
         controller = controller.reconcile_all_on(resync::ticks(settings.resync_period));
     }
-    controller
+    (controller, gone)
+}
+
+/// Forgets each SealedSecret the watch saw deleted at once: its memory and its condition
+/// series (kube's controller reconciles no deleted object; the prune would catch it only up to
+/// [`PRUNE_INTERVAL`] later). Runs until the term's controller ends.
+async fn forget_gone(ctx: Arc<Context>, mut gone: mpsc::Receiver<ObjectKey>) {
+    while let Some(key) = gone.next().await {
+        ctx.forget(&key);
+    }
+    // The watch stopped handing on (shutdown): wait for the controller to end the term.
+    std::future::pending::<()>().await;
 }
 
 /// What a finished reconcile leaves to do: forget a SealedSecret that is gone, log a failing

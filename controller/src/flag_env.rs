@@ -13,7 +13,7 @@ use std::ffi::OsString;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 
-use crate::flags::{Config, KEY_ORDER_PRIORITIES};
+use crate::flags::Config;
 
 /// Bitnami's prefix of flag variables.
 pub const ENV_PREFIX: &str = "SEALED_SECRETS_";
@@ -109,39 +109,10 @@ fn is_service_link(var: &str) -> bool {
 /// One warning for each flag given a value that Sealbox does not act on.
 fn ignored(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
-    if config.key_ttl != crate::flags::parse_duration("87600h").unwrap_or_default() {
-        warnings.push(
-            "--key-ttl is ignored: Sealbox's certificates are always valid for 87600h \
-             (Bitnami's default); expiry is never checked when sealing or unsealing"
-                .to_owned(),
-        );
-    }
     if config.old_gc_behavior {
         warnings.push(
             "--old-gc-behavior is ignored: a SealedSecret's Secret carries an owner reference, \
              so Kubernetes' garbage collector deletes it with the SealedSecret"
-                .to_owned(),
-        );
-    }
-    if config.max_unseal_retries != 5 {
-        warnings.push(
-            "--max-unseal-retries is ignored: Sealbox retries a transient failure with backoff \
-             (1s doubling to 5m) until it succeeds, and never retries a SealedSecret no key \
-             decrypts until it or the keys change"
-                .to_owned(),
-        );
-    }
-    if config.key_order_priority != KEY_ORDER_PRIORITIES[0] {
-        warnings.push(format!(
-            "--key-order-priority={:?} is ignored: Sealbox seals with the key whose certificate \
-             is newest (CertNotBefore)",
-            config.key_order_priority
-        ));
-    }
-    if config.kubeclient_qps.is_some() {
-        warnings.push(
-            "--kubeclient-qps and --kubeclient-burst are ignored: Sealbox's client has no \
-             client-side rate limit (the API server's priority and fairness applies)"
                 .to_owned(),
         );
     }
@@ -205,15 +176,19 @@ mod tests {
                 "c",
                 "--old-gc-behavior",
                 "--key-ttl=1h",
-                "--key-order-priority=Newest",
+                "--key-order-priority=SecretCreationTimestamp",
+                "--max-unseal-retries=2",
+                "--kubeclient-qps=5",
             ],
             &BTreeMap::new(),
         )
         .expect("parses");
-        let text = parsed.warnings.join("\n");
-        for flag in ["--old-gc-behavior", "--key-ttl", "--key-order-priority"] {
-            assert!(text.contains(flag), "{text}");
-        }
+        // Only --old-gc-behavior is ignored; the others take effect.
+        assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+        assert!(parsed.warnings[0].contains("--old-gc-behavior"));
+        let e = parse(["c", "--key-order-priority=Newest"], &BTreeMap::new())
+            .expect_err("not one of Bitnami's orders");
+        assert!(e.to_string().contains("SecretCreationTimestamp"), "{e}");
     }
 
     #[test]

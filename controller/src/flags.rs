@@ -10,6 +10,9 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 use jiff::Timestamp;
 
+use sealbox_crypto::key_order::KeyOrder;
+
+use crate::client_rate::ClientRate;
 use crate::leader::RETRY_JITTER;
 
 /// Where the service account's namespace is mounted in a pod.
@@ -192,18 +195,20 @@ pub struct Config {
           num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub log_info_stdout: bool,
 
-    /// Bitnami's: how long a generated certificate is valid. Sealbox's certificates are always
-    /// valid for 87600h (Bitnami's default); another value is accepted with a warning.
+    /// How long the certificate of a generated key is valid (NotAfter = NotBefore + this), as
+    /// a Go duration; at least 1s. Sealing refuses an expired certificate (kubeseal does too);
+    /// unsealing never looks at it.
     #[arg(long, env = "SEALBOX_KEY_TTL", default_value = "87600h", value_parser = parse_duration)]
     pub key_ttl: Duration,
 
-    /// Bitnami's: which key seals, the one with the newest certificate NotBefore
-    /// (CertNotBefore) or the newest key Secret (SecretCreationTimestamp). Sealbox always
-    /// orders by CertNotBefore; another value is accepted with a warning.
+    /// Which key seals: the one whose certificate NotBefore is newest (CertNotBefore) or the
+    /// one whose key Secret was created last (SecretCreationTimestamp, e.g. so that a key
+    /// restored from a backup seals at once).
     #[arg(
         long,
         env = "SEALBOX_KEY_ORDER_PRIORITY",
-        default_value = "CertNotBefore"
+        default_value = "CertNotBefore",
+        value_parser = KEY_ORDER_PRIORITIES
     )]
     pub key_order_priority: String,
 
@@ -240,8 +245,9 @@ pub struct Config {
           num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool)]
     pub old_gc_behavior: bool,
 
-    /// Bitnami's: failed unseals retried before giving up. Sealbox retries transient failures
-    /// until they succeed and permanent ones never; another value is accepted with a warning.
+    /// Retries of a SealedSecret whose reconcile failed (an API error), with backoff from 1s
+    /// doubling, before giving up until it changes, the keys change or the next resync; 0 or
+    /// less: no retry. One that no key decrypts is not retried until it or the keys change.
     #[arg(
         long,
         env = "SEALBOX_MAX_UNSEAL_RETRIES",
@@ -250,19 +256,30 @@ pub struct Config {
     )]
     pub max_unseal_retries: i64,
 
-    /// Bitnami's client-side ceiling on requests per second to the API server (its default
-    /// of 5 throttles a cold start). Sealbox's client has none; a value is accepted with a
-    /// warning.
-    #[arg(long, env = "SEALBOX_KUBECLIENT_QPS", allow_hyphen_values = true)]
-    pub kubeclient_qps: Option<f32>,
+    /// Most requests per second, sustained, the controller makes to the API server (a token
+    /// bucket on its client); 0 or less: no ceiling. The default is far above what a cold
+    /// start of 10,000 SealedSecrets asks for (Bitnami's default of 5 throttles one).
+    #[arg(long, env = "SEALBOX_KUBECLIENT_QPS", default_value_t = DEFAULT_KUBECLIENT_QPS,
+          allow_hyphen_values = true)]
+    pub kubeclient_qps: f32,
 
-    /// Bitnami's burst above --kubeclient-qps; accepted, ignored.
-    #[arg(long, env = "SEALBOX_KUBECLIENT_BURST", default_value_t = 10)]
+    /// Requests the controller may make at once above --kubeclient-qps (the bucket's size).
+    #[arg(long, env = "SEALBOX_KUBECLIENT_BURST", default_value_t = DEFAULT_KUBECLIENT_BURST)]
     pub kubeclient_burst: u32,
 }
 
 /// Bitnami's --key-order-priority values.
-pub const KEY_ORDER_PRIORITIES: [&str; 2] = ["CertNotBefore", "SecretCreationTimestamp"];
+pub const KEY_ORDER_PRIORITIES: [&str; 2] = KeyOrder::NAMES;
+
+/// --kubeclient-qps's default. A cold start makes 6 requests per SealedSecret (the cold-start
+/// bench counts them) at about 330 SealedSecrets/s on 2 cores (BENCHMARKS.md): some 2,000
+/// requests/s. A warm restart asks for one Secret each, 10,000 in about 1.4 s. Neither comes
+/// near it.
+pub const DEFAULT_KUBECLIENT_QPS: f32 = 5000.0;
+/// --kubeclient-burst's default: a warm restart's 10,000 GETs pass without waiting.
+pub const DEFAULT_KUBECLIENT_BURST: u32 = 10_000;
+/// Longest --key-ttl: a thousand years (X.509 times end with the year 9999).
+const MAX_KEY_TTL: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -345,6 +362,12 @@ impl Config {
                 ));
             }
         }
+        if self.key_ttl < Duration::from_secs(1) || self.key_ttl > MAX_KEY_TTL {
+            return Err(format!(
+                "--key-ttl must be between 1s and 8760000h (it is {:?})",
+                self.key_ttl
+            ));
+        }
         parse_pairs("--privatekey-labels", &self.privatekey_labels)?;
         parse_pairs("--privatekey-annotations", &self.privatekey_annotations)?;
         if self.listen_addr == self.listen_metrics_addr && self.listen_addr.port() != 0 {
@@ -366,9 +389,20 @@ impl Config {
         parse_pairs("--privatekey-annotations", &self.privatekey_annotations).unwrap_or_default()
     }
 
-    /// Retries of a failing SealedSecret before it waits for a change; `None`: forever.
-    pub fn unseal_retries(&self) -> Option<u32> {
-        u32::try_from(self.max_unseal_retries).ok()
+    /// Retries of a failing SealedSecret before it waits for a change (Bitnami's: none for a
+    /// negative value).
+    pub fn unseal_retries(&self) -> u32 {
+        u32::try_from(self.max_unseal_retries.max(0)).unwrap_or(u32::MAX)
+    }
+
+    /// Which key seals (--key-order-priority; clap admits only Bitnami's two names).
+    pub fn key_order(&self) -> KeyOrder {
+        KeyOrder::from_name(&self.key_order_priority).unwrap_or_default()
+    }
+
+    /// The ceiling on the client's requests, `None` for none (--kubeclient-qps ≤ 0).
+    pub fn client_rate(&self) -> Option<ClientRate> {
+        ClientRate::new(self.kubeclient_qps.into(), self.kubeclient_burst)
     }
 }
 
@@ -619,6 +653,39 @@ mod tests {
         let config =
             Config::try_parse_from(["c", "--all-namespaces=0", "--namespace=ss"]).expect("parses");
         assert_eq!(config.watched_namespaces(), Some(vec!["ss".into()]));
+    }
+
+    #[test]
+    fn bitnamis_key_and_client_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["c"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).expect("parses")
+        };
+        let defaults = parse(&[]);
+        assert_eq!(defaults.key_order(), KeyOrder::CertNotBefore);
+        assert_eq!(defaults.unseal_retries(), 5);
+        assert_eq!(
+            defaults.client_rate(),
+            ClientRate::new(f64::from(DEFAULT_KUBECLIENT_QPS), DEFAULT_KUBECLIENT_BURST)
+        );
+        let set = parse(&[
+            "--key-order-priority=SecretCreationTimestamp",
+            "--max-unseal-retries=-1",
+            "--kubeclient-qps=-1",
+            "--key-ttl=1h",
+        ]);
+        assert_eq!(set.key_order(), KeyOrder::SecretCreationTimestamp);
+        assert_eq!(set.unseal_retries(), 0, "Bitnami's: no retry");
+        assert_eq!(set.client_rate(), None, "Bitnami's: negative disables");
+        assert_eq!(set.validate(), Ok(()));
+        for ttl in ["0", "900ms", "8760001h"] {
+            let e = parse(&[&format!("--key-ttl={ttl}")])
+                .validate()
+                .expect_err("out of range");
+            assert!(e.contains("--key-ttl"), "{e}");
+        }
+        assert!(Config::try_parse_from(["c", "--key-order-priority=Newest"]).is_err());
     }
 
     #[test]

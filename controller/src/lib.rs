@@ -12,7 +12,8 @@
 //! [`template`], [`ownership`], [`status`], [`reseal`], [`keys::Keys`], the proof of authorship
 //! on written Secrets ([`authorship`]), and in the reconcile loop whether unsealing can be
 //! skipped); the IO shell is thin ([`reconcile`], [`controller`],
-//! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`]). Names they all share (the field
+//! [`keys::lifecycle`], [`leader`], [`server`], [`metrics`], the API server request ceiling
+//! [`client_rate`]). Names they all share (the field
 //! manager, [`object::ObjectKey`], the error-chain helper) live below them in [`object`]; a
 //! SealedSecret as the watch caches it, and how one is parsed, in [`watched`]. The binary in `main.rs` only parses flags, sets up logging and
 //! calls [`run`].
@@ -23,6 +24,7 @@
 pub mod authorship;
 pub mod bounds;
 pub mod caches;
+pub mod client_rate;
 pub mod controller;
 pub mod desired;
 pub mod error;
@@ -183,11 +185,18 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     config
         .validate()
         .map_err(|reason| Error::InvalidConfig { reason })?;
+    // Lease renewals bypass the ceiling: a backlog of reconciles must not cost the leadership
+    // (a renewal queued behind it would miss --leader-elect-renew-deadline).
+    let lease_client = client.clone();
+    let client = match config.client_rate() {
+        Some(rate) => client_rate::limit(client, rate),
+        None => client,
+    };
     let (listener, local_addr) = bind(config.listen_addr).await?;
     let (metrics_listener, metrics_addr) = bind(config.listen_metrics_addr).await?;
     let (stop, stopped) = watch::channel(false);
     let (rotate, rotate_requests) = watch::channel(0u64);
-    let keys = KeyRegistry::new();
+    let keys = KeyRegistry::ordered_by(config.key_order());
     let readiness = Readiness::default();
     let metrics = Arc::new(Metrics::new(keys.clone()));
     if config.metrics_omit_secret_labels {
@@ -215,7 +224,7 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
     });
     let elector = identity.clone().map(|identity| {
         LeaderElector::new(
-            client.clone(),
+            lease_client.clone(),
             LeaseSettings {
                 namespace: config.lease_namespace(),
                 name: config.leader_elect_resource_name.clone(),
@@ -242,6 +251,8 @@ pub async fn start(client: Client, config: &Config) -> Result<Running> {
         reconcile_settings: ReconcileSettings {
             update_status: config.update_status,
             accept_deprecated_v1_data: config.accept_deprecated_v1_data,
+            max_retries: config.unseal_retries(),
+            resync_period: config.resync_period,
         },
         watch_settings,
     };
@@ -280,6 +291,7 @@ fn key_settings(config: &Config, namespace: &str) -> KeySettings {
         key_prefix: config.key_prefix.clone(),
         key_bits: config.key_size,
         common_name: config.my_cn.clone(),
+        validity: config.key_ttl,
         renew_period: config.key_renew_period,
         cutoff: config.key_cutoff_time,
         labels: config.key_labels(),
@@ -453,8 +465,8 @@ async fn lead(
     tokio::join!(campaign, terms);
 }
 
-/// Connects with the in-cluster service account or the local kubeconfig. kube-rs applies no
-/// client-side rate limit, so a cold start with thousands of SealedSecrets is not throttled.
+/// Connects with the in-cluster service account or the local kubeconfig. [`start`] puts the
+/// --kubeclient-qps ceiling in front of it.
 pub async fn client() -> Result<Client> {
     let config = kube::Config::infer()
         .await

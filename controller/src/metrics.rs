@@ -3,17 +3,23 @@
 //!
 //! Bitnami's names, labels and values are kept so existing dashboards and alerts work:
 //! `sealed_secrets_controller_unseal_requests_total`, `…_unseal_errors_total{reason,namespace}`,
-//! `…_condition_info{namespace,name,condition}` (1 True, 0 Unknown, -1 False),
-//! `…_http_requests_total{path,code,method}` and `…_http_request_duration_seconds{path,method}`.
-//! Sealbox adds `sealbox_unseal_duration_seconds`, `sealbox_private_key_operations_total`,
+//! `…_condition_info{namespace,name,condition,ss_app_kubernetes_io_instance}` (1 True, 0 Unknown,
+//! -1 False; the last label is the SealedSecret's `app.kubernetes.io/instance` label, empty
+//! without one), `…_http_requests_total{path,code,method}`,
+//! `…_http_request_duration_seconds{path,method}`, `…_build_info{revision}` and the process
+//! figures of client_golang's process collector ([`process`]). Go's runtime series (`go_*`,
+//! `go_build_info`) have no equivalent and are absent. Sealbox adds `sealbox_unseal_duration_seconds`, `sealbox_private_key_operations_total`,
 //! `sealbox_keys_loaded`, `sealbox_leader` and `sealbox_reconciles_total{result}`.
 //!
 //! prometheus-client appends `_total` to counter samples itself, so counters are registered
 //! without it.
 
+pub mod process;
+
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::Router;
@@ -49,28 +55,29 @@ pub struct UnsealErrorLabels {
     pub namespace: String,
 }
 
-/// Labels of `sealed_secrets_controller_condition_info`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConditionLabels {
-    /// The SealedSecret's namespace.
-    pub namespace: String,
-    /// The SealedSecret's name.
-    pub name: String,
-    /// The condition type (`Synced`).
-    pub condition: String,
+/// The series of `sealed_secrets_controller_condition_info` that identify one: a
+/// SealedSecret's namespace, name and condition type, each bounded by
+/// [`MAX_LABEL_VALUE`](crate::bounds::MAX_LABEL_VALUE). The instance label is not part of
+/// it: a SealedSecret has one series per condition, whatever its instance label was before.
+type ConditionKey = (String, String, String);
+
+/// Each condition's instance label and value (1 True, 0 Unknown, -1 False).
+type Conditions = Arc<Mutex<BTreeMap<ConditionKey, (String, i64)>>>;
+
+fn condition_key(namespace: &str, name: &str, condition: &str) -> ConditionKey {
+    (
+        label_value(namespace).into_owned(),
+        label_value(name).into_owned(),
+        label_value(condition).into_owned(),
+    )
 }
 
-impl ConditionLabels {
-    /// The labels of one SealedSecret's condition, each bounded by
-    /// [`MAX_LABEL_VALUE`](crate::bounds::MAX_LABEL_VALUE).
-    fn new(namespace: &str, name: &str, condition: &str) -> Self {
-        ConditionLabels {
-            namespace: label_value(namespace).into_owned(),
-            name: label_value(name).into_owned(),
-            condition: label_value(condition).into_owned(),
-        }
-    }
-}
+/// Bitnami's name of the label that carries the SealedSecret's `app.kubernetes.io/instance`.
+pub const INSTANCE_LABEL: &str = "ss_app_kubernetes_io_instance";
+
+/// What `sealed_secrets_controller_build_info`'s `revision` says: the release, as Bitnami's
+/// says its tag (`v0.40.0`).
+pub const REVISION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 /// Labels of `sealbox_reconciles_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,7 +117,7 @@ pub struct Metrics {
     registry: Registry,
     unseal_requests: Counter,
     unseal_errors: Family<UnsealErrorLabels, Counter>,
-    conditions: Family<ConditionLabels, Gauge>,
+    conditions: Conditions,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: HistogramFamily<HttpDurationLabels>,
     unseal_duration: Histogram,
@@ -140,7 +147,7 @@ impl Metrics {
         let metrics = Metrics {
             unseal_requests: Counter::default(),
             unseal_errors: Family::default(),
-            conditions: Family::default(),
+            conditions: Conditions::default(),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(default_histogram),
             unseal_duration: default_histogram(),
@@ -158,11 +165,6 @@ impl Metrics {
             "sealed_secrets_controller_unseal_errors",
             "Total number of sealed secret unseal errors by reason",
             metrics.unseal_errors.clone(),
-        );
-        registry.register(
-            "sealed_secrets_controller_condition_info",
-            "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
-            metrics.conditions.clone(),
         );
         registry.register(
             "sealed_secrets_controller_http_requests",
@@ -190,6 +192,8 @@ impl Metrics {
             metrics.reconciles.clone(),
         );
         registry.register_collector(Box::new(KeyFigures { keys }));
+        registry.register_collector(Box::new(ConditionFigures(metrics.conditions.clone())));
+        registry.register_collector(Box::new(process::ProcessFigures));
         Metrics {
             registry,
             ..metrics
@@ -231,12 +235,14 @@ impl Metrics {
     }
 
     /// The `condition` of a SealedSecret is now `status` (`Some(true)` True, `Some(false)`
-    /// False, `None` Unknown).
+    /// False, `None` Unknown); `instance` is its `app.kubernetes.io/instance` label (empty
+    /// without one).
     pub fn set_condition(
         &self,
         namespace: &str,
         name: &str,
         condition: &str,
+        instance: &str,
         status: Option<bool>,
     ) {
         if self.omit_conditions.load(Ordering::Relaxed) {
@@ -247,27 +253,34 @@ impl Metrics {
             Some(false) => -1,
             None => 0,
         };
-        self.conditions
-            .get_or_create(&ConditionLabels::new(namespace, name, condition))
-            .set(value);
+        self.lock_conditions().insert(
+            condition_key(namespace, name, condition),
+            (label_value(instance).into_owned(), value),
+        );
     }
 
     /// The SealedSecret is gone: its condition series go too.
     pub fn forget_condition(&self, namespace: &str, name: &str, condition: &str) {
-        self.conditions
-            .remove(&ConditionLabels::new(namespace, name, condition));
+        self.lock_conditions()
+            .remove(&condition_key(namespace, name, condition));
     }
 
     /// Leaves condition_info empty from now on (--metrics-omit-secret-labels), so /metrics
     /// does not list the SealedSecrets.
     pub fn omit_conditions(&self) {
         self.omit_conditions.store(true, Ordering::Relaxed);
-        self.conditions.clear();
+        self.lock_conditions().clear();
     }
 
     /// This replica stopped reconciling: another one reports conditions now.
     pub fn forget_all_conditions(&self) {
-        self.conditions.clear();
+        self.lock_conditions().clear();
+    }
+
+    fn lock_conditions(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConditionKey, (String, i64)>> {
+        self.conditions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether this replica leads.
@@ -340,6 +353,57 @@ impl Collector for KeyFigures {
     }
 }
 
+/// `sealed_secrets_controller_condition_info`, written from the conditions at each scrape, and
+/// `sealed_secrets_controller_build_info`.
+struct ConditionFigures(Conditions);
+
+impl fmt::Debug for ConditionFigures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionFigures").finish_non_exhaustive()
+    }
+}
+
+impl Collector for ConditionFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        // Bitnami's gauge carries its revision as a constant label; the value is the usual 1.
+        let build = ConstGauge::new(1i64);
+        build.encode(
+            encoder
+                .encode_descriptor(
+                    "sealed_secrets_controller_build_info",
+                    "Build information.",
+                    None,
+                    build.metric_type(),
+                )?
+                .encode_family(&[("revision", REVISION)])?,
+        )?;
+        // Copied out first: the scrape must not hold the lock reconciles write through.
+        let conditions: Vec<(ConditionKey, (String, i64))> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut family = encoder.encode_descriptor(
+            "sealed_secrets_controller_condition_info",
+            "Current SealedSecret condition status. Values are -1 (false), 0 (unknown or absent), 1 (true)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for ((namespace, name, condition), (instance, value)) in &conditions {
+            let labels = [
+                ("namespace", namespace.as_str()),
+                ("name", name.as_str()),
+                ("condition", condition.as_str()),
+                (INSTANCE_LABEL, instance.as_str()),
+            ];
+            ConstGauge::new(*value).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The metrics server's routes: `/metrics`.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
@@ -367,7 +431,7 @@ mod tests {
         let metrics = Metrics::default();
         let long = "n".repeat(10_000);
         metrics.unseal_failed("unseal", &long);
-        metrics.set_condition(&long, &long, "Synced", Some(false));
+        metrics.set_condition(&long, &long, "Synced", &long, Some(false));
         let text = metrics.encode().expect("encodes");
         assert!(text.len() < 4096, "{}", text.len());
         for line in text.lines().filter(|l| l.contains("nnnn")) {
@@ -386,8 +450,8 @@ mod tests {
         let metrics = Metrics::default();
         drop(metrics.unseal_started());
         metrics.unseal_failed("unseal", "prod");
-        metrics.set_condition("prod", "db", "Synced", Some(false));
-        metrics.set_condition("prod", "web", "Synced", Some(true));
+        metrics.set_condition("prod", "db", "Synced", "", Some(false));
+        metrics.set_condition("prod", "web", "Synced", "shop", Some(true));
         metrics.observe_http("/v1/verify", "POST", StatusCode::CONFLICT, 0.01);
         metrics.set_leader(true);
         metrics.reconciled(true);
@@ -397,8 +461,8 @@ mod tests {
         for line in [
             "sealed_secrets_controller_unseal_requests_total 1",
             "sealed_secrets_controller_unseal_errors_total{reason=\"unseal\",namespace=\"prod\"} 1",
-            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\"} -1",
-            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"web\",condition=\"Synced\"} 1",
+            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"\"} -1",
+            "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"web\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"shop\"} 1",
             "sealed_secrets_controller_http_requests_total{path=\"/v1/verify\",code=\"409\",method=\"post\"} 1",
             "sealed_secrets_controller_http_request_duration_seconds_count{path=\"/v1/verify\",method=\"post\"} 1",
             "sealbox_unseal_duration_seconds_count 1",
@@ -414,11 +478,32 @@ mod tests {
             );
         }
 
+        let build = format!("sealed_secrets_controller_build_info{{revision=\"{REVISION}\"}} 1");
+        assert!(text.lines().any(|l| l == build), "{text}");
+
         metrics.forget_condition("prod", "db", "Synced");
         let text = metrics.encode().expect("encodes");
         assert!(!text.contains("name=\"db\""), "{text}");
         metrics.forget_all_conditions();
         let text = metrics.encode().expect("encodes");
         assert!(!text.contains("name=\"web\""), "{text}");
+    }
+
+    #[test]
+    fn a_new_instance_label_replaces_the_series() {
+        let metrics = Metrics::default();
+        metrics.set_condition("prod", "db", "Synced", "blue", Some(true));
+        metrics.set_condition("prod", "db", "Synced", "green", Some(false));
+        let text = metrics.encode().expect("encodes");
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("sealed_secrets_controller_condition_info{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "sealed_secrets_controller_condition_info{namespace=\"prod\",name=\"db\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"green\"} -1"
+            ]
+        );
     }
 }

@@ -43,6 +43,7 @@ fn registry(keys: &[usize]) -> KeyRegistry {
         keys.iter()
             .map(|&i| KeyEntry {
                 secret_name: format!("sealed-secrets-key{i}"),
+                created: None,
                 pair: pair(i).clone(),
             })
             .collect(),
@@ -793,7 +794,7 @@ async fn metrics_are_scraped_with_bitnamis_names() -> TestResult {
 
     let condition = |name: &str, value: &str| {
         format!(
-            "sealed_secrets_controller_condition_info{{namespace=\"prod\",name=\"{name}\",condition=\"Synced\"}} {value}"
+            "sealed_secrets_controller_condition_info{{namespace=\"prod\",name=\"{name}\",condition=\"Synced\",ss_app_kubernetes_io_instance=\"\"}} {value}"
         )
     };
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -100,18 +100,27 @@ impl Certificate {
         common_name: &str,
         now: SystemTime,
     ) -> Result<Certificate> {
+        Certificate::self_signed_valid_for(key, common_name, now, CERTIFICATE_VALIDITY)
+    }
+
+    /// Like [`Certificate::self_signed`] with NotAfter = `now` + `validity` (Bitnami's
+    /// `--key-ttl`), which must be at least a second and end before the year 10000.
+    pub fn self_signed_valid_for(
+        key: &PrivateKey,
+        common_name: &str,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<Certificate> {
         let failed = |reason: &str| Error::CreateCertificate {
             reason: reason.to_owned(),
         };
+        let (not_before, not_after) =
+            validity_window(now, validity).ok_or_else(|| failed("the validity is out of range"))?;
         let signer = RsaSigner::new(key)?;
 
-        let not_before = unix_seconds(now);
-        let validity = i64::try_from(CERTIFICATE_VALIDITY.as_secs()).unwrap_or(i64::MAX);
         let mut params = CertificateParams::default();
-        params.not_before = OffsetDateTime::from_unix_timestamp(not_before)
-            .map_err(|_| failed("the time is out of range"))?;
-        params.not_after = OffsetDateTime::from_unix_timestamp(not_before.saturating_add(validity))
-            .map_err(|_| failed("the time is out of range"))?;
+        params.not_before = not_before;
+        params.not_after = not_after;
 
         let mut serial = [0u8; 16];
         SystemRandom::new()
@@ -254,6 +263,25 @@ fn system_time(unix_seconds: i64) -> SystemTime {
     }
 }
 
+/// NotBefore and NotAfter of a certificate made at `now` valid for `validity`; `None` for a
+/// validity under a second or a window outside what X.509 times can say.
+pub(crate) fn validity_window(
+    now: SystemTime,
+    validity: Duration,
+) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    /// 9999-12-31T23:59:59Z, the last time GeneralizedTime can hold.
+    const LAST_X509_TIME: i64 = 253_402_300_799;
+    let seconds = i64::try_from(validity.as_secs()).ok().filter(|s| *s >= 1)?;
+    let not_before = unix_seconds(now);
+    let not_after = not_before
+        .checked_add(seconds)
+        .filter(|t| *t <= LAST_X509_TIME)?;
+    Some((
+        OffsetDateTime::from_unix_timestamp(not_before).ok()?,
+        OffsetDateTime::from_unix_timestamp(not_after).ok()?,
+    ))
+}
+
 fn unix_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
@@ -299,5 +327,26 @@ mod tests {
         for s in [-86_400, -1, 0, 1, 1_700_000_000] {
             assert_eq!(unix_seconds(system_time(s)), s);
         }
+    }
+
+    #[test]
+    fn the_validity_window_is_now_plus_the_ttl() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let (from, to) = validity_window(now, Duration::from_secs(3600)).expect("in range");
+        assert_eq!(from.unix_timestamp(), 1_700_000_000);
+        assert_eq!(to.unix_timestamp(), 1_700_003_600);
+        let (_, ten_years) = validity_window(now, CERTIFICATE_VALIDITY).expect("in range");
+        assert_eq!(
+            ten_years.unix_timestamp() - from.unix_timestamp(),
+            87_600 * 3600
+        );
+        assert_eq!(validity_window(now, Duration::ZERO), None);
+        assert_eq!(validity_window(now, Duration::from_millis(999)), None);
+        assert_eq!(validity_window(now, Duration::from_secs(u64::MAX)), None);
+        assert_eq!(
+            validity_window(now, Duration::from_secs(10_000 * 365 * 86_400)),
+            None,
+            "past the year 9999"
+        );
     }
 }

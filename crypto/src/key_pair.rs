@@ -1,11 +1,11 @@
 //! A sealing key and its certificate, as the controller generates and stores them.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey};
 
-use crate::certificate::Certificate;
+use crate::certificate::{CERTIFICATE_VALIDITY, Certificate};
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
 use crate::private_key::PrivateKey;
@@ -30,6 +30,17 @@ impl KeyPair {
 
     /// Like [`KeyPair::generate`] with another key size: 2048, 3072 or 4096 bits.
     pub fn generate_with_bits(bits: usize, common_name: &str, now: SystemTime) -> Result<KeyPair> {
+        KeyPair::generate_valid_for(bits, common_name, now, CERTIFICATE_VALIDITY)
+    }
+
+    /// Like [`KeyPair::generate_with_bits`] with a certificate valid for `validity` from `now`
+    /// ([`Certificate::self_signed_valid_for`]; Bitnami's `--key-ttl`).
+    pub fn generate_valid_for(
+        bits: usize,
+        common_name: &str,
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<KeyPair> {
         let size = match bits {
             2048 => KeySize::Rsa2048,
             3072 => KeySize::Rsa3072,
@@ -39,7 +50,8 @@ impl KeyPair {
         let key =
             PrivateDecryptingKey::generate(size).map_err(|_| Error::KeyGeneration { bits })?;
         let private_key = PrivateKey::from_decrypting_key(key, "generated key")?;
-        let certificate = Certificate::self_signed(&private_key, common_name, now)?;
+        let certificate =
+            Certificate::self_signed_valid_for(&private_key, common_name, now, validity)?;
         Ok(KeyPair {
             private_key,
             certificate,

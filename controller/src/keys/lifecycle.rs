@@ -43,6 +43,8 @@ pub struct KeySettings {
     pub key_bits: usize,
     /// Subject and issuer CN of new certificates.
     pub common_name: String,
+    /// How long new certificates are valid (--key-ttl).
+    pub validity: Duration,
     /// A new key this long after the newest; zero disables renewal.
     pub renew_period: Duration,
     /// A new key at start if the newest is older than this.
@@ -341,8 +343,9 @@ async fn generate_until_done(
 pub async fn create_key(api: &Api<Secret>, settings: &KeySettings) -> Result<(String, KeyPair)> {
     let bits = settings.key_bits;
     let common_name = settings.common_name.clone();
+    let validity = settings.validity;
     let pair = tokio::task::spawn_blocking(move || {
-        KeyPair::generate_with_bits(bits, &common_name, SystemTime::now())
+        KeyPair::generate_valid_for(bits, &common_name, SystemTime::now(), validity)
     })
     .await
     .map_err(|source| Error::GenerateKeyTask { source })?

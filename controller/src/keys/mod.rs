@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use aws_lc_rs::{hkdf, hmac};
 use k8s_openapi::api::core::v1::Secret;
-use sealbox_crypto::key_order::{self, KeyAge};
+use sealbox_crypto::key_order::{self, KeyAge, KeyOrder};
 use sealbox_crypto::{Certificate, Fingerprint, KeyPair, PrivateKey, RsaKeyRing};
 use zeroize::Zeroize as _;
 
@@ -30,6 +30,8 @@ pub const LEGACY_KEY_SECRET: &str = sealbox_crypto::key_secret::DEFAULT_KEY_PREF
 pub struct KeyEntry {
     /// The key Secret it came from.
     pub secret_name: String,
+    /// The key Secret's creationTimestamp (`None` for a key not read from the API).
+    pub created: Option<SystemTime>,
     /// The private key and its certificate.
     pub pair: KeyPair,
 }
@@ -39,6 +41,11 @@ impl KeyEntry {
     /// for another key. The Secret's data is wiped once read.
     pub fn from_secret(mut secret: Secret) -> Result<KeyEntry, sealbox_crypto::Error> {
         let name = secret.metadata.name.clone().unwrap_or_default();
+        let created = secret
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|time| SystemTime::from(time.0));
         let origin = format!(
             "key Secret {}/{}",
             secret.metadata.namespace.as_deref().unwrap_or_default(),
@@ -59,6 +66,7 @@ impl KeyEntry {
         wipe_secret_data(&mut secret);
         Ok(KeyEntry {
             secret_name: name,
+            created,
             pair: parsed?,
         })
     }
@@ -87,6 +95,7 @@ impl KeyEntry {
     pub fn age(&self) -> KeyAge<'_> {
         KeyAge {
             not_before: self.not_before(),
+            created: self.created,
             secret_name: &self.secret_name,
         }
     }
@@ -162,10 +171,16 @@ fn authorship_key(private: &PrivateKey) -> hmac::Key {
 }
 
 impl Keys {
-    /// Orders `entries` newest first ([`key_order`]) and drops duplicates of the same key (a key
-    /// may be stored twice, e.g. as the legacy Secret and as a labelled copy).
-    pub fn new(mut entries: Vec<KeyEntry>, ops: Arc<PrivateKeyOps>) -> Keys {
-        key_order::sort_newest_first(&mut entries, KeyEntry::age);
+    /// Orders `entries` newest first by certificate NotBefore ([`key_order`]) and drops
+    /// duplicates of the same key (a key may be stored twice, e.g. as the legacy Secret and as
+    /// a labelled copy).
+    pub fn new(entries: Vec<KeyEntry>, ops: Arc<PrivateKeyOps>) -> Keys {
+        Keys::ordered(entries, ops, KeyOrder::CertNotBefore)
+    }
+
+    /// Like [`Keys::new`], newest first by `order` (--key-order-priority).
+    pub fn ordered(mut entries: Vec<KeyEntry>, ops: Arc<PrivateKeyOps>, order: KeyOrder) -> Keys {
+        key_order::sort_newest_first_by(order, &mut entries, KeyEntry::age);
         let mut by_fingerprint = HashMap::with_capacity(entries.len());
         let mut unique = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -298,6 +313,7 @@ pub(crate) mod testing {
             .iter()
             .map(|&i| KeyEntry {
                 secret_name: format!("sealed-secrets-key{i}"),
+                created: None,
                 pair: pairs()[i].clone(),
             })
             .collect();
@@ -350,6 +366,7 @@ pub(crate) mod testing {
         let pair = &pairs()[0];
         let entry = |name: &str| KeyEntry {
             secret_name: name.to_owned(),
+            created: None,
             pair: pair.clone(),
         };
         let keys = Keys::new(
@@ -357,5 +374,34 @@ pub(crate) mod testing {
             Arc::default(),
         );
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn the_key_order_priority_picks_the_sealing_key() {
+        use sealbox_crypto::key_order::KeyOrder;
+        // pairs()[0] has the newest certificate; pairs()[2]'s Secret was created last (a key
+        // restored from a backup).
+        let now = SystemTime::now();
+        let entries = || {
+            [(0, 100), (1, 50), (2, 10)]
+                .iter()
+                .map(|&(i, age)| KeyEntry {
+                    secret_name: format!("sealed-secrets-key{i}"),
+                    created: Some(now - Duration::from_secs(age)),
+                    pair: pairs()[i].clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let by_cert = Keys::ordered(entries(), Arc::default(), KeyOrder::CertNotBefore);
+        assert_eq!(
+            by_cert.sealing_key().map(|k| k.fingerprint()),
+            Some(pairs()[0].fingerprint())
+        );
+        let by_secret = Keys::ordered(entries(), Arc::default(), KeyOrder::SecretCreationTimestamp);
+        assert_eq!(
+            by_secret.sealing_key().map(|k| k.fingerprint()),
+            Some(pairs()[2].fingerprint())
+        );
+        assert_eq!(by_secret.position(pairs()[0].fingerprint()), Some(2));
     }
 }

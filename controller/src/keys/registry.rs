@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use sealbox_crypto::key_order::KeyOrder;
 use tokio::sync::watch;
 
 use super::{KeyEntry, Keys, PrivateKeyOps};
@@ -18,6 +19,8 @@ pub struct KeyRegistry {
 struct Inner {
     current: RwLock<Arc<Keys>>,
     ops: Arc<PrivateKeyOps>,
+    /// Which key is the newest (--key-order-priority).
+    order: KeyOrder,
     /// Bumped every time the set of keys changes; the value is the number of changes so far.
     changes: watch::Sender<u64>,
     /// Set once the key Secrets have been listed for the first time.
@@ -31,14 +34,20 @@ impl Default for KeyRegistry {
 }
 
 impl KeyRegistry {
-    /// An empty registry; nothing is loaded yet.
+    /// An empty registry ordering keys by certificate NotBefore; nothing is loaded yet.
     pub fn new() -> KeyRegistry {
+        KeyRegistry::ordered_by(KeyOrder::CertNotBefore)
+    }
+
+    /// An empty registry whose newest key (the one that seals) is the newest by `order`.
+    pub fn ordered_by(order: KeyOrder) -> KeyRegistry {
         let ops = Arc::new(PrivateKeyOps::default());
         let (changes, _) = watch::channel(0);
         KeyRegistry {
             inner: Arc::new(Inner {
                 current: RwLock::new(Arc::new(Keys::new(Vec::new(), ops.clone()))),
                 ops,
+                order,
                 changes,
                 loaded: AtomicBool::new(false),
             }),
@@ -64,7 +73,7 @@ impl KeyRegistry {
     /// Replaces the keys and marks the registry loaded; returns whether the set of keys changed
     /// (and so whether subscribers were told).
     pub fn replace(&self, entries: Vec<KeyEntry>) -> bool {
-        let next = Keys::new(entries, self.inner.ops.clone());
+        let next = Keys::ordered(entries, self.inner.ops.clone(), self.inner.order);
         let changed = {
             let mut current = self
                 .inner

@@ -23,6 +23,12 @@ pub struct ReconcileSettings {
     pub update_status: bool,
     /// Accept the deprecated `spec.data`.
     pub accept_deprecated_v1_data: bool,
+    /// Retries of a transient failure before giving up until the object, the keys or the
+    /// resync bring it back (--max-unseal-retries).
+    pub max_retries: u32,
+    /// --resync-period: how long giving up lasts at most when nothing changes (zero: until
+    /// something does).
+    pub resync_period: std::time::Duration,
 }
 
 /// What every reconcile shares.

@@ -29,6 +29,35 @@ pub(super) struct Memory {
     pub(super) unseal_failed_at: Option<u64>,
     /// The status last written, until the cache shows it.
     pub(super) written_status: Option<Box<WrittenStatus>>,
+    /// Retries ran out (--max-unseal-retries) for these inputs and keys: the reconciles our
+    /// own status write and other unrelated changes bring are not a new round.
+    pub(super) gave_up: Option<GaveUp>,
+}
+
+/// What the controller gave up on, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GaveUp {
+    /// The inputs' digest then.
+    pub(super) digest: u64,
+    /// The key-set epoch then.
+    pub(super) key_epoch: u64,
+    pub(super) at: std::time::Instant,
+}
+
+impl GaveUp {
+    /// Whether the controller still gives up on inputs of `digest` at key epoch `key_epoch` at
+    /// `now`: unless they changed or a resync period (`resync`; zero for never) has passed.
+    pub(super) fn holds(
+        &self,
+        digest: u64,
+        key_epoch: u64,
+        now: std::time::Instant,
+        resync: std::time::Duration,
+    ) -> bool {
+        self.digest == digest
+            && self.key_epoch == key_epoch
+            && (resync.is_zero() || now.saturating_duration_since(self.at) < resync)
+    }
 }
 
 impl Memory {
@@ -138,5 +167,28 @@ mod tests {
         memories.update(&key, "u1", |m| m.digest = 7);
         memories.forget(&key);
         assert_eq!(memories.recall(&key, "u1").digest, 0);
+    }
+
+    #[test]
+    fn giving_up_holds_until_the_inputs_the_keys_or_a_resync_period_change() {
+        use std::time::{Duration, Instant};
+        let at = Instant::now();
+        let gave_up = GaveUp {
+            digest: 7,
+            key_epoch: 3,
+            at,
+        };
+        let minute = Duration::from_secs(60);
+        assert!(gave_up.holds(7, 3, at + Duration::from_secs(59), minute));
+        assert!(!gave_up.holds(8, 3, at, minute), "the SealedSecret changed");
+        assert!(!gave_up.holds(7, 4, at, minute), "the keys changed");
+        assert!(
+            !gave_up.holds(7, 3, at + minute, minute),
+            "a resync period passed"
+        );
+        assert!(
+            gave_up.holds(7, 3, at + 100 * minute, Duration::ZERO),
+            "no resync"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //! writes, in the order a SealedSecret goes through: decide whether unsealing can be skipped,
 //! read the object whole, unseal it, write the Secret ([`write`]), tell the outcome
 //! ([`report`]). Permanent failures become a `Synced=False` condition and a Warning event and
-//! wait for a change; transient ones (API errors) are retried with backoff.
+//! wait for a change; transient ones (API errors) are retried with backoff, at most
+//! --max-unseal-retries times in a row (Bitnami's rule), then wait for a change too.
 //!
 //! The cache holds SealedSecrets without their sealed values ([`WatchedSealedSecret`]); a
 //! reconcile that has to unseal reads the object whole first. Unsealing runs on the
@@ -29,11 +30,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use sealbox_crds::SealedSecret;
 use sealbox_crypto::Fingerprint;
-use tracing::{Span, debug, info, instrument, warn};
+use tracing::{Span, debug, error, info, instrument, warn};
 
 use self::context::InFlight;
 pub use self::context::{Context, ReconcileSettings};
-use self::memory::{Memory, Reported};
+use self::memory::{GaveUp, Memory, Reported};
 use self::recheck::Owner;
 use self::report::{fail, publish, report};
 use self::skip::{SecretSeen, Seen, Step};
@@ -102,6 +103,9 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
     if sealed.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    if given_up(&object, &ctx, &key, &uid) {
+        return Ok(Action::await_change());
+    }
 
     match sync(&object, &ctx, &key, &uid).await {
         Ok(action) => {
@@ -115,7 +119,8 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
                 m.failures = m.failures.saturating_add(1);
                 failures = m.failures;
             });
-            if failures >= FAILURES_BEFORE_REPORTING && !matches!(error, Error::NoKeys) {
+            let retries = ctx.settings.max_retries;
+            if report_transient(failures, retries) && !matches!(error, Error::NoKeys) {
                 let outcome = Outcome::failed(REASON_UPDATE_FAILED, &error_chain(&error));
                 if let Err(e) = report(&ctx, sealed, &key, &uid, &outcome).await {
                     debug!(error = %error_chain(&e), "reporting a transient failure failed");
@@ -126,16 +131,66 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
     }
 }
 
-/// Retries transient failures with exponential backoff per object.
+/// Retries transient failures with exponential backoff per object, at most
+/// --max-unseal-retries times in a row; then gives up until the object or the keys change or
+/// the resync comes, as Bitnami's controller does (its status and event already tell).
 pub fn error_policy(object: Arc<WatchedSealedSecret>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = ObjectKey::new(object.namespace().unwrap_or_default(), object.name_any());
-    let delay = backoff(ctx.memory.failures(&key));
-    let error = error_chain(error);
-    warn!(
-        namespace = %key.namespace, name = %key.name, error = %bounds::truncate(&error, MAX_MESSAGE),
-        retry_in = ?delay, "reconcile failed"
-    );
-    Action::requeue(delay)
+    let failures = ctx.memory.failures(&key);
+    let error = bounds::truncate(&error_chain(error), MAX_MESSAGE).into_owned();
+    match retry_after(failures, ctx.settings.max_retries) {
+        Some(delay) => {
+            warn!(namespace = %key.namespace, name = %key.name, %error, retry_in = ?delay,
+                  "reconcile failed; will retry");
+            Action::requeue(delay)
+        }
+        None => {
+            // The next round (a change, new keys, the resync) gets its retries afresh.
+            let uid = object.uid().unwrap_or_default();
+            let gave_up = GaveUp {
+                digest: object.digest(ctx.settings.accept_deprecated_v1_data),
+                key_epoch: ctx.keys.epoch(),
+                at: std::time::Instant::now(),
+            };
+            ctx.memory.update(&key, &uid, |m| {
+                m.failures = 0;
+                m.gave_up = Some(gave_up);
+            });
+            error!(namespace = %key.namespace, name = %key.name, %error, failures,
+                   "reconcile failed; giving up until the SealedSecret or the keys change or \
+                    the next resync (--max-unseal-retries)");
+            Action::await_change()
+        }
+    }
+}
+
+/// Whether the controller has given up on the object as it is now (see [`error_policy`]): a
+/// reconcile then starts no new round of retries.
+fn given_up(object: &WatchedSealedSecret, ctx: &Context, key: &ObjectKey, uid: &str) -> bool {
+    let Some(gave_up) = ctx.memory.recall(key, uid).gave_up else {
+        return false;
+    };
+    let digest = object.digest(ctx.settings.accept_deprecated_v1_data);
+    let now = std::time::Instant::now();
+    if gave_up.holds(digest, ctx.keys.epoch(), now, ctx.settings.resync_period) {
+        debug!("given up on until it or the keys change (--max-unseal-retries)");
+        return true;
+    }
+    ctx.memory.update(key, uid, |m| m.gave_up = None);
+    false
+}
+
+/// When to try again after `failures` transient failures in a row, given `max_retries`
+/// (--max-unseal-retries): the backoff while retries are left, `None` to give up.
+pub fn retry_after(failures: u32, max_retries: u32) -> Option<Duration> {
+    (failures <= max_retries).then(|| backoff(failures))
+}
+
+/// Whether the `failures`-th transient failure in a row is reported in the status and an
+/// event: from the [`FAILURES_BEFORE_REPORTING`]th on (one blip is not worth a warning), and
+/// always the last one before giving up.
+pub fn report_transient(failures: u32, max_retries: u32) -> bool {
+    failures >= FAILURES_BEFORE_REPORTING || failures > max_retries
 }
 
 /// 1s, 2s, 4s, ... capped at five minutes.
@@ -452,6 +507,22 @@ fn object_key(sealed: &SealedSecret) -> ObjectKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_failures_are_retried_max_unseal_retries_times() {
+        // Bitnami's default of 5: six attempts in all, then it gives up.
+        let delays: Vec<_> = (1..=6).map(|f| retry_after(f, 5)).collect();
+        assert_eq!(delays[..5].iter().flatten().count(), 5);
+        assert_eq!(delays[5], None);
+        assert_eq!(retry_after(1, 0), None, "0: no retry");
+        assert_eq!(retry_after(2, 1), None);
+        assert_eq!(retry_after(1, 1), Some(Duration::from_secs(1)));
+        // Reported from the third failure on, and always the one that gives up.
+        let reported: Vec<bool> = (1..=6).map(|f| report_transient(f, 5)).collect();
+        assert_eq!(reported, [false, false, true, true, true, true]);
+        assert!(report_transient(1, 0));
+        assert!(!report_transient(1, 1) && report_transient(2, 1));
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

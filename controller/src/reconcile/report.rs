@@ -41,6 +41,17 @@ pub(super) async fn fail(
     report(ctx, sealed, key, uid, &outcome).await
 }
 
+/// The SealedSecret's `app.kubernetes.io/instance` label, which Bitnami's condition metric
+/// carries as `ss_app_kubernetes_io_instance` (empty without one).
+fn instance_label(sealed: &SealedSecret) -> &str {
+    sealed
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get("app.kubernetes.io/instance"))
+        .map_or("", String::as_str)
+}
+
 /// Records `outcome`: a Warning event when it is a failure not reported yet, and the status
 /// when it changed.
 pub(super) async fn report(
@@ -54,6 +65,7 @@ pub(super) async fn report(
         &key.namespace,
         &key.name,
         SYNCED_CONDITION,
+        instance_label(sealed),
         Some(matches!(outcome, Outcome::Synced)),
     );
     let memory = ctx.memory.recall(key, uid);

@@ -90,6 +90,32 @@ fn serials_differ_between_certificates() {
 }
 
 #[test]
+fn a_certificate_is_valid_for_the_ttl_asked_for() {
+    let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let hour = std::time::Duration::from_secs(3600);
+    let cert = Certificate::self_signed_valid_for(&key_pair().private_key, "", now, hour).unwrap();
+    assert_eq!(cert.not_before(), now);
+    assert_eq!(cert.not_after(), now + hour);
+    // Parsed back from its DER, as a reader of tls.crt sees it.
+    let parsed = Certificate::from_der(cert.der()).unwrap();
+    assert_eq!(parsed.not_after(), now + hour);
+    assert!(parsed.check_valid_at(now + 2 * hour).is_err());
+    let default = Certificate::self_signed(&key_pair().private_key, "", now).unwrap();
+    assert_eq!(
+        default.not_after(),
+        now + std::time::Duration::from_secs(87_600 * 3600)
+    );
+    let err = Certificate::self_signed_valid_for(
+        &key_pair().private_key,
+        "",
+        now,
+        std::time::Duration::ZERO,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("validity"), "{err}");
+}
+
+#[test]
 fn default_generation_is_rsa_4096() {
     let kp = KeyPair::generate("", SystemTime::now()).unwrap();
     assert_eq!(kp.certificate.public_key().modulus_bits(), 4096);
