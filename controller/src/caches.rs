@@ -67,6 +67,8 @@ pub struct Subscription {
     pub scope: Option<String>,
     /// The SealedSecrets of the scope as the watch shows them.
     pub store: Store<WatchedSealedSecret>,
+    /// Turns true once the store holds its first complete list.
+    pub listed: watch::Receiver<bool>,
     /// SealedSecrets that changed (or were listed again).
     pub sealed: mpsc::Receiver<Arc<WatchedSealedSecret>>,
     /// Owned Secrets that changed or went away (`None` with `--skip-recreate`: not watched).
@@ -89,6 +91,7 @@ pub struct Caches {
 struct ScopeCache {
     scope: Option<String>,
     store: Store<WatchedSealedSecret>,
+    listed: watch::Receiver<bool>,
     sealed: Handoff<Arc<WatchedSealedSecret>>,
     owned: Option<Handoff<Arc<PartialObjectMeta<Secret>>>>,
     missing: Handoff<ObjectRef<WatchedSealedSecret>>,
@@ -118,8 +121,8 @@ impl Caches {
             caches.push(cache);
         }
         info!(namespaces = ?settings.namespaces, "watching SealedSecrets");
-        let stores: Vec<_> = caches.iter().map(|c| c.store.clone()).collect();
-        tasks.push(mark_synced(stores, readiness).boxed());
+        let listed: Vec<_> = caches.iter().map(|c| c.listed.clone()).collect();
+        tasks.push(mark_synced(listed, readiness).boxed());
         let caches = Caches {
             scopes: caches,
             owned,
@@ -149,6 +152,7 @@ impl Caches {
             .map(|cache| Subscription {
                 scope: cache.scope.clone(),
                 store: cache.store.clone(),
+                listed: cache.listed.clone(),
                 sealed: cache.sealed.subscribe(),
                 owned: cache.owned.as_ref().map(Handoff::subscribe),
                 missing: cache.missing.subscribe(),
@@ -180,9 +184,11 @@ impl ScopeCache {
             config = config.labels(selector);
         }
         let (store, writer) = reflector::store();
+        let (lists, listed) = watch::channel(false);
         let cache = ScopeCache {
             scope: scope.clone(),
             store: store.clone(),
+            listed,
             sealed: Handoff::default(),
             owned: (!settings.skip_recreate).then(Handoff::default),
             missing: Handoff::default(),
@@ -192,7 +198,7 @@ impl ScopeCache {
             watch_sealed_secrets(
                 sealed_api,
                 config,
-                (writer, store),
+                (writer, store, lists),
                 cache.sealed.clone(),
                 cache.gone.clone(),
             )
@@ -219,9 +225,10 @@ impl ScopeCache {
 async fn watch_sealed_secrets(
     api: Api<WatchedSealedSecret>,
     config: watcher::Config,
-    (writer, store): (
+    (writer, store, listed): (
         reflector::store::Writer<WatchedSealedSecret>,
         Store<WatchedSealedSecret>,
+        watch::Sender<bool>,
     ),
     handoff: Handoff<Arc<WatchedSealedSecret>>,
     gone: Handoff<ObjectKey>,
@@ -235,6 +242,7 @@ async fn watch_sealed_secrets(
             Ok(Event::Apply(object)) => handoff.send(Arc::new(object)).await,
             // The list has replaced the cache: everything in it may have changed meanwhile.
             Ok(Event::InitDone) => {
+                listed.send_replace(true);
                 for object in store.state() {
                     handoff.send(object).await;
                 }
@@ -288,9 +296,15 @@ async fn watch_owned_secrets(
     }
 }
 
-/// Marks the caches synced once every SealedSecret cache has listed.
-async fn mark_synced(stores: Vec<Store<WatchedSealedSecret>>, readiness: Readiness) {
-    join_all(stores.iter().map(Store::wait_until_ready)).await;
+/// Marks the caches synced once every SealedSecret cache has listed. (Not with
+/// `Store::wait_until_ready`: kube-runtime 5 wakes only the last of several waiters on it, and
+/// each term's `Controller` already waits there.)
+async fn mark_synced(listed: Vec<watch::Receiver<bool>>, readiness: Readiness) {
+    join_all(listed.into_iter().map(|mut listed| async move {
+        // An error means the watch is gone (shutdown): nothing to mark then.
+        let _ = listed.wait_for(|listed| *listed).await;
+    }))
+    .await;
     info!("caches synced");
     readiness.set_caches_synced();
 }

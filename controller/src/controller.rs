@@ -89,15 +89,18 @@ fn scope_controller(
 ) -> (Controller<WatchedSealedSecret>, mpsc::Receiver<ObjectKey>) {
     let Subscription {
         store,
+        mut listed,
         sealed,
         owned,
         missing,
         gone,
         ..
     } = subscription;
-    let ready = store.clone();
-    let begins = stream::once(async move { ready.wait_until_ready().await.ok() })
-        .filter_map(std::future::ready);
+    // Not `Store::wait_until_ready`: kube-runtime 5 wakes only the last of its waiters, and the
+    // `Controller` below is one.
+    let begins =
+        stream::once(async move { listed.wait_for(|listed| *listed).await.ok().map(drop) })
+            .filter_map(std::future::ready);
     let controller = Controller::for_shared_stream(sealed, store);
     let controller = match owned {
         None => controller,
