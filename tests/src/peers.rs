@@ -426,6 +426,16 @@ impl Controller {
         }
     }
 
+    /// Its process id, when it runs as a process of its own (not in a test host): for its CPU
+    /// time and peak RSS from /proc (the benchmarks). Bitnami's is the controller itself:
+    /// `unshare` and its `sh` exec it.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { process, .. } => Some(process.pid()),
+            Runner::Host(_) => None,
+        }
+    }
+
     /// The test host it runs in, if any (for [`RealControlPlane::expose_service`]).
     pub fn host(&self) -> Option<&TestHost> {
         match &self.runner {
