@@ -34,8 +34,9 @@
 //! ```
 //! Environment: `SEALBOX_BENCH_SIZES` (`1000,10000`), `SEALBOX_BENCH_KEYS` (12),
 //! `SEALBOX_BENCH_UNRELATED_SECRETS` (10000), `SEALBOX_BENCH_RUNS`,
-//! `SEALBOX_BENCH_BOUND_SECONDS` (180). It first runs `cargo build --release -p sealbox -p
-//! sealbox-controller` (Sealbox's binaries next to the bench's).
+//! `SEALBOX_BENCH_BOUND_SECONDS` (180), `SEALBOX_BENCH_BIN_DIR` (where `sealbox` and
+//! `sealbox-controller` are; default: next to the bench's binary, after `cargo build --release
+//! -p sealbox -p sealbox-controller`, which the bench runs first).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -173,7 +174,9 @@ fn main() {
         bench::cpu_model(),
         bench::load_average()
     );
-    build_sealbox();
+    if std::env::var_os("SEALBOX_BENCH_BIN_DIR").is_none() {
+        build_sealbox();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.cores.max(2))
         .enable_all()
@@ -253,7 +256,11 @@ async fn setup(settings: &Settings) -> Setup {
     let peers = needs_peers.then(|| {
         Peers::find().expect("Bitnami's peers are not built: tests/peers/build.sh or SEALBOX_PEERS_BIN")
     });
-    let sealbox = Sealbox::find().expect("Sealbox's release binaries");
+    let sealbox = match std::env::var_os("SEALBOX_BENCH_BIN_DIR") {
+        Some(dir) => Sealbox::in_dir(Path::new(&dir)),
+        None => Sealbox::find(),
+    }
+    .expect("Sealbox's release binaries");
     install(&plane);
     let client = plane.client().await.unwrap();
 

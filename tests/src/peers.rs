@@ -230,6 +230,11 @@ impl Sealbox {
             .and_then(Path::parent)
             .map(Path::to_owned)
             .unwrap_or_default();
+        Self::in_dir(&dir)
+    }
+
+    /// `sealbox` and `sealbox-controller` in `dir` (e.g. `target/release`, for a benchmark).
+    pub fn in_dir(dir: &Path) -> Result<Self, Error> {
         let found = Self {
             cli: dir.join(format!("sealbox{}", std::env::consts::EXE_SUFFIX)),
             controller: dir.join(format!(
