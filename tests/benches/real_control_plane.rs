@@ -254,7 +254,8 @@ async fn setup(settings: &Settings) -> Setup {
     );
     let needs_peers = settings.runs.iter().any(|(who, _)| *who != Who::Sealbox);
     let peers = needs_peers.then(|| {
-        Peers::find().expect("Bitnami's peers are not built: tests/peers/build.sh or SEALBOX_PEERS_BIN")
+        Peers::find()
+            .expect("Bitnami's peers are not built: tests/peers/build.sh or SEALBOX_PEERS_BIN")
     });
     let sealbox = match std::env::var_os("SEALBOX_BENCH_BIN_DIR") {
         Some(dir) => Sealbox::in_dir(Path::new(&dir)),
@@ -295,9 +296,8 @@ async fn setup(settings: &Settings) -> Setup {
     );
 
     let raw = RawDecrypt::new(&pairs[0]);
-    let raw_parallel = tokio::task::block_in_place(|| {
-        raw.rate_parallel(settings.cores, Duration::from_secs(3))
-    });
+    let raw_parallel =
+        tokio::task::block_in_place(|| raw.rate_parallel(settings.cores, Duration::from_secs(3)));
     Setup {
         plane,
         client,
@@ -315,7 +315,12 @@ async fn setup(settings: &Settings) -> Setup {
 fn install(plane: &RealControlPlane) {
     const LEFT_OUT: [&str; 3] = ["Deployment", "PodDisruptionBudget", "Service"];
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kustomize/base");
-    let rendered = plane.kubectl().arg("kustomize").arg(&base).output().unwrap();
+    let rendered = plane
+        .kubectl()
+        .arg("kustomize")
+        .arg(&base)
+        .output()
+        .unwrap();
     assert!(rendered.status.success(), "kubectl kustomize failed");
     let mut documents: Vec<String> = String::from_utf8(rendered.stdout)
         .unwrap()
@@ -339,7 +344,13 @@ subjects: [{{kind: ServiceAccount, name: {BITNAMI_SERVICE_ACCOUNT}, namespace: {
     ));
     let mut apply = plane
         .kubectl()
-        .args(["apply", "--server-side", "--field-manager=sealbox-bench", "-f", "-"])
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager=sealbox-bench",
+            "-f",
+            "-",
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -413,7 +424,9 @@ async fn create_namespaces(client: &Client, names: &[String]) {
             },
             ..Default::default()
         };
-        api.create(&PostParams::default(), &namespace).await.unwrap();
+        api.create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
     }
 }
 
@@ -471,7 +484,11 @@ impl SyncedWatch {
                         continue;
                     }
                 };
-                let key = format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any());
+                let key = format!(
+                    "{}/{}",
+                    object.namespace().unwrap_or_default(),
+                    object.name_any()
+                );
                 if is_synced(&object) && synced.insert(key) {
                     noted.lock().unwrap().push(Instant::now());
                 }
@@ -587,15 +604,13 @@ impl Row {
     }
 }
 
-async fn run(
-    setup: &Setup,
-    settings: &Settings,
-    who: Who,
-    files: Files,
-    objects: &[Value],
-) -> Row {
+async fn run(setup: &Setup, settings: &Settings, who: Who, files: Files, objects: &[Value]) -> Row {
     let count = objects.len();
-    println!("\n{} over {} files, {count} SealedSecrets", who.name(), files.name());
+    println!(
+        "\n{} over {} files, {count} SealedSecrets",
+        who.name(),
+        files.name()
+    );
     let namespaces: Vec<String> = (0..NAMESPACES.min(count.max(1)))
         .map(bench::bench_namespace)
         .collect();
@@ -750,7 +765,9 @@ fn print_row(row: &Row, settings: &Settings) {
             row.count,
             at(0.0),
             row.time()
-                .map_or("— (too few to extrapolate)".to_owned(), |t| format!("{t:.0} s"))
+                .map_or("— (too few to extrapolate)".to_owned(), |t| format!(
+                    "{t:.0} s"
+                ))
         );
     }
     let ideal = row.raw_single * settings.cores as f64 / VALUES.len() as f64;
@@ -832,7 +849,11 @@ fn print_tables(rows: &[Row], settings: &Settings) {
                     row.wall.as_secs_f64(),
                     row.synced.len()
                 ),
-                (None, _) => format!("stopped at {:.0} s, {} Synced", row.wall.as_secs_f64(), row.synced.len()),
+                (None, _) => format!(
+                    "stopped at {:.0} s, {} Synced",
+                    row.wall.as_secs_f64(),
+                    row.synced.len()
+                ),
             };
             let versus = row
                 .time()

@@ -91,8 +91,13 @@ fn sealed_object(rng: &SystemRandom, pairs: &[KeyPair], i: usize) -> Value {
         .iter()
         .map(|(key, len)| {
             let plaintext = format!("{key}-{i:05}-").repeat(*len).into_bytes();
-            let sealed = seal(rng, pair.certificate.public_key(), &plaintext[..*len], &label)
-                .expect("sealing failed");
+            let sealed = seal(
+                rng,
+                pair.certificate.public_key(),
+                &plaintext[..*len],
+                &label,
+            )
+            .expect("sealing failed");
             ((*key).to_owned(), Value::String(STANDARD.encode(sealed)))
         })
         .collect();
@@ -316,7 +321,12 @@ pub fn cpu_model() -> String {
 /// The 1, 5 and 15 minute load averages.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
