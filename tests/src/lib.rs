@@ -71,6 +71,7 @@
 //! for all of them. Only [`fixtures`] knows Sealbox's types, through the public APIs of
 //! `sealbox-crds` and `sealbox-crypto`; nothing here depends on the controller or the CLI.
 
+pub mod bench;
 mod chaos;
 mod discovery;
 mod error;

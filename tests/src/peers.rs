@@ -230,6 +230,11 @@ impl Sealbox {
             .and_then(Path::parent)
             .map(Path::to_owned)
             .unwrap_or_default();
+        Self::in_dir(&dir)
+    }
+
+    /// `sealbox` and `sealbox-controller` in `dir` (e.g. `target/release`, for a benchmark).
+    pub fn in_dir(dir: &Path) -> Result<Self, Error> {
         let found = Self {
             cli: dir.join(format!("sealbox{}", std::env::consts::EXE_SUFFIX)),
             controller: dir.join(format!(
@@ -423,6 +428,16 @@ impl Controller {
                 path: "/v1/cert.pem".to_owned(),
                 reason: format!("{status} {}", body.trim()),
             }),
+        }
+    }
+
+    /// Its process id, when it runs as a process of its own (not in a test host): for its CPU
+    /// time and peak RSS from /proc (the benchmarks). Bitnami's is the controller itself:
+    /// `unshare` and its `sh` exec it.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { process, .. } => Some(process.pid()),
+            Runner::Host(_) => None,
         }
     }
 
