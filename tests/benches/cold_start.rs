@@ -42,7 +42,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDecryptingKey};
@@ -50,17 +50,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{CommandFactory as _, Parser as _};
 use sealbox_controller::Config;
-use sealbox_crypto::scope::SEALING_KEY_ANNOTATION;
 use sealbox_crypto::{KeyPair, KeySecret, Scope, seal};
 use sealbox_tests::ApiServer;
+use sealbox_tests::bench::{
+    VALUES, expected_unhinted_operations, generate_keys, number, seal_objects, unrelated_secrets,
+    without_hint,
+};
 use sealbox_tests::fixtures::{
     self, CONTROLLER_NAMESPACE, KillOnDrop, free_port, sealed_secrets_gvr, secrets_gvr,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const NAMESPACES: usize = 20;
-const VALUES: [(&str, usize); 3] = [("username", 12), ("password", 32), ("api-token", 64)];
-const DAY: Duration = Duration::from_secs(86_400);
 /// Linux's USER_HZ, the unit of /proc/<pid>/stat CPU times.
 const CLOCK_TICKS: f64 = 100.0;
 
@@ -70,18 +70,6 @@ struct Settings {
     unrelated: usize,
     runs: BTreeSet<String>,
     cores: usize,
-}
-
-/// A number from the environment, or `default`.
-fn number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
 }
 
 impl Settings {
@@ -212,108 +200,6 @@ fn main() {
 
 // ---------------------------------------------------------------------------------------------
 // Keys and SealedSecrets.
-
-/// `count` RSA-4096 key pairs, newest first (NotBefore a month apart), generated on all cores.
-fn generate_keys(count: usize, cores: usize) -> Vec<KeyPair> {
-    let now = SystemTime::now() - Duration::from_secs(60);
-    let mut pairs: Vec<Option<KeyPair>> = (0..count).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        for (thread, chunk) in pairs.chunks_mut(count.div_ceil(cores)).enumerate() {
-            scope.spawn(move || {
-                for (offset, slot) in chunk.iter_mut().enumerate() {
-                    let age = (thread * count.div_ceil(cores) + offset) as u32;
-                    *slot = Some(KeyPair::generate("", now - age * 30 * DAY).unwrap());
-                }
-            });
-        }
-    });
-    pairs.into_iter().map(Option::unwrap).collect()
-}
-
-/// SealedSecret `i` is `bench-NN/app-i`, sealed (strict scope) to key `i % keys`, with the hint.
-fn seal_objects(pairs: &[KeyPair], count: usize, cores: usize) -> Vec<Value> {
-    let mut objects: Vec<Value> = vec![Value::Null; count];
-    let per_thread = count.div_ceil(cores).max(1);
-    std::thread::scope(|scope| {
-        for (thread, chunk) in objects.chunks_mut(per_thread).enumerate() {
-            scope.spawn(move || {
-                let rng = SystemRandom::new();
-                for (offset, slot) in chunk.iter_mut().enumerate() {
-                    let i = thread * per_thread + offset;
-                    let pair = &pairs[i % pairs.len()];
-                    let (namespace, name) = (format!("bench-{:02}", i % NAMESPACES), format!("app-{i:05}"));
-                    let label = Scope::Strict.label(&namespace, &name);
-                    let encrypted: serde_json::Map<String, Value> = VALUES
-                        .iter()
-                        .map(|(key, len)| {
-                            let plaintext = format!("{key}-{i:05}-").repeat(*len).into_bytes();
-                            let sealed =
-                                seal(&rng, pair.certificate.public_key(), &plaintext[..*len], &label)
-                                    .unwrap();
-                            ((*key).to_owned(), Value::String(STANDARD.encode(sealed)))
-                        })
-                        .collect();
-                    *slot = json!({
-                        "apiVersion": "bitnami.com/v1alpha1",
-                        "kind": "SealedSecret",
-                        "metadata": {
-                            "name": name,
-                            "namespace": namespace,
-                            "annotations": { SEALING_KEY_ANNOTATION: pair.fingerprint().to_string() },
-                        },
-                        "spec": {
-                            "encryptedData": encrypted,
-                            "template": {
-                                "metadata": {
-                                    "name": name,
-                                    "namespace": namespace,
-                                    "labels": { "app.kubernetes.io/part-of": "cold-start-bench" },
-                                },
-                                "type": "Opaque",
-                            },
-                        },
-                    });
-                }
-            });
-        }
-    });
-    objects
-}
-
-fn without_hint(mut object: Value) -> Value {
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("annotations");
-    }
-    object
-}
-
-/// Private-key operations the unhinted run needs: SealedSecret `i`'s first value tries keys
-/// newest first up to its key `i % keys` (`i % keys + 1` operations); the other values reuse it.
-fn expected_unhinted_operations(count: usize, keys: usize) -> u64 {
-    (0..count)
-        .map(|i| (i % keys + 1 + VALUES.len() - 1) as u64)
-        .sum()
-}
-
-/// Secrets the controller has nothing to do with: `unrelated-NN/other-i`, 3 × 256 bytes.
-fn unrelated_secrets(count: usize) -> Vec<Value> {
-    (0..count)
-        .map(|i| {
-            let value = STANDARD.encode(format!("{i:08}").repeat(32));
-            json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {
-                    "name": format!("other-{i:05}"),
-                    "namespace": format!("unrelated-{:02}", i % NAMESPACES),
-                    "labels": { "app.kubernetes.io/name": "unrelated" },
-                },
-                "type": "Opaque",
-                "data": { "a": value, "b": value, "c": value },
-            })
-        })
-        .collect()
-}
 
 /// A double holding the CRD, the key Secrets and `objects` (and `others`), before any
 /// controller runs.
