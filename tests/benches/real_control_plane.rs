@@ -13,8 +13,9 @@
 //!
 //! Runs (`SEALBOX_BENCH_RUNS`, comma-separated, in this order by default):
 //! - `sealbox/hint`, `sealbox/nohint`: the release `sealbox-controller` with its defaults, as
-//!   deploy/'s ServiceAccount (its RBAC), over files as `sealbox seal` writes them (the key
-//!   hint) and as `kubeseal` writes them (no hint: same bytes, no annotation);
+//!   deploy/'s ServiceAccount (its RBAC), over files sealed by the release `sealbox seal` (the
+//!   key hint annotation) and by Bitnami's `kubeseal` (no hint), the binaries themselves: one
+//!   process per key over that key's Secrets (`sealbox_tests::bench::seal_with_cli`);
 //! - `bitnami-tuned/…`: Bitnami's `controller` (`target/peers/bin`, `tests/peers/build.sh`)
 //!   with `--kubeclient-qps 500 --kubeclient-burst 1000`;
 //! - `bitnami/…`: Bitnami's controller with its client defaults (QPS 5, burst 10).
@@ -218,7 +219,10 @@ struct Setup {
     client: Client,
     peers: Option<Peers>,
     sealbox: Sealbox,
+    /// SealedSecrets `0..largest` as `sealbox seal` wrote them (the key hint).
     hinted: Vec<Value>,
+    /// The same Secrets as `kubeseal` sealed them (no hint); empty if no run uses them.
+    kubeseal: Vec<Value>,
     raw: RawDecrypt,
     raw_parallel: f64,
 }
@@ -227,12 +231,10 @@ async fn bench_all(settings: &Settings) -> Vec<Row> {
     let setup = setup(settings).await;
     let mut rows = Vec::new();
     for &size in &settings.sizes {
-        let hinted = &setup.hinted[..size];
-        let unhinted: Vec<Value> = hinted.iter().cloned().map(bench::without_hint).collect();
         for &(who, files) in &settings.runs {
             let objects = match files {
-                Files::Hint => hinted,
-                Files::NoHint => &unhinted[..],
+                Files::Hint => &setup.hinted[..size],
+                Files::NoHint => &setup.kubeseal[..size],
             };
             let row = run(&setup, settings, who, files, objects).await;
             print_row(&row, settings);
@@ -252,7 +254,10 @@ async fn setup(settings: &Settings) -> Setup {
         "  control plane ready in {:.1} s",
         phase.elapsed().as_secs_f64()
     );
-    let needs_peers = settings.runs.iter().any(|(who, _)| *who != Who::Sealbox);
+    let needs_peers = settings
+        .runs
+        .iter()
+        .any(|&(who, files)| who != Who::Sealbox || files == Files::NoHint);
     let peers = needs_peers.then(|| {
         Peers::find()
             .expect("Bitnami's peers are not built: tests/peers/build.sh or SEALBOX_PEERS_BIN")
@@ -272,15 +277,51 @@ async fn setup(settings: &Settings) -> Setup {
         .map(|pair| KeySecret::from_key_pair(pair, KUBE_SYSTEM, "sealed-secrets-key").to_json())
         .collect();
     create_all(&client, &secrets(), &keys).await;
-    let largest = settings.sizes.iter().copied().max().unwrap_or(0);
-    let hinted = bench::seal_objects(&pairs, largest, settings.cores);
     println!(
-        "  {} RSA-4096 key Secrets made and {} SealedSecrets × {} values sealed in {:.1} s",
+        "  {} RSA-4096 key Secrets made in {:.1} s",
         keys.len(),
-        largest,
-        VALUES.len(),
         phase.elapsed().as_secs_f64()
     );
+    let largest = settings.sizes.iter().copied().max().unwrap_or(0);
+    let certs = tempfile::tempdir().unwrap();
+    let seal = |name: &str, command: &dyn Fn(&Path) -> Command| {
+        let phase = Instant::now();
+        let command = |cert: &Path| {
+            let mut command = command(cert);
+            command.current_dir(certs.path());
+            command
+        };
+        let objects = bench::seal_with_cli(command, &pairs, largest, settings.cores, certs.path());
+        println!(
+            "  {largest} Secrets × {} values sealed by {name} in {:.1} s ({} processes)",
+            VALUES.len(),
+            phase.elapsed().as_secs_f64(),
+            pairs.len().min(largest),
+        );
+        objects
+    };
+    let uses = |wanted: Files| settings.runs.iter().any(|&(_, files)| files == wanted);
+    let hinted = if uses(Files::Hint) {
+        seal("sealbox seal", &|cert| {
+            let mut command = Command::new(sealbox.cli());
+            command
+                .arg("seal")
+                .arg("--cert")
+                .arg(cert)
+                .args(["-o", "json"]);
+            command
+        })
+    } else {
+        Vec::new()
+    };
+    let kubeseal = match &peers {
+        Some(peers) if uses(Files::NoHint) => seal("kubeseal", &|cert| {
+            let mut command = Command::new(peers.kubeseal());
+            command.arg("--cert").arg(cert).args(["-o", "json"]);
+            command
+        }),
+        _ => Vec::new(),
+    };
 
     let phase = Instant::now();
     let unrelated = bench::unrelated_secrets(settings.unrelated);
@@ -304,6 +345,7 @@ async fn setup(settings: &Settings) -> Setup {
         peers,
         sealbox,
         hinted,
+        kubeseal,
         raw,
         raw_parallel,
     }

@@ -1,14 +1,18 @@
-//! What the controller benchmarks share (benches/real_control_plane.rs; benches/cold_start.rs
-//! has its own copies of the same fixtures): the registry of RSA-4096 keys, SealedSecrets
-//! sealed round-robin to it, unrelated Secrets, the yardstick (the raw aws-lc-rs decrypt rate)
-//! and the process and machine figures read from /proc.
+//! What the controller benchmarks share (benches/real_control_plane.rs, benches/cold_start.rs):
+//! the registry of RSA-4096 keys, SealedSecrets sealed round-robin to it, unrelated Secrets,
+//! the yardstick (the raw aws-lc-rs decrypt rate) and the process and machine figures read
+//! from /proc.
 //!
 //! SealedSecret `i` is `bench-NN/app-i` (NN = `i % NAMESPACES`), strict scope, with the 3
-//! values of [`VALUES`]; sealed to key `i % keys` with Sealbox's hint (as `sealbox seal` writes
-//! it), or without it ([`without_hint`], as `kubeseal` writes it: the bytes are the same
-//! format, which tests/tests/bitnami.rs proves both ways).
+//! values of [`VALUES`], sealed to key `i % keys`: in process ([`seal_objects`], with Sealbox's
+//! hint as `sealbox seal` writes it; [`without_hint`] takes it off), or by a sealing CLI itself
+//! from [`plain_secret`] ([`seal_with_cli`]).
 
 use std::hint::black_box;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -83,6 +87,111 @@ pub fn seal_objects(pairs: &[KeyPair], count: usize, threads: usize) -> Vec<Valu
     objects
 }
 
+/// The plaintext of value `key` (`len` bytes) of SealedSecret `i`.
+fn plaintext(key: &str, len: usize, i: usize) -> Vec<u8> {
+    let mut text = format!("{key}-{i:05}-").repeat(len).into_bytes();
+    text.truncate(len);
+    text
+}
+
+/// The Secret SealedSecret `i` is sealed from: what a user hands `sealbox seal` or `kubeseal`.
+pub fn plain_secret(i: usize) -> Value {
+    let data: serde_json::Map<String, Value> = VALUES
+        .iter()
+        .map(|(key, len)| {
+            let value = STANDARD.encode(plaintext(key, *len, i));
+            ((*key).to_owned(), Value::String(value))
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": format!("app-{i:05}"),
+            "namespace": bench_namespace(i),
+            "labels": { "app.kubernetes.io/part-of": "cold-start-bench" },
+        },
+        "type": "Opaque",
+        "data": data,
+    })
+}
+
+/// SealedSecrets `0..count` as a sealing CLI writes them: for each key, one process of
+/// `command(certificate file)` reads the plain Secrets of that key (a YAML stream on stdin; both
+/// `sealbox seal` and `kubeseal` take several) and prints the SealedSecrets as a JSON stream.
+/// Up to `threads` processes at once; `dir` holds the certificates.
+pub fn seal_with_cli(
+    command: impl Fn(&Path) -> Command + Sync,
+    pairs: &[KeyPair],
+    count: usize,
+    threads: usize,
+    dir: &Path,
+) -> Vec<Value> {
+    let keys = pairs.len().max(1);
+    let next = AtomicUsize::new(0);
+    let sealed: Vec<Vec<(usize, Value)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let key = next.fetch_add(1, Ordering::Relaxed);
+                        if key >= keys.min(count) {
+                            return out;
+                        }
+                        let cert = dir.join(format!("key-{key:02}.pem"));
+                        std::fs::write(&cert, pairs[key].certificate.to_pem()).unwrap();
+                        let indices: Vec<usize> = (key..count).step_by(keys).collect();
+                        let input: String = indices
+                            .iter()
+                            .map(|&i| serde_norway::to_string(&plain_secret(i)).unwrap())
+                            .collect::<Vec<_>>()
+                            .join("---\n");
+                        let objects = run_sealing(command(&cert), input.as_bytes());
+                        assert_eq!(objects.len(), indices.len(), "one SealedSecret per Secret");
+                        out.extend(indices.into_iter().zip(objects));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut objects = vec![Value::Null; count];
+    for (i, object) in sealed.into_iter().flatten() {
+        assert_eq!(
+            object["metadata"]["name"],
+            format!("app-{i:05}"),
+            "in input order"
+        );
+        objects[i] = object;
+    }
+    objects
+}
+
+/// Runs a sealing CLI over `input`; its stdout as a stream of JSON documents.
+fn run_sealing(mut command: Command, input: &[u8]) -> Vec<Value> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::Deserializer::from_slice(&output.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{command:?} printed no JSON stream: {e}"))
+}
+
 fn sealed_object(rng: &SystemRandom, pairs: &[KeyPair], i: usize) -> Value {
     let pair = &pairs[i % pairs.len()];
     let (namespace, name) = (bench_namespace(i), format!("app-{i:05}"));
@@ -90,14 +199,9 @@ fn sealed_object(rng: &SystemRandom, pairs: &[KeyPair], i: usize) -> Value {
     let encrypted: serde_json::Map<String, Value> = VALUES
         .iter()
         .map(|(key, len)| {
-            let plaintext = format!("{key}-{i:05}-").repeat(*len).into_bytes();
-            let sealed = seal(
-                rng,
-                pair.certificate.public_key(),
-                &plaintext[..*len],
-                &label,
-            )
-            .expect("sealing failed");
+            let plaintext = plaintext(key, *len, i);
+            let sealed = seal(rng, pair.certificate.public_key(), &plaintext, &label)
+                .expect("sealing failed");
             ((*key).to_owned(), Value::String(STANDARD.encode(sealed)))
         })
         .collect();
