@@ -284,7 +284,7 @@ async fn setup(settings: &Settings) -> Setup {
     );
     let largest = settings.sizes.iter().copied().max().unwrap_or(0);
     let certs = tempfile::tempdir().unwrap();
-    let seal = |name: &str, command: &dyn Fn(&Path) -> Command| {
+    let seal = |name: &str, command: &(dyn Fn(&Path) -> Command + Sync)| {
         let phase = Instant::now();
         let command = |cert: &Path| {
             let mut command = command(cert);

@@ -140,11 +140,14 @@ pub fn seal_with_cli(
                             return out;
                         }
                         let cert = dir.join(format!("key-{key:02}.pem"));
-                        std::fs::write(&cert, pairs[key].certificate.to_pem()).unwrap();
+                        std::fs::write(&cert, pairs[key].certificate.to_pem())
+                            .expect("writing a certificate failed");
                         let indices: Vec<usize> = (key..count).step_by(keys).collect();
                         let input: String = indices
                             .iter()
-                            .map(|&i| serde_norway::to_string(&plain_secret(i)).unwrap())
+                            .map(|&i| {
+                                serde_norway::to_string(&plain_secret(i)).expect("a Secret in YAML")
+                            })
                             .collect::<Vec<_>>()
                             .join("---\n");
                         let objects = run_sealing(command(&cert), input.as_bytes());
@@ -154,7 +157,10 @@ pub fn seal_with_cli(
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap()).collect()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a sealing thread panicked"))
+            .collect()
     });
     let mut objects = vec![Value::Null; count];
     for (i, object) in sealed.into_iter().flatten() {
@@ -176,11 +182,16 @@ fn run_sealing(mut command: Command, input: &[u8]) -> Vec<Value> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    writer
+        .join()
+        .expect("the stdin writer panicked")
+        .unwrap_or_else(|e| panic!("{command:?}: writing stdin: {e}"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}",
