@@ -3,7 +3,9 @@
 //! Any aws-lc-rs generator works (the controller passes its `SystemRandom`, which it seeds once
 //! per process). [`OsRandom`] reads the operating system's generator directly: a short-lived
 //! process such as the CLI then never seeds aws-lc's DRBG, which costs about 30 ms of CPU-jitter
-//! sampling on its first use — most of a cold `sealbox seal`.
+//! sampling on its first use — most of a cold `sealbox seal`. (A key that seals more than a
+//! few dozen values in one process moves to aws-lc-rs's faster OAEP, which takes its seed from
+//! aws-lc's generator: see `SEALS_BEFORE_AWS_LC` in `public_key.rs`.)
 
 use crate::error::{Error, Result};
 

@@ -1,4 +1,4 @@
-//! Tier 5 (TESTING.md): Bitnami's own `kubeseal` and `controller` (v0.40.0, built by
+//! Tier 4b (TESTING.md): Bitnami's own `kubeseal` and `controller` (v0.40.0, built by
 //! `tests/peers/build.sh`) against Sealbox's CLI and controller, on the real control plane.
 //!
 //! One plane for this binary ([`RealControlPlane::shared`]) with deploy/kustomize/base's CRD,

@@ -1,4 +1,4 @@
-//! Tier 5 (TESTING.md): in-place migration from Bitnami's controller (v0.40.0, built by
+//! Tier 4c (TESTING.md): in-place migration from Bitnami's controller (v0.40.0, built by
 //! `tests/peers/build.sh`) to Sealbox's and back, on the real control plane.
 //!
 //! 1. Bitnami's controller makes the key and unseals 200 SealedSecrets of every kind (strict,
