@@ -33,9 +33,11 @@ pub fn sealed_len(key: &PublicKey, plaintext_len: usize) -> usize {
 
 /// Seals `plaintext` for `key`, bound to `label` (see [`Scope::label`](crate::Scope::label)).
 ///
-/// `rng` supplies the session key and the OAEP padding seed: [`OsRandom`](crate::OsRandom) in a
-/// short-lived process, any aws-lc-rs generator elsewhere. Returns raw bytes; the caller
-/// base64-encodes them for `spec.encryptedData`.
+/// `rng` supplies the session key, and the OAEP padding seed of a key's first 32 values in a
+/// process (after those, aws-lc-rs's own generator does, for speed: see `SEALS_BEFORE_AWS_LC`
+/// in `public_key.rs`): [`OsRandom`](crate::OsRandom) in a short-lived process, any aws-lc-rs
+/// generator elsewhere. Returns raw bytes; the caller base64-encodes them for
+/// `spec.encryptedData`.
 pub fn seal<R: SealRandom + ?Sized>(
     rng: &R,
     key: &PublicKey,

@@ -4,7 +4,7 @@ use aws_lc_rs::rand::SystemRandom;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sealbox_crypto::{
-    Error, PrivateKey, Scope, seal, sealed_len, unseal, unseal_with_keys, wire::TAG_LEN,
+    Error, PrivateKey, PublicKey, Scope, seal, sealed_len, unseal, unseal_with_keys, wire::TAG_LEN,
 };
 
 use crate::{fixture, key_pair, other_key_pair};
@@ -236,17 +236,21 @@ impl sealbox_crypto::SealRandom for Replay {
     }
 }
 
-/// Sealing draws the session key and the OAEP seed from the caller's generator (issue 17: the
-/// CLI passes the OS's, so a cold process never seeds aws-lc's), so a seeded generator gives
-/// byte-identical output; aws-lc-rs still decrypts it.
+/// A key's first values draw the session key and the OAEP seed from the caller's generator
+/// (issue 17: the CLI passes the OS's, so a cold process never seeds aws-lc's), so a seeded
+/// generator gives byte-identical output; aws-lc-rs still decrypts it. After 32 values the key
+/// takes the OAEP seed from aws-lc's generator instead (its faster OAEP), so the same seed no
+/// longer repeats the output; that still unseals.
 #[test]
-fn every_random_byte_of_a_seal_comes_from_the_callers_generator() {
+fn every_random_byte_of_a_keys_first_seals_comes_from_the_callers_generator() {
     let kp = key_pair();
+    // A key read afresh: the shared test key has sealed for other tests already.
+    let public = PublicKey::from_der(kp.certificate.public_key().spki_der(), "test").unwrap();
     let label = Scope::Strict.label("default", "db");
     let seal_with = |seed| {
         seal(
             &Replay(std::sync::Mutex::new(seed)),
-            kp.certificate.public_key(),
+            &public,
             b"hunter2",
             &label,
         )
@@ -258,14 +262,20 @@ fn every_random_byte_of_a_seal_comes_from_the_callers_generator() {
         &unseal(&kp.private_key, &seal_with(1), &label).unwrap()[..],
         b"hunter2"
     );
-    let os = seal(
-        &sealbox_crypto::OsRandom,
-        kp.certificate.public_key(),
-        b"v",
-        &label,
-    )
-    .unwrap();
+    let os = seal(&sealbox_crypto::OsRandom, &public, b"v", &label).unwrap();
     assert_eq!(&unseal(&kp.private_key, &os, &label).unwrap()[..], b"v");
+
+    // 6 values so far; the rest of the first 32.
+    for _ in 6..32 {
+        seal_with(1);
+    }
+    let (a, b) = (seal_with(1), seal_with(1));
+    assert_ne!(a, b, "past 32 values the OAEP seed is aws-lc's");
+    assert_eq!(a[2 + public.modulus_len()..], b[2 + public.modulus_len()..]);
+    assert_eq!(
+        &unseal(&kp.private_key, &a, &label).unwrap()[..],
+        b"hunter2"
+    );
 }
 
 /// A label that is not UTF-8 (no scope makes one, but the API takes bytes) seals through
