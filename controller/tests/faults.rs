@@ -16,7 +16,9 @@ use kube::core::GroupVersionResource;
 use sealbox_crds::SealedSecret;
 use sealbox_tests::fixtures::owner_uid;
 use sealbox_tests::{ApiServer, FaultRule, Requests, Served};
-use support::{NS, TestResult, pair, plain_secret, secret_data, start_controller, until};
+use support::{
+    CONTROLLER_NS, NS, TestResult, pair, plain_secret, secret_data, start_controller, until,
+};
 use tokio::time::Instant;
 
 use process::ControllerProcess;
@@ -439,7 +441,16 @@ struct Logged {
 
 impl Logged {
     async fn start(name: &str) -> TestResult<Logged> {
+        Logged::start_after(name, |_| Ok(())).await
+    }
+
+    /// Like [`Logged::start`], with `prepare` run on the double before the controller starts.
+    async fn start_after(
+        name: &str,
+        prepare: impl FnOnce(&ApiServer) -> TestResult,
+    ) -> TestResult<Logged> {
         let server = support::api_server(&[0]).await?;
+        prepare(&server)?;
         let served = server.serve_local().await?;
         let dir = process::scratch_dir(name)?;
         let kubeconfig = served.write_kubeconfig(dir.join("kubeconfig"))?;
@@ -504,13 +515,8 @@ async fn a_transient_error_is_logged_once() -> TestResult {
     .await?;
     assert_eq!(server.fault_report().errors(500), 1);
 
-    // Only the injected error's lines: a first reconcile that comes before the sealing key is
-    // loaded is another transient error, logged once on its own.
-    let lines: Vec<String> = logged
-        .problems_naming("flaky")
-        .into_iter()
-        .filter(|line| line.contains("injected fault: 500"))
-        .collect();
+    // (A reconcile before the keys are read logs nothing: see the last test.)
+    let lines = logged.problems_naming("flaky");
     assert_eq!(
         lines.len(),
         1,
@@ -550,6 +556,64 @@ async fn a_refusal_to_overwrite_a_foreign_secret_is_logged_once() -> TestResult 
     assert!(lines[0].contains("not managed"), "says why: {}", lines[0]);
     let secret = server.get::<Secret>(Some(NS), "taken").ok_or("Secret")?;
     assert_eq!(secret_data(&secret), support::map(&[("value", "theirs")]));
+    logged.finish();
+    Ok(())
+}
+
+/// SealedSecrets listed before the key Secrets are read (here: the key list fails for its
+/// first 2 s) wait for the keys without a warning per object, then unseal at once. Each used to
+/// log "reconcile failed; will retry ... no sealing key is loaded yet" (10,000 lines for 10,000
+/// SealedSecrets) and count a failure towards --max-unseal-retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_secrets_listed_before_the_keys_wait_for_them_without_warnings() -> TestResult {
+    let logged = Logged::start_after("faults-before-keys", |server| {
+        server.put(&sealed("early", "early value"))?;
+        server.fail_next(
+            FaultRule::status(500)
+                .path_contains(&format!("/namespaces/{CONTROLLER_NS}/secrets"))
+                .verb("list")
+                .lasting(Duration::from_secs(2)),
+        );
+        Ok(())
+    })
+    .await?;
+    let server = &logged.server;
+    let uid = server
+        .get::<SealedSecret>(Some(NS), "early")
+        .and_then(|s| s.metadata.uid)
+        .ok_or("uid")?;
+    until("the Secret once the keys are read", || {
+        secret_is(server, "early", "early value", &uid)
+    })
+    .await?;
+    until("Synced", || {
+        synced(server, "early").as_deref() == Some("True")
+    })
+    .await?;
+    assert!(
+        server.fault_report().errors(500) > 0,
+        "the key list never failed: the test proves nothing"
+    );
+    // The situation under test: the SealedSecrets were listed before any key list succeeded.
+    let log = server.request_log();
+    let first = |wanted: &dyn Fn(&sealbox_tests::RequestRecord) -> bool| {
+        log.iter()
+            .position(|r| r.verb == "list" && r.status < 300 && wanted(r))
+    };
+    let sealed_listed = first(&|r| r.resource == "sealedsecrets").ok_or("no SealedSecret list")?;
+    let keys_listed =
+        first(&|r| r.resource == "secrets" && r.namespace.as_deref() == Some(CONTROLLER_NS))
+            .ok_or("no key list")?;
+    assert!(
+        sealed_listed < keys_listed,
+        "the keys were read before the SealedSecrets were listed: the test proves nothing"
+    );
+    let lines = logged.problems_naming("early");
+    assert!(
+        lines.is_empty(),
+        "waiting for the keys is not a failure of the SealedSecret:\n{}",
+        lines.join("\n")
+    );
     logged.finish();
     Ok(())
 }

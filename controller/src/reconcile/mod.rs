@@ -112,6 +112,14 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
             ctx.memory.update(&key, &uid, |m| m.failures = 0);
             Ok(action)
         }
+        // Not this object's failure but the controller's state while it starts: the SealedSecrets
+        // were listed before the key Secrets were read (or the first key made). Every
+        // SealedSecret is reconciled again as soon as the keys change (`key_changes`), so wait
+        // for that, without a warning, a retry or a failure counted per object.
+        Err(Error::NoKeys) => {
+            debug!("no sealing key is loaded yet: waiting for the keys");
+            Ok(Action::await_change())
+        }
         Err(error) => {
             ctx.metrics.unseal_failed(error.category(), &key.namespace);
             let mut failures = 0;
@@ -120,7 +128,7 @@ pub async fn reconcile(object: Arc<WatchedSealedSecret>, ctx: Arc<Context>) -> R
                 failures = m.failures;
             });
             let retries = ctx.settings.max_retries;
-            if report_transient(failures, retries) && !matches!(error, Error::NoKeys) {
+            if report_transient(failures, retries) {
                 let outcome = Outcome::failed(REASON_UPDATE_FAILED, &error_chain(&error));
                 if let Err(e) = report(&ctx, sealed, &key, &uid, &outcome).await {
                     debug!(error = %error_chain(&e), "reporting a transient failure failed");
