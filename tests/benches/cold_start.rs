@@ -37,24 +37,19 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::hint::black_box;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDecryptingKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use clap::{CommandFactory as _, Parser as _};
 use sealbox_controller::Config;
-use sealbox_crypto::{KeyPair, KeySecret, Scope, seal};
+use sealbox_crypto::KeySecret;
 use sealbox_tests::ApiServer;
 use sealbox_tests::bench::{
-    VALUES, expected_unhinted_operations, generate_keys, number, seal_objects, unrelated_secrets,
-    without_hint,
+    MachineCpu, RawDecrypt, VALUES, cpu_model, expected_unhinted_operations, generate_keys,
+    load_average, number, process_cpu, seal_objects, unrelated_secrets, without_hint,
 };
 use sealbox_tests::fixtures::{
     self, CONTROLLER_NAMESPACE, KillOnDrop, free_port, sealed_secrets_gvr, secrets_gvr,
@@ -220,80 +215,7 @@ fn populated_double(keys: &[Value], objects: &[Value], others: &[Value]) -> ApiS
 }
 
 // ---------------------------------------------------------------------------------------------
-// The yardstick: raw aws-lc-rs decrypts.
-
-struct RawDecrypt {
-    key: OaepPrivateDecryptingKey,
-    ciphertext: Vec<u8>,
-    label: Vec<u8>,
-}
-
-impl RawDecrypt {
-    fn new(pair: &KeyPair) -> RawDecrypt {
-        let pem = pair.private_key.to_pkcs8_pem().unwrap();
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let key = OaepPrivateDecryptingKey::new(
-            PrivateDecryptingKey::from_pkcs8(&STANDARD.decode(body).unwrap()).unwrap(),
-        )
-        .unwrap();
-        let label = Scope::Strict.label("bench-00", "app-00000");
-        let public = pair.certificate.public_key();
-        let sealed = seal(&SystemRandom::new(), public, &[b'x'; 32], &label).unwrap();
-        RawDecrypt {
-            key,
-            ciphertext: sealed[2..2 + public.modulus_len()].to_vec(),
-            label,
-        }
-    }
-
-    fn decrypt(&self, buffer: &mut [u8]) {
-        let out = self
-            .key
-            .decrypt(
-                &OAEP_SHA256_MGF1SHA256,
-                black_box(&self.ciphertext),
-                buffer,
-                Some(&self.label),
-            )
-            .unwrap();
-        black_box(out);
-    }
-
-    /// Decrypts per second on one thread over about `budget`.
-    fn rate(&self, budget: Duration) -> f64 {
-        let mut buffer = vec![0u8; self.key.min_output_size()];
-        self.decrypt(&mut buffer);
-        let start = Instant::now();
-        let mut count = 0u64;
-        while start.elapsed() < budget {
-            self.decrypt(&mut buffer);
-            count += 1;
-        }
-        count as f64 / start.elapsed().as_secs_f64()
-    }
-
-    /// Decrypts per second on `threads` threads at once over about `budget`.
-    fn rate_parallel(&self, threads: usize, budget: Duration) -> f64 {
-        let start = Instant::now();
-        let total: u64 = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut buffer = vec![0u8; self.key.min_output_size()];
-                        let mut count = 0u64;
-                        while start.elapsed() < budget {
-                            self.decrypt(&mut buffer);
-                            count += 1;
-                        }
-                        count
-                    })
-                })
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap()).sum()
-        });
-        total as f64 / start.elapsed().as_secs_f64()
-    }
-}
+// The yardstick: raw aws-lc-rs decrypts (`sealbox_tests::bench::RawDecrypt`).
 
 /// The yardstick around one run: single-thread rate before and after, all cores once.
 #[derive(Debug, Clone, Copy)]
@@ -406,7 +328,7 @@ impl Progress {
             self.marks.push(Mark {
                 at: self.started.elapsed(),
                 made,
-                machine: machine_cpu(),
+                machine: MachineCpu::now(),
             });
         }
         made >= self.count
@@ -483,7 +405,7 @@ async fn in_process(
     let config = Config::try_parse_from(controller_args("127.0.0.1:0", "127.0.0.1:0")).unwrap();
 
     let cpu_before = process_cpu(std::process::id()).unwrap_or_default();
-    let machine_before = machine_cpu();
+    let machine_before = MachineCpu::now();
     let started = Instant::now();
     let running = sealbox_controller::start(server.client(), &config)
         .await
@@ -500,7 +422,7 @@ async fn in_process(
     }
     let wall = started.elapsed();
     let cpu = process_cpu(std::process::id()).unwrap_or_default() - cpu_before;
-    let machine = machine_cpu().since(machine_before);
+    let machine = MachineCpu::now().since(machine_before);
     let operations = running.keys().private_key_operations();
     let requests = requests_by_kind(&server);
     let mut synced = None;
@@ -818,7 +740,7 @@ fn binary_run(
     let log = std::fs::File::create(scratch.path().join("controller.log")).unwrap();
 
     let bench_cpu_before = process_cpu(std::process::id()).unwrap_or_default();
-    let machine_before = machine_cpu();
+    let machine_before = MachineCpu::now();
     let started = Instant::now();
     let child = Command::new(binary)
         .args(&controller_args(&http, &metrics)[1..])
@@ -850,7 +772,7 @@ fn binary_run(
     let bench_cpu = process_cpu(std::process::id()).unwrap_or_default() - bench_cpu_before;
     let child_cpu = process_cpu(pid).unwrap_or_default();
     let threads = thread_cpu(pid);
-    let machine = machine_cpu().since(machine_before);
+    let machine = MachineCpu::now().since(machine_before);
     let operations = scrape_private_key_operations(&metrics);
     // Settle: the status writes and events of the last objects, then the steady state.
     std::thread::sleep(Duration::from_secs(3));
@@ -1165,54 +1087,8 @@ fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
     threads
 }
 
-/// User + system CPU seconds of process `pid` so far (/proc/<pid>/stat).
-fn process_cpu(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name start at field 3; utime and stime are 14, 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / CLOCK_TICKS)
-}
-
-/// CPU seconds the whole machine spent busy and stolen so far, all cores (/proc/stat).
-#[derive(Debug, Clone, Copy, Default)]
-struct MachineCpu {
-    busy: f64,
-    idle: f64,
-    steal: f64,
-}
-
-impl MachineCpu {
-    fn since(self, earlier: MachineCpu) -> MachineCpu {
-        MachineCpu {
-            busy: self.busy - earlier.busy,
-            idle: self.idle - earlier.idle,
-            steal: self.steal - earlier.steal,
-        }
-    }
-}
-
 fn cores() -> f64 {
     std::thread::available_parallelism().map_or(1, usize::from) as f64
-}
-
-fn machine_cpu() -> MachineCpu {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let field = |i: usize| ticks.get(i).copied().unwrap_or(0.0) / CLOCK_TICKS;
-    // user nice system idle iowait irq softirq steal
-    MachineCpu {
-        busy: field(0) + field(1) + field(2) + field(5) + field(6),
-        idle: field(3) + field(4),
-        steal: field(7),
-    }
 }
 
 /// The controller's private-key operation counter from its metrics endpoint, if it has one.
@@ -1232,27 +1108,4 @@ fn scrape_private_key_operations(metrics: &str) -> Option<u64> {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|value| value as u64)
         .max()
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
