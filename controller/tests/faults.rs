@@ -50,6 +50,19 @@ fn secret_is(server: &ApiServer, name: &str, value: &str, uid: &str) -> bool {
     })
 }
 
+/// Waits until Secret `NS/name` holds `value`, owned by uid `uid`, and its SealedSecret reports
+/// `Synced=True`.
+async fn unsealed(server: &ApiServer, name: &str, value: &str, uid: &str) -> TestResult {
+    until(&format!("Secret {name}"), || {
+        secret_is(server, name, value, uid)
+    })
+    .await?;
+    until(&format!("{name} Synced"), || {
+        synced(server, name).as_deref() == Some("True")
+    })
+    .await
+}
+
 /// The Synced condition's status of SealedSecret `NS/name`, if its observedGeneration is
 /// current.
 fn synced(server: &ApiServer, name: &str) -> Option<String> {
@@ -98,14 +111,7 @@ async fn a_secret_deleted_during_a_watch_gap_is_restored() -> TestResult {
         .metadata
         .uid
         .ok_or("uid")?;
-    until("the Secret", || {
-        secret_is(&server, "gap", "before the gap", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(&server, "gap").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(&server, "gap", "before the gap", &uid).await?;
 
     // The gap: a compaction ends every watch with 410 Gone, and lists of Secrets fail, so the
     // Secret watch cannot relist; the Secret is deleted meanwhile. The SealedSecret watch
@@ -161,14 +167,7 @@ async fn a_relist_missing_a_secret_reconciles_its_sealed_secret() -> TestResult 
         .metadata
         .uid
         .ok_or("uid")?;
-    until("the Secret", || {
-        secret_is(&server, "relisted", "kept", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(&server, "relisted").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(&server, "relisted", "kept", &uid).await?;
 
     // SealedSecret lists fail for longer than the repair may take; Secret lists for a moment.
     let outage = REPAIR + Duration::from_secs(10);
@@ -227,14 +226,7 @@ async fn a_secret_deleted_while_a_new_term_lists_secrets_is_restored() -> TestRe
         .metadata
         .uid
         .ok_or("uid")?;
-    until("the Secret", || {
-        secret_is(&server, "listed", "before the term", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(&server, "listed").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(&server, "listed", "before the term", &uid).await?;
     first.shutdown().await?;
 
     // The next term's watch of all Secrets cannot list (the key Secrets' own watch, in the
@@ -298,14 +290,7 @@ async fn an_update_whose_write_failed_is_written_on_retry() -> TestResult {
         .metadata
         .uid
         .ok_or("uid")?;
-    until("the first Secret", || {
-        secret_is(&server, "retried", "first", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(&server, "retried").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(&server, "retried", "first", &uid).await?;
 
     server.fail_next(
         FaultRule::status(500)
@@ -505,14 +490,7 @@ async fn a_transient_error_is_logged_once() -> TestResult {
         .metadata
         .uid
         .ok_or("uid")?;
-    until("the Secret after a retry", || {
-        secret_is(server, "flaky", "flaky value", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(server, "flaky").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(server, "flaky", "flaky value", &uid).await?;
     assert_eq!(server.fault_report().errors(500), 1);
 
     // (A reconcile before the keys are read logs nothing: see the last test.)
@@ -582,14 +560,7 @@ async fn sealed_secrets_listed_before_the_keys_wait_for_them_without_warnings() 
         .get::<SealedSecret>(Some(NS), "early")
         .and_then(|s| s.metadata.uid)
         .ok_or("uid")?;
-    until("the Secret once the keys are read", || {
-        secret_is(server, "early", "early value", &uid)
-    })
-    .await?;
-    until("Synced", || {
-        synced(server, "early").as_deref() == Some("True")
-    })
-    .await?;
+    unsealed(server, "early", "early value", &uid).await?;
     assert!(
         server.fault_report().errors(500) > 0,
         "the key list never failed: the test proves nothing"
