@@ -493,7 +493,8 @@ async fn a_transient_error_is_logged_once() -> TestResult {
     unsealed(server, "flaky", "flaky value", &uid).await?;
     assert_eq!(server.fault_report().errors(500), 1);
 
-    // (A reconcile before the keys are read logs nothing: see the last test.)
+    // (A reconcile before the keys are read logs nothing: see
+    // `sealed_secrets_listed_before_the_keys_wait_for_them_without_warnings`.)
     let lines = logged.problems_naming("flaky");
     assert_eq!(
         lines.len(),
